@@ -1,0 +1,3 @@
+from dockyard.api.server import main
+
+main()

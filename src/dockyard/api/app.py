@@ -1,0 +1,63 @@
+"""The control plane's FastAPI application and what it owns (store, runtime, control loop)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from dockyard import __version__
+from dockyard.api import errors, jobs, models, resources, system
+from dockyard.api.state import ServerState
+from dockyard.control.context import Context
+from dockyard.control.loop import Controller
+from dockyard.control.tasks import Tasks
+from dockyard.data.artifacts import ArtifactStore
+from dockyard.data.code import CodeStore
+from dockyard.data.volumes import VolumeDirs
+from dockyard.runtimes.local import LocalRuntime
+from dockyard.settings import Settings
+from dockyard.store.db import Store
+
+log = logging.getLogger("dockyard.server")
+
+
+def build_state(settings: Settings) -> ServerState:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.db_url)
+    store.migrate()
+    artifacts = ArtifactStore(settings.artifacts_dir)
+    ctx = Context(settings=settings, store=store, runtime=LocalRuntime(settings),
+                  artifacts=artifacts, code=CodeStore(artifacts, settings.home / "code"),
+                  volumes=VolumeDirs(settings.volumes_dir), tasks=Tasks(store))
+    return ServerState(ctx, Controller(ctx))
+
+
+def create_app(settings: Settings | None = None,
+               on_ready: Callable[[], None] | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await run_in_threadpool(build_state, settings)
+        app.state.dockyard = state
+        state.controller.start()
+        if on_ready is not None:
+            on_ready()
+        log.info("control plane ready: home=%s runtime=%s", settings.home,
+                 state.ctx.runtime.name)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(state.controller.stop, True)
+            state.ctx.store.close()
+
+    app = FastAPI(title="Dockyard", version=__version__, lifespan=lifespan,
+                  description="Run AI workloads together with their data.")
+    errors.install(app)
+    for module in (system, jobs, models, resources):
+        app.include_router(module.router)
+    return app

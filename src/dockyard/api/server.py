@@ -1,0 +1,67 @@
+"""Run the control plane: ``python -m dockyard.api`` (what ``dockyard server start`` spawns).
+
+One server per ``DOCKYARD_HOME``: it holds ``server.lock`` for its whole life and writes
+``server.json`` (pid, url) once it answers requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from dockyard.api.app import create_app
+from dockyard.data.files import atomic_write_json
+from dockyard.settings import Settings
+
+
+def serve(settings: Settings) -> int:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    lock = open(settings.home / "server.lock", "a+")  # noqa: SIM115 - held while serving
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        print(f"dockyard: a server is already running for {settings.home}", file=sys.stderr)
+        return 3
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        print(f"dockyard: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
+              file=sys.stderr)
+        return 4
+    sock.listen(128)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host}:{port}"
+    app = create_app(settings, on_ready=lambda: atomic_write_json(
+        settings.server_file, {"pid": os.getpid(), "url": url, "home": str(settings.home)}))
+
+    config = uvicorn.Config(app, log_level=settings.log_level, access_log=False,
+                            timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        with contextlib.suppress(OSError):
+            info = json.loads(settings.server_file.read_text())
+            if info.get("pid") == os.getpid():
+                settings.server_file.unlink()
+    return 0
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                                                   "%(message)s")
+    sys.exit(serve(Settings()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""The ``dockyard`` command line. It talks to the control plane through the SDK only."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from dockyard.cli import models, predict, resources, server
+from dockyard.cli.output import err_console
+from dockyard.errors import DockyardError
+
+app = typer.Typer(
+    name="dockyard", no_args_is_help=True, pretty_exceptions_enable=False,
+    add_completion=False,
+    help="Run AI workloads (explore, train, serve) together with their data.\n\n"
+         "Start with: dockyard apply -f examples/digits/ --wait")
+resources.register(app)
+predict.register(app)
+app.add_typer(models.app, name="models", help="The model registry: versions, metrics, aliases.")
+app.add_typer(server.app, name="server", help="The embedded control plane.")
+
+
+def main() -> None:
+    try:
+        app()
+    except DockyardError as exc:
+        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        if exc.hint:
+            err_console.print(f"[dim]hint: {exc.hint}[/dim]", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Reconcilers: plan (pure) and act (through the runtime) for every kind."""

@@ -1,0 +1,240 @@
+"""Services: keep model server replicas running for the resolved model version.
+
+A new version (or a new spec) is rolled out by starting its replicas first and stopping the
+old ones only once every new one is ready. A replica that dies is restarted with backoff.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import dockyard
+from dockyard.control import workloads as wl
+from dockyard.control.context import Context, World, write_status
+from dockyard.control.scheduler import Decision, Demand
+from dockyard.errors import DockyardError
+from dockyard.registry import models as registry
+from dockyard.runtimes.base import PreparedEnvironment, WorkloadRequest
+from dockyard.spec import ServiceSpec
+from dockyard.store.tables import ResourceRow, WorkloadRow
+
+BOOT = Path(dockyard.__file__).parent / "serving" / "boot.py"
+MAX_BACKOFF = 60.0
+
+
+@dataclass(frozen=True)
+class Replica:
+    id: str
+    number: int
+    generation: int
+    version: int
+    phase: str
+    ready: bool = False
+    finished_at: datetime | None = None
+    reason: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Observed:
+    generation: int
+    version: int | None
+    replicas: tuple[Replica, ...]
+    blocked: str = ""
+    deleting: bool = False
+    now: datetime = field(default_factory=lambda: datetime.now().astimezone())
+
+
+@dataclass
+class Plan:
+    phase: str
+    reason: str = ""
+    message: str = ""
+    start: list[tuple[int, int]] = field(default_factory=list)  # (replica number, restart)
+    stop: list[str] = field(default_factory=list)
+    recheck_at: datetime | None = None
+
+
+def backoff(restarts: int) -> float:
+    return 0.0 if restarts <= 0 else min(MAX_BACKOFF, 2.0 ** (restarts - 1))
+
+
+def plan(spec: ServiceSpec, obs: Observed) -> Plan:
+    active = [r for r in obs.replicas if r.phase in wl.ACTIVE]
+    if obs.deleting:
+        return Plan("Terminating", "Deleting", stop=[r.id for r in active])
+    if obs.version is None:
+        return Plan("Pending", "Waiting", obs.blocked)
+    target = [r for r in obs.replicas if (r.generation, r.version) == (obs.generation,
+                                                                       obs.version)]
+    result = Plan("Pending")
+    ready = 0
+    crash = ""
+    for number in range(spec.replicas):
+        mine = [r for r in target if r.number == number]
+        running = [r for r in mine if r.phase in wl.ACTIVE]
+        if running:
+            ready += any(r.ready for r in running)
+            result.stop += [r.id for r in running[1:]]
+            continue
+        restarts = len(mine)
+        if mine:
+            last = mine[-1]
+            crash = f"replica {number} exited: {last.reason} {last.message}".strip()
+            due = (last.finished_at or obs.now) + timedelta(seconds=backoff(restarts))
+            if due > obs.now:
+                result.recheck_at = min(filter(None, [result.recheck_at, due]))
+                continue
+        result.start.append((number, restarts))
+    extra = [r.id for r in target if r.phase in wl.ACTIVE and r.number >= spec.replicas]
+    old = [r.id for r in active if (r.generation, r.version) != (obs.generation, obs.version)]
+    result.stop += extra
+    if ready == spec.replicas:
+        result.stop += old
+        result.phase, result.reason = "Ready", "Ready"
+        result.message = f"{ready}/{spec.replicas} replica(s) ready, version {obs.version}"
+    elif crash:
+        result.phase, result.reason, result.message = "Starting", "CrashLoopBackOff", crash
+    else:
+        result.phase, result.reason = "Starting", "Starting"
+        result.message = f"{ready}/{spec.replicas} replica(s) ready, version {obs.version}"
+    return result
+
+
+def serving_paths() -> tuple[str, ...]:
+    """Where Dockyard and its dependencies live, appended after the environment's own."""
+    own = str(Path(dockyard.__file__).resolve().parent.parent)
+    return (own, *[p for p in sys.path if p.endswith(("site-packages", "dist-packages"))])
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def probe(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/v2/health/ready", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class ServiceReconciler:
+    kind = "Service"
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def _replicas(self, owned: list[WorkloadRow]) -> list[Replica]:
+        out = []
+        for w in owned:
+            if w.phase in wl.ACTIVE and not w.details.get("ready") and w.details.get("url"):
+                if probe(w.details["url"]):
+                    with self.ctx.store.session() as session:
+                        live = session.get(WorkloadRow, w.id)
+                        if live is not None:
+                            live.details = {**live.details, "ready": True}
+                            w = live
+            out.append(Replica(w.id, w.number, w.generation, int(w.details.get("version", 0)),
+                               w.phase, bool(w.details.get("ready")), w.finished_at, w.reason,
+                               w.message))
+        return out
+
+    def reconcile(self, world: World, row: ResourceRow) -> tuple[Demand | None, Any]:
+        spec = ServiceSpec.model_validate(row.spec)
+        owned = [wl.refresh(self.ctx, w) for w in world.owned(row.uid)]
+        replicas = self._replicas(owned)
+        version, blocked, model_row = None, "", None
+        if row.deleted_at is None:
+            try:
+                with self.ctx.store.session() as session:
+                    model_row = registry.resolve(session, row.project, spec.model_ref())
+                    version = model_row.version
+            except DockyardError as exc:
+                blocked = str(exc)
+        obs = Observed(row.generation, version, tuple(replicas), blocked,
+                       row.deleted_at is not None, world.at)
+        p = plan(spec, obs)
+        for wid in p.stop:
+            self.ctx.runtime.stop(wid, self.ctx.settings.stop_grace_seconds)
+        for w in owned:
+            if w.id in p.stop:
+                wl.refresh(self.ctx, w)
+        if row.deleted_at is not None and not p.stop:
+            return None, ("delete", row)
+        urls = [w.details["url"] for w in owned if w.phase in wl.ACTIVE and w.details.get(
+            "ready") and w.id not in p.stop]
+        status = {"phase": p.phase, "reason": p.reason, "message": p.message,
+                  "observedGeneration": row.generation, "replicas": spec.replicas,
+                  "readyReplicas": len(urls), "url": urls[0] if urls else None,
+                  "endpoints": urls,
+                  "modelVersion": f"{spec.model_ref().name}@{version}" if version else None,
+                  "restarts": sum(1 for w in owned if w.phase not in wl.ACTIVE
+                                  and w.reason not in ("Stopped", "Interrupted"))}
+        if not p.start or model_row is None:
+            write_status(self.ctx, row, status)
+            return None, None
+        environment, env_blocked = wl.resolve_environment(
+            world, row.project, spec.environment or model_row.lineage.get("environment"))
+        if env_blocked:
+            write_status(self.ctx, row, {**status, "phase": "Pending", "reason": "Waiting",
+                                         "message": env_blocked})
+            return None, None
+        write_status(self.ctx, row, status)
+        cpu, memory, gpu = wl.request_of(row.spec["resources"])
+        number, restart = p.start[0]
+        demand = Demand(f"{row.uid}:{number}", cpu, memory, gpu, 0, row.created_at)
+        return demand, (row, spec, model_row, environment, number, restart)
+
+    def start(self, pending: tuple[Any, ...], decision: Decision) -> None:
+        row, spec, model_row, environment, number, restart = pending
+        if not decision.admitted:
+            write_status(self.ctx, row, {**row.status, "phase": "Pending",
+                                         "reason": "Unschedulable", "message": decision.reason})
+            return
+        port = (spec.port + number) if spec.port else free_port()
+        if spec.port and not port_free(port):
+            write_status(self.ctx, row, {**row.status, "phase": "Pending", "reason": "PortInUse",
+                                         "message": f"port {port} is already in use on this "
+                                                    "machine: free it or choose another "
+                                                    "spec.port"})
+            return
+        try:
+            model_dir = registry.materialize(self.ctx.artifacts, self.ctx.settings.home,
+                                             model_row)
+        except DockyardError as exc:
+            write_status(self.ctx, row, {**row.status, "phase": "Failed",
+                                         "reason": "ModelUnavailable", "message": str(exc)})
+            return
+        name, version = model_row.model, model_row.version
+        wid = wl.workload_id("svc", row, f"g{row.generation}", f"v{version}", f"r{number}",
+                             str(restart))
+        main = model_dir / model_row.path if model_row.path != "." else model_dir
+        command = ["python", str(BOOT), "--model", f"{name}={main}", "--model-version",
+                   str(version), "--host", "127.0.0.1", "--port", str(port)]
+        prepared: PreparedEnvironment | None = environment
+        cpu, memory, gpu = wl.request_of(row.spec["resources"])
+        request = WorkloadRequest(
+            id=wid, command=command, env=dict(spec.env), environment=prepared,
+            cpu=cpu, memory=memory or None, gpu=gpu, extra_pythonpath=serving_paths(),
+            labels={"dockyard.dev/service": row.name})
+        url = f"http://127.0.0.1:{port}"
+        wl.start(self.ctx, row, wid, "replica", row.generation, number, request,
+                 details={"port": port, "url": url, "version": version})

@@ -1,0 +1,1 @@
+"""The data layer: volumes, datasets, code snapshots and the artifact store."""

@@ -1,0 +1,73 @@
+"""File helpers every data path uses: atomic writes, hashing, manifests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+CHUNK = 1 << 20
+IGNORED_NAMES = {".git", "__pycache__", ".venv", ".mypy_cache", ".pytest_cache", ".DS_Store"}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True).encode())
+
+
+def walk_files(root: Path) -> list[Path]:
+    """Regular files under ``root`` (sorted, following directory symlinks is not done)."""
+    if root.is_file():
+        return [root]
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_NAMES)
+        out.extend(Path(dirpath) / f for f in sorted(filenames) if f not in IGNORED_NAMES)
+    return out
+
+
+def manifest(root: Path) -> dict[str, dict[str, Any]]:
+    """``{relative path: {sha256, size, mtimeNs}}`` for every file under ``root``."""
+    files: dict[str, dict[str, Any]] = {}
+    for path in walk_files(root):
+        st = path.stat()
+        rel = path.name if root.is_file() else path.relative_to(root).as_posix()
+        files[rel] = {"sha256": sha256_file(path), "size": st.st_size, "mtimeNs": st.st_mtime_ns}
+    return files
+
+
+def manifest_digest(files: dict[str, dict[str, Any]]) -> str:
+    """One checksum for a whole manifest: the same files with the same content → same."""
+    lines = "".join(f"{info['sha256']}  {rel}\n" for rel, info in sorted(files.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def tree_size(root: Path) -> tuple[int, int]:
+    """(number of files, total bytes) under ``root``."""
+    files = walk_files(root) if root.exists() else []
+    return len(files), sum(p.stat().st_size for p in files)

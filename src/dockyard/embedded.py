@@ -1,0 +1,96 @@
+"""The embedded control plane: started on demand by the CLI/SDK, one per ``DOCKYARD_HOME``."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from dockyard.errors import ServerUnavailable
+from dockyard.settings import Settings
+
+
+def _lock_held(home: Path) -> bool:
+    path = home / "server.lock"
+    if not path.exists():
+        return False
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return False
+
+
+def info(settings: Settings) -> dict[str, object] | None:
+    """``{pid, url, home}`` of the running embedded server, or None."""
+    try:
+        data = json.loads(settings.server_file.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not _lock_held(settings.home):
+        return None
+    return data
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v1/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def ensure_running(settings: Settings, timeout: float = 90.0) -> str:
+    """The URL of the embedded server, starting it first if it is not running."""
+    current = info(settings)
+    if current is not None and _healthy(str(current["url"])):
+        return str(current["url"])
+    settings.home.mkdir(parents=True, exist_ok=True)
+    log_path = settings.home / "server.log"
+    env = {**os.environ, "DOCKYARD_HOME": str(settings.home)}
+    env.pop("DOCKYARD_URL", None)
+    if settings.database_url:
+        env["DOCKYARD_DATABASE_URL"] = settings.database_url
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "dockyard.api"], env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = info(settings)
+        if current is not None and _healthy(str(current["url"])):
+            return str(current["url"])
+        code = proc.poll()
+        if code is not None and code != 3:  # 3: another server won the race; wait for it
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+            raise ServerUnavailable(f"the embedded server failed to start: {' | '.join(tail)}",
+                                    hint=f"see {log_path}")
+        time.sleep(0.05)
+    raise ServerUnavailable(f"the embedded server did not answer within {timeout:.0f}s",
+                            hint=f"see {log_path}")
+
+
+def stop(settings: Settings, timeout: float = 90.0) -> bool:
+    """Stop the embedded server and what it started; False if none was running."""
+    current = info(settings)
+    if current is None:
+        return False
+    pid = int(str(current["pid"]))
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _lock_held(settings.home) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _lock_held(settings.home):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return True

@@ -1,0 +1,1 @@
+"""Runtimes: where workloads run (local processes; OCI and Kubernetes come later)."""

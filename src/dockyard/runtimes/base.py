@@ -1,0 +1,127 @@
+"""The Runtime protocol: what every home (local processes, OCI, Kubernetes) must do.
+
+It is kept small: node capacity, preparing an environment, and start/observe/stop/logs of a
+workload by id. Optional powers are separate protocols a runtime may also implement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from dockyard.spec import EnvironmentSpec
+
+
+class Phase(StrEnum):
+    NOT_FOUND = "NotFound"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    LOST = "Lost"  # it was started but ended without a trace of its exit (killed shim)
+
+
+@dataclass(frozen=True)
+class NodeCapacity:
+    cpu: float
+    memory: int
+    gpu: int
+    gpu_note: str = ""
+    gpu_models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Mount:
+    """``source`` on the host appears at ``target`` in the workload; ``env_var`` names it."""
+
+    source: Path
+    target: str
+    read_only: bool = False
+    env_var: str | None = None
+
+
+@dataclass(frozen=True)
+class PreparedEnvironment:
+    """A built environment: for local processes a virtual environment directory."""
+
+    hash: str
+    location: str
+    python: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"hash": self.hash, "location": self.location, "python": self.python,
+                "env": self.env}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreparedEnvironment:
+        return cls(data["hash"], data["location"], data["python"], dict(data.get("env", {})))
+
+
+@dataclass(frozen=True)
+class WorkloadRequest:
+    id: str
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    environment: PreparedEnvironment | None = None
+    code_dir: Path | None = None
+    working_dir: str | None = None
+    mounts: tuple[Mount, ...] = ()
+    output_dir: Path | None = None
+    cpu: float | None = None
+    memory: int | None = None
+    gpu: int = 0
+    timeout: float | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    extra_pythonpath: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    id: str
+    phase: Phase
+    exit_code: int | None = None
+    reason: str = ""
+    message: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.phase in (Phase.SUCCEEDED, Phase.FAILED, Phase.LOST)
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """Where workloads run. Blocking methods; the control loop calls them off the loop."""
+
+    name: str
+
+    def node(self) -> NodeCapacity: ...
+
+    def prepare_environment(self, name: str, spec: EnvironmentSpec,
+                            progress: Callable[[str], None]) -> PreparedEnvironment: ...
+
+    def environment_ready(self, prepared: PreparedEnvironment) -> bool: ...
+
+    def start(self, request: WorkloadRequest) -> WorkloadState: ...
+
+    def observe(self, workload_id: str) -> WorkloadState: ...
+
+    def list_workloads(self) -> list[str]: ...
+
+    def stop(self, workload_id: str, grace: float) -> None: ...
+
+    def remove(self, workload_id: str) -> None: ...
+
+    def log_path(self, workload_id: str) -> Path | None: ...
+
+    def logs(self, workload_id: str, *, offset: int = 0) -> Iterator[bytes]: ...
+
+    def set_listener(self, callback: Callable[[str], None]) -> None:
+        """``callback(workload_id)`` when a workload changes state (may never be called)."""
+        ...

@@ -1,0 +1,270 @@
+"""The local runtime: workloads are processes on this machine, supervised by a shim.
+
+Each workload gets ``runs/<id>/`` with its spec, log, working directory and the shim's
+records (see ``shim.py``). Processes outlive the server: after a restart, ``observe`` finds
+them again through the shim's lock file, so nothing is lost or started twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dockyard.runtimes.base import (
+    NodeCapacity,
+    Phase,
+    PreparedEnvironment,
+    WorkloadRequest,
+    WorkloadState,
+)
+from dockyard.runtimes.venvs import VenvBuilder
+from dockyard.settings import Settings
+from dockyard.spec import EnvironmentSpec, parse_bytes
+
+SHIM = Path(__file__).with_name("shim.py")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_DROP_VARS = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "CONDA_PREFIX")
+
+
+def detect_gpus() -> tuple[int, tuple[str, ...], str]:
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return 0, (), "nvidia-smi not found"
+    try:
+        out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return 0, (), f"nvidia-smi failed: {exc}"
+    names = tuple(line.strip() for line in out.splitlines() if line.strip())
+    return len(names), names, "nvidia-smi"
+
+
+def total_memory() -> int:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class LocalRuntime:
+    """Processes on this machine (the embedded default)."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runs = settings.runs_dir
+        self.venvs = VenvBuilder(settings.envs_dir)
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._listener: Callable[[str], None] | None = None
+        self._node: NodeCapacity | None = None
+
+    # -- node ---------------------------------------------------------------------------
+    def node(self) -> NodeCapacity:
+        if self._node is None:
+            s = self.settings
+            gpus, models, note = (s.node_gpu, (), "configured") if s.node_gpu is not None \
+                else detect_gpus()
+            self._node = NodeCapacity(
+                cpu=s.node_cpu if s.node_cpu is not None else float(os.cpu_count() or 1),
+                memory=parse_bytes(s.node_memory) if s.node_memory else total_memory(),
+                gpu=gpus, gpu_note=note, gpu_models=models)
+        return self._node
+
+    # -- environments -------------------------------------------------------------------
+    def prepare_environment(self, name: str, spec: EnvironmentSpec,
+                            progress: Callable[[str], None]) -> PreparedEnvironment:
+        return self.venvs.build(spec, progress)
+
+    def environment_ready(self, prepared: PreparedEnvironment) -> bool:
+        return self.venvs.ready(Path(prepared.location))
+
+    # -- workloads ----------------------------------------------------------------------
+    def set_listener(self, callback: Callable[[str], None]) -> None:
+        self._listener = callback
+
+    def _dir(self, workload_id: str) -> Path:
+        return self.runs / workload_id
+
+    def log_path(self, workload_id: str) -> Path | None:
+        return self._dir(workload_id) / "log"
+
+    def start(self, request: WorkloadRequest) -> WorkloadState:
+        run_dir = self._dir(request.id)
+        if (run_dir / "spec.json").exists():
+            return self.observe(request.id)  # already started once: never twice
+        work = run_dir / "work"
+        if request.code_dir is not None:
+            shutil.copytree(request.code_dir, work, symlinks=True, dirs_exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
+        env = self._environment(request)
+        for mount in request.mounts:
+            link = work / mount.target.lstrip("/")
+            if not link.exists() and not link.is_symlink():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(mount.source, target_is_directory=True)
+        cwd = work / request.working_dir if request.working_dir else work
+        spec = {
+            "argv": request.command, "env": env, "cwd": str(cwd),
+            "log": str(run_dir / "log"), "timeout": request.timeout,
+            "stopGrace": self.settings.stop_grace_seconds,
+            "limits": {"memory": request.memory, "cpu": request.cpu},
+        }
+        tmp = run_dir / "spec.json.tmp"
+        tmp.write_text(json.dumps(spec))
+        os.replace(tmp, run_dir / "spec.json")
+        with open(run_dir / "shim.err", "wb") as err:
+            proc = subprocess.Popen([sys.executable, "-I", "-S", str(SHIM), str(run_dir)],
+                                    stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                    start_new_session=True, close_fds=True)
+        self._procs[request.id] = proc
+        threading.Thread(target=self._watch, args=(request.id, proc), daemon=True,
+                         name=f"watch-{request.id}").start()
+        return WorkloadState(request.id, Phase.RUNNING, started_at=datetime.now().astimezone())
+
+    def _environment(self, request: WorkloadRequest) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("DOCKYARD_") and k not in _DROP_VARS}
+        if request.environment is not None:
+            bin_dir = str(Path(request.environment.location) / "bin")
+            env["VIRTUAL_ENV"] = request.environment.location
+            env["PATH"] = bin_dir + os.pathsep + env.get("PATH", os.defpath)
+            env.update(request.environment.env)
+        else:
+            env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get(
+                "PATH", os.defpath)
+        env["PYTHONUNBUFFERED"] = "1"
+        env["DOCKYARD_WORKLOAD_ID"] = request.id
+        if request.cpu:
+            for var in THREAD_VARS:
+                env[var] = str(max(1, math.ceil(request.cpu)))
+        if request.output_dir is not None:
+            request.output_dir.mkdir(parents=True, exist_ok=True)
+            env["DOCKYARD_OUTPUT_DIR"] = str(request.output_dir)
+        for mount in request.mounts:
+            if mount.env_var:
+                env[mount.env_var] = str(mount.source)
+        if request.extra_pythonpath:
+            env["DOCKYARD_APPEND_PATH"] = os.pathsep.join(request.extra_pythonpath)
+        env.update(request.env)
+        return env
+
+    def _watch(self, workload_id: str, proc: subprocess.Popen[bytes]) -> None:
+        proc.wait()
+        if self._listener is not None:
+            self._listener(workload_id)
+
+    @staticmethod
+    def _locked(run_dir: Path) -> bool:
+        """True while a shim holds the workload's lock (it is alive)."""
+        try:
+            with open(run_dir / "lock", "a+") as fh:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    return True
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+                return False
+        except OSError:
+            return False
+
+    def observe(self, workload_id: str) -> WorkloadState:
+        run_dir = self._dir(workload_id)
+        if not (run_dir / "spec.json").exists():
+            return WorkloadState(workload_id, Phase.NOT_FOUND)
+        shim = _read_json(run_dir / "shim.json") or {}
+        started = _parse_time(shim.get("startedAt"))
+        details = {"pid": shim.get("childPid"), "limits": shim.get("limits", {}),
+                   "log": str(run_dir / "log")}
+        status = _read_json(run_dir / "status.json")
+        if status is None:
+            proc = self._procs.get(workload_id)
+            if self._locked(run_dir) or (proc is not None and proc.poll() is None):
+                return WorkloadState(workload_id, Phase.RUNNING, started_at=started,
+                                     details=details)
+            status = _read_json(run_dir / "status.json")  # it may have just finished
+        if status is None:
+            err = (run_dir / "shim.err").read_text(errors="replace")[-500:].strip() \
+                if (run_dir / "shim.err").exists() else ""
+            return WorkloadState(
+                workload_id, Phase.LOST, reason="Lost",
+                message="the process supervisor ended without recording an exit status "
+                        f"(killed, or the machine restarted){': ' + err if err else ''}",
+                started_at=started, details=details)
+        code = status.get("exitCode")
+        ok = code == 0 and status.get("reason") == "Completed"
+        return WorkloadState(workload_id, Phase.SUCCEEDED if ok else Phase.FAILED,
+                             exit_code=code, reason=status.get("reason", ""),
+                             message=status.get("message", ""), started_at=started,
+                             finished_at=_parse_time(status.get("finishedAt")), details=details)
+
+    def list_workloads(self) -> list[str]:
+        if not self.runs.exists():
+            return []
+        return sorted(p.name for p in self.runs.iterdir() if (p / "spec.json").exists())
+
+    def stop(self, workload_id: str, grace: float) -> None:
+        run_dir = self._dir(workload_id)
+        if not (run_dir / "spec.json").exists():
+            return
+        shim = _read_json(run_dir / "shim.json") or {}
+        if self._locked(run_dir) and shim.get("pid"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(shim["pid"]), signal.SIGTERM)
+            deadline = time.monotonic() + grace + 3
+            while self._locked(run_dir) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if self._locked(run_dir):
+                for pid, kill in ((shim.get("childPid"), os.killpg), (shim["pid"], os.kill)):
+                    if pid:
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            kill(int(pid), signal.SIGKILL)
+                deadline = time.monotonic() + 3
+                while self._locked(run_dir) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+        if not (run_dir / "status.json").exists():
+            tmp = run_dir / "status.json.tmp"
+            tmp.write_text(json.dumps({"exitCode": None, "reason": "Stopped",
+                                       "message": "stopped before it finished",
+                                       "finishedAt": datetime.now().astimezone().isoformat()}))
+            os.replace(tmp, run_dir / "status.json")
+
+    def remove(self, workload_id: str) -> None:
+        self.stop(workload_id, grace=1.0)
+        self._procs.pop(workload_id, None)
+        shutil.rmtree(self._dir(workload_id), ignore_errors=True)
+
+    def logs(self, workload_id: str, *, offset: int = 0) -> Iterator[bytes]:
+        path = self._dir(workload_id) / "log"
+        if not path.exists():
+            return
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            while chunk := fh.read(65536):
+                yield chunk

@@ -1,0 +1,3 @@
+from dockyard.serving.cli import main
+
+main()

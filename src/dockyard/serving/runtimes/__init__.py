@@ -1,0 +1,1 @@
+"""Model runtimes: one per framework, all behind ``ModelRuntime``."""

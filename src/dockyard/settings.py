@@ -1,0 +1,65 @@
+"""Typed settings, read once from ``DOCKYARD_*`` environment variables and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path.home() / ".dockyard"
+
+
+class Settings(BaseSettings):
+    """Server and client settings. Every field can be set as ``DOCKYARD_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCKYARD_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="State directory.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite file under home."
+    )
+    url: str | None = Field(
+        default=None, description="URL of a remote control plane; unset = embedded server."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, description="Server port; 0 picks a free one.")
+    runtime: Literal["local"] = "local"
+    env_cache: Path | None = Field(
+        default=None, description="Where environments (venvs) are cached; default home/envs."
+    )
+    node_cpu: float | None = Field(default=None, description="Override detected CPU count.")
+    node_memory: str | None = Field(default=None, description="Override detected memory.")
+    node_gpu: int | None = Field(default=None, description="Override detected GPU count.")
+    resync_seconds: float = Field(default=1.0, description="Full reconcile period.")
+    stop_grace_seconds: float = 10.0
+    log_level: str = "info"
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'dockyard.db'}"
+
+    @property
+    def envs_dir(self) -> Path:
+        return self.env_cache or self.home / "envs"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def volumes_dir(self) -> Path:
+        return self.home / "volumes"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def server_file(self) -> Path:
+        return self.home / "server.json"

@@ -1,0 +1,60 @@
+"""``Environment``: what code runs in (a virtual environment locally, an image in containers)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from dockyard.spec.common import Resource, SpecModel
+
+_PY_RE = re.compile(r"^3\.\d{1,2}$")
+
+
+class EnvironmentSpec(SpecModel):
+    python: str | None = Field(
+        default=None, description="Python version such as '3.11'; unset = the server's Python."
+    )
+    packages: list[str] = Field(
+        default_factory=list, description="pip requirement strings, pinned where possible."
+    )
+    system_packages: list[str] = Field(
+        default_factory=list, description="Debian packages (container images only)."
+    )
+    base: str | None = Field(default=None, description="Base image (container runtimes).")
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("python")
+    @classmethod
+    def _valid_python(cls, value: str | None) -> str | None:
+        if value is not None and not _PY_RE.match(str(value)):
+            raise PydanticCustomError(
+                "python", "expected a Python version such as '3.11', got {got}", {"got": value}
+            )
+        return value
+
+    @field_validator("packages")
+    @classmethod
+    def _valid_packages(cls, value: list[str]) -> list[str]:
+        for pkg in value:
+            if not pkg.strip() or pkg.strip().startswith("-"):
+                raise PydanticCustomError(
+                    "package",
+                    "expected pip requirements such as 'scikit-learn==1.5.2', got {got}",
+                    {"got": repr(pkg)},
+                )
+        return value
+
+    def content_hash(self, python_version: str) -> str:
+        """Identity of the built environment: same packages and Python → same hash."""
+        parts = [f"python={python_version}", *sorted(p.strip() for p in self.packages)]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+class Environment(Resource[EnvironmentSpec]):
+    KIND: ClassVar[str] = "Environment"
+    PLURAL: ClassVar[str] = "environments"
+    kind: Literal["Environment"] = "Environment"

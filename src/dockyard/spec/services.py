@@ -1,0 +1,71 @@
+"""``Service``: a deployed model behind the Open Inference Protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from dockyard.spec.common import NAME_RE, Name, NonNegativeInt, Resource, Resources, SpecModel
+from dockyard.spec.models import ALIAS_RE
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """``digits`` (= ``digits@latest``), ``digits@production`` or ``digits@3`` (version 3)."""
+
+    name: str
+    alias: str | None = None
+    version: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        name, _, ref = text.partition("@")
+        if not NAME_RE.match(name):
+            raise ValueError(f"bad model name {name!r}")
+        if not ref:
+            return cls(name, alias="latest")
+        if ref.isdigit() and int(ref) > 0:
+            return cls(name, version=int(ref))
+        if ALIAS_RE.match(ref):
+            return cls(name, alias=ref)
+        raise ValueError(f"bad alias or version {ref!r}")
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version if self.version is not None else self.alias}"
+
+
+class ServiceSpec(SpecModel):
+    model: str = Field(description="NAME, NAME@ALIAS or NAME@VERSION of a registered model.")
+    replicas: NonNegativeInt = Field(default=1)
+    port: int | None = Field(default=None, ge=1, le=65535, description="Fixed port; unset = any.")
+    environment: Name | None = Field(
+        default=None, description="Override the environment the model was trained in."
+    )
+    env: dict[str, str] = Field(default_factory=dict)
+    resources: Resources = Field(default_factory=lambda: Resources(cpu=0.5))
+
+    @field_validator("model")
+    @classmethod
+    def _valid_model(cls, value: str) -> str:
+        try:
+            ModelRef.parse(value)
+        except ValueError:
+            raise PydanticCustomError(
+                "model_ref",
+                "expected NAME, NAME@ALIAS or NAME@VERSION (e.g. 'digits@latest', 'digits@3'), "
+                "got {got}",
+                {"got": repr(value)},
+            ) from None
+        return value
+
+    def model_ref(self) -> ModelRef:
+        return ModelRef.parse(self.model)
+
+
+class Service(Resource[ServiceSpec]):
+    KIND: ClassVar[str] = "Service"
+    PLURAL: ClassVar[str] = "services"
+    kind: Literal["Service"] = "Service"

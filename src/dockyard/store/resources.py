@@ -1,0 +1,135 @@
+"""Reading and writing resources: apply with generations, status, deletion, leases."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from dockyard.errors import Conflict, NotFound
+from dockyard.spec import AnyResource
+from dockyard.store.tables import ResourceRow, utcnow
+
+ApplyAction = Literal["created", "configured", "unchanged"]
+
+
+@dataclass(frozen=True)
+class Key:
+    kind: str
+    project: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} '{self.name}'" + (
+            f" in project '{self.project}'" if self.project != "default" else "")
+
+
+def get(session: Session, key: Key, *, include_deleted: bool = True) -> ResourceRow | None:
+    row = session.scalar(select(ResourceRow).where(
+        ResourceRow.kind == key.kind, ResourceRow.project == key.project,
+        ResourceRow.name == key.name))
+    if row is not None and row.deleted_at is not None and not include_deleted:
+        return None
+    return row
+
+
+def require(session: Session, key: Key) -> ResourceRow:
+    row = get(session, key)
+    if row is None:
+        raise NotFound(f"{key} not found",
+                       hint=f"list what exists with: dockyard get {key.kind.lower()}s")
+    return row
+
+
+def by_uid(session: Session, uid: str) -> ResourceRow | None:
+    return session.get(ResourceRow, uid)
+
+
+def list_rows(session: Session, kind: str | None = None, project: str | None = None,
+              selector: dict[str, str] | None = None) -> list[ResourceRow]:
+    stmt = select(ResourceRow).order_by(ResourceRow.kind, ResourceRow.created_at,
+                                        ResourceRow.name)
+    if kind is not None:
+        stmt = stmt.where(ResourceRow.kind == kind)
+    if project is not None:
+        stmt = stmt.where(ResourceRow.project == project)
+    rows = list(session.scalars(stmt))
+    if selector:
+        rows = [r for r in rows if all(r.labels.get(k) == v for k, v in selector.items())]
+    return rows
+
+
+def apply(session: Session, resource: AnyResource) -> tuple[ResourceRow, ApplyAction]:
+    """Record desired state. Same spec → unchanged; a new spec bumps ``generation``."""
+    key = Key(resource.kind, resource.project, resource.name)
+    spec = resource.spec_dict()
+    labels, annotations = resource.metadata.labels, resource.metadata.annotations
+    row = get(session, key)
+    now = utcnow()
+    if row is None:
+        row = ResourceRow(uid=uuid.uuid4().hex, kind=key.kind, project=key.project,
+                          name=key.name, generation=1, spec=spec, labels=labels,
+                          annotations=annotations, status={}, created_at=now, updated_at=now,
+                          control={})
+        session.add(row)
+        session.flush()
+        return row, "created"
+    if row.deleted_at is not None:
+        raise Conflict(f"{key} is being deleted",
+                       hint="wait until `dockyard get` no longer lists it, then apply again")
+    if row.spec == spec and row.labels == labels and row.annotations == annotations:
+        return row, "unchanged"
+    if row.spec != spec:
+        row.generation += 1
+        row.spec = spec
+    row.labels, row.annotations, row.updated_at = labels, annotations, now
+    return row, "configured"
+
+
+def set_status(session: Session, uid: str, status: dict[str, Any]) -> None:
+    session.execute(update(ResourceRow).where(ResourceRow.uid == uid).values(status=status))
+
+
+def mark_deleted(session: Session, row: ResourceRow, options: dict[str, Any]) -> None:
+    if row.deleted_at is None:
+        row.deleted_at = utcnow()
+        row.control = {**row.control, **options}
+
+
+def set_control(session: Session, row: ResourceRow, **values: Any) -> None:
+    """Operator requests that are not spec (cancel a job, purge data on delete)."""
+    row.control = {**row.control, **values}
+
+
+def purge(session: Session, uid: str) -> None:
+    row = session.get(ResourceRow, uid)
+    if row is not None:
+        session.delete(row)
+
+
+def acquire_lease(session: Session, uid: str, owner: str, seconds: float,
+                  now: datetime | None = None) -> bool:
+    """Take the row's lease if it is free or expired; True when ``owner`` now holds it."""
+    now = now or utcnow()
+    result = session.execute(
+        update(ResourceRow)
+        .where(ResourceRow.uid == uid,
+               or_(ResourceRow.lease_owner.is_(None), ResourceRow.lease_owner == owner,
+                   ResourceRow.lease_expires < now))
+        .values(lease_owner=owner, lease_expires=now + timedelta(seconds=seconds)))
+    return bool(getattr(result, "rowcount", 0))
+
+
+def release_lease(session: Session, uid: str, owner: str) -> None:
+    session.execute(update(ResourceRow)
+                    .where(ResourceRow.uid == uid, ResourceRow.lease_owner == owner)
+                    .values(lease_owner=None, lease_expires=None))
+
+
+def holds_lease(session: Session, uid: str, owner: str) -> bool:
+    row = session.get(ResourceRow, uid)
+    return row is not None and row.lease_owner == owner
