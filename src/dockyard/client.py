@@ -22,6 +22,7 @@ from dockyard.spec import Dataset, Job, Service, plural_of
 from dockyard.spec.loader import FieldError, Loaded, load_paths, raise_errors
 
 TERMINAL = {"Succeeded", "Failed", "Cancelled", "Ready"}
+Items = list[dict[str, Any]]
 
 
 def _loc(path: str) -> tuple[str | int, ...]:
@@ -32,8 +33,14 @@ def _loc(path: str) -> tuple[str | int, ...]:
 
 
 class Client:
-    def __init__(self, url: str | None = None, *, settings: Settings | None = None,
-                 timeout: float = 30.0, autostart: bool = True) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        timeout: float = 30.0,
+        autostart: bool = True,
+    ) -> None:
         self.settings = settings or Settings()
         url = url or self.settings.url
         if url is None:
@@ -42,8 +49,10 @@ class Client:
             else:
                 current = embedded.info(self.settings)
                 if current is None:
-                    raise ServerUnavailable("no Dockyard server is running",
-                                            hint="start one with `dockyard server start`")
+                    raise ServerUnavailable(
+                        "no Dockyard server is running",
+                        hint="start one with `dockyard server start`",
+                    )
                 url = str(current["url"])
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, timeout=timeout)
@@ -66,8 +75,12 @@ class Client:
         if isinstance(body, dict) and "code" in body:
             cls = error_class_for(str(body["code"]))
             exc = cls.__new__(cls)
-            DockyardError.__init__(exc, str(body.get("detail", "")), hint=body.get("hint"),
-                                   details=body.get("details") or {})
+            DockyardError.__init__(
+                exc,
+                str(body.get("detail", "")),
+                hint=body.get("hint"),
+                details=body.get("details") or {},
+            )
             raise exc
         raise DockyardError(f"server answered {response.status_code}: {response.text[:300]}")
 
@@ -75,21 +88,22 @@ class Client:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise ServerUnavailable(f"cannot reach the Dockyard server at {self.url}: {exc}",
-                                    hint="is it running? `dockyard server status`") from exc
+            raise ServerUnavailable(
+                f"cannot reach the Dockyard server at {self.url}: {exc}",
+                hint="is it running? `dockyard server status`",
+            ) from exc
         if response.status_code >= 400:
             self._raise(response)
         return response.json()
 
     # -- resources ----------------------------------------------------------------------
-    def apply(self, documents: list[dict[str, Any]], *, dry_run: bool = False
-              ) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request(
-            "POST", "/api/v1/apply", json={"documents": documents, "dryRun": dry_run})
+    def apply(self, documents: list[dict[str, Any]], *, dry_run: bool = False) -> Items:
+        result: Items = self.request(
+            "POST", "/api/v1/apply", json={"documents": documents, "dryRun": dry_run}
+        )
         return result
 
-    def apply_paths(self, paths: Iterable[str | Path], *, dry_run: bool = False
-                    ) -> list[dict[str, Any]]:
+    def apply_paths(self, paths: Iterable[str | Path], *, dry_run: bool = False) -> Items:
         """Load YAML files/directories, upload code directories, and apply everything."""
         loaded = load_paths(paths)
         documents = [self._prepare(item) for item in loaded]
@@ -102,8 +116,11 @@ class Client:
                 if match is None:
                     raise
                 doc = loaded[int(match.group(1)) - 1].doc
-                errors.append(FieldError(doc.source, doc.line_of(_loc(err["path"])),
-                                         err["path"], err["message"]))
+                errors.append(
+                    FieldError(
+                        doc.source, doc.line_of(_loc(err["path"])), err["path"], err["message"]
+                    )
+                )
             raise_errors(errors)
             raise
 
@@ -117,11 +134,12 @@ class Client:
         if isinstance(resource, Dataset):
             prepare = resource.spec.prepare
             if prepare is not None and prepare.code:
-                spec["prepare"]["code"] = self._upload(base, prepare.code, item,
-                                                       ("spec", "prepare", "code"))
+                spec["prepare"]["code"] = self._upload(
+                    base, prepare.code, item, ("spec", "prepare", "code")
+                )
             source = resource.spec.source or ""
             if source.startswith("file://") and not source.startswith("file:///"):
-                spec["source"] = "file://" + str((base / source[len("file://"):]).resolve())
+                spec["source"] = "file://" + str((base / source[len("file://") :]).resolve())
         return data
 
     def _upload(self, base: Path, ref: str, item: Loaded, loc: tuple[str, ...]) -> str:
@@ -129,59 +147,85 @@ class Client:
             return ref
         directory = (base / ref).resolve()
         if not directory.is_dir():
-            raise_errors([FieldError(item.doc.source, item.doc.line_of(loc), ".".join(loc),
-                                     f"code directory {directory} does not exist")])
+            raise_errors(
+                [
+                    FieldError(
+                        item.doc.source,
+                        item.doc.line_of(loc),
+                        ".".join(loc),
+                        f"code directory {directory} does not exist",
+                    )
+                ]
+            )
         return self.upload_code(pack(directory))
 
     def upload_code(self, archive: bytes) -> str:
-        result = self.request("POST", "/api/v1/code", content=archive,
-                              headers={"content-type": "application/gzip"})
+        result = self.request(
+            "POST", "/api/v1/code", content=archive, headers={"content-type": "application/gzip"}
+        )
         return str(result["ref"])
 
-    def list(self, kind: str, project: str | None = None,
-             selector: str | None = None) -> list[dict[str, Any]]:
+    def list(self, kind: str, project: str | None = None, selector: str | None = None) -> Items:
         params = {k: v for k, v in (("project", project), ("selector", selector)) if v}
-        items: list[dict[str, Any]] = self.request("GET", f"/api/v1/{plural_of(kind)}",
-                                                   params=params)["items"]
+        items: Items = self.request("GET", f"/api/v1/{plural_of(kind)}", params=params)["items"]
         return items
 
     def get(self, kind: str, name: str, project: str = "default") -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/api/v1/{plural_of(kind)}/{name}",
-                                              params={"project": project})
+        result: dict[str, Any] = self.request(
+            "GET", f"/api/v1/{plural_of(kind)}/{name}", params={"project": project}
+        )
         return result
 
-    def delete(self, kind: str, name: str, project: str = "default", *, purge: bool = False,
-               force: bool = False, keep_data: bool = False) -> dict[str, Any]:
+    def delete(
+        self,
+        kind: str,
+        name: str,
+        project: str = "default",
+        *,
+        purge: bool = False,
+        force: bool = False,
+        keep_data: bool = False,
+    ) -> dict[str, Any]:
         params = {"project": project, "purge": purge, "force": force, "keepData": keep_data}
-        result: dict[str, Any] = self.request("DELETE", f"/api/v1/{plural_of(kind)}/{name}",
-                                              params=params)
+        result: dict[str, Any] = self.request(
+            "DELETE", f"/api/v1/{plural_of(kind)}/{name}", params=params
+        )
         return result
 
-    def events(self, kind: str | None = None, name: str | None = None,
-               project: str = "default") -> list[dict[str, Any]]:
+    def events(
+        self, kind: str | None = None, name: str | None = None, project: str = "default"
+    ) -> Items:
         if kind is None or name is None:
             items = self.request("GET", "/api/v1/events", params={"project": project})
         else:
-            items = self.request("GET", f"/api/v1/{plural_of(kind)}/{name}/events",
-                                 params={"project": project})
-        result: list[dict[str, Any]] = items["items"]
+            items = self.request(
+                "GET", f"/api/v1/{plural_of(kind)}/{name}/events", params={"project": project}
+            )
+        result: Items = items["items"]
         return result
 
-    def workloads(self, kind: str, name: str, project: str = "default"
-                  ) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request(
-            "GET", f"/api/v1/{plural_of(kind)}/{name}/workloads",
-            params={"project": project})["items"]
+    def workloads(self, kind: str, name: str, project: str = "default") -> Items:
+        result: Items = self.request(
+            "GET", f"/api/v1/{plural_of(kind)}/{name}/workloads", params={"project": project}
+        )["items"]
         return result
 
-    def logs(self, kind: str, name: str, project: str = "default", *,
-             attempt: int | None = None, follow: bool = False) -> Iterator[bytes]:
+    def logs(
+        self,
+        kind: str,
+        name: str,
+        project: str = "default",
+        *,
+        attempt: int | None = None,
+        follow: bool = False,
+    ) -> Iterator[bytes]:
         params: dict[str, Any] = {"project": project, "follow": follow}
         if attempt is not None:
             params["attempt"] = attempt
         try:
-            with self._http.stream("GET", f"/api/v1/{plural_of(kind)}/{name}/logs",
-                                   params=params, timeout=None) as response:
+            with self._http.stream(
+                "GET", f"/api/v1/{plural_of(kind)}/{name}/logs", params=params, timeout=None
+            ) as response:
                 if response.status_code >= 400:
                     response.read()
                     self._raise(response)
@@ -190,13 +234,21 @@ class Client:
             raise ServerUnavailable(f"lost the connection to {self.url}: {exc}") from exc
 
     def cancel(self, name: str, project: str = "default") -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/api/v1/jobs/{name}/cancel",
-                                              params={"project": project})
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/jobs/{name}/cancel", params={"project": project}
+        )
         return result
 
-    def wait(self, kind: str, name: str, project: str = "default", *,
-             until: set[str] | None = None, timeout: float = 600.0,
-             on_status: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    def wait(
+        self,
+        kind: str,
+        name: str,
+        project: str = "default",
+        *,
+        until: set[str] | None = None,
+        timeout: float = 600.0,
+        on_status: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
         """Poll until the resource reaches one of ``until`` (default: a final phase)."""
         until = until or TERMINAL
         deadline = time.monotonic() + timeout
@@ -209,44 +261,57 @@ class Client:
             if current and status.get("phase") in until:
                 return resource
             if time.monotonic() > deadline:
-                raise DockyardError(f"{kind.lower()} '{name}' is still {status.get('phase')} "
-                                    f"after {timeout:.0f}s: {status.get('message', '')}")
+                raise DockyardError(
+                    f"{kind.lower()} '{name}' is still {status.get('phase')} "
+                    f"after {timeout:.0f}s: {status.get('message', '')}"
+                )
             time.sleep(0.2)
 
     # -- registry -----------------------------------------------------------------------
-    def model_versions(self, name: str, project: str = "default") -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request(
-            "GET", f"/api/v1/models/{name}/versions", params={"project": project})["items"]
+    def model_versions(self, name: str, project: str = "default") -> Items:
+        result: Items = self.request(
+            "GET", f"/api/v1/models/{name}/versions", params={"project": project}
+        )["items"]
         return result
 
-    def model_version(self, name: str, ref: str = "latest", project: str = "default"
-                      ) -> dict[str, Any]:
+    def model_version(
+        self, name: str, ref: str = "latest", project: str = "default"
+    ) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
-            "GET", f"/api/v1/models/{name}/versions/{ref}", params={"project": project})
+            "GET", f"/api/v1/models/{name}/versions/{ref}", params={"project": project}
+        )
         return result
 
-    def set_alias(self, name: str, alias: str, version: int, project: str = "default"
-                  ) -> dict[str, Any]:
+    def set_alias(
+        self, name: str, alias: str, version: int, project: str = "default"
+    ) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
-            "PUT", f"/api/v1/models/{name}/aliases/{alias}", params={"project": project},
-            json={"version": version})
+            "PUT",
+            f"/api/v1/models/{name}/aliases/{alias}",
+            params={"project": project},
+            json={"version": version},
+        )
         return result
 
     def delete_alias(self, name: str, alias: str, project: str = "default") -> None:
-        self.request("DELETE", f"/api/v1/models/{name}/aliases/{alias}",
-                     params={"project": project})
+        self.request(
+            "DELETE", f"/api/v1/models/{name}/aliases/{alias}", params={"project": project}
+        )
 
     # -- serving ------------------------------------------------------------------------
-    def predict(self, service: str, body: dict[str, Any], project: str = "default",
-                timeout: float = 30.0) -> dict[str, Any]:
+    def predict(
+        self, service: str, body: dict[str, Any], project: str = "default", timeout: float = 30.0
+    ) -> dict[str, Any]:
         """Send an Open Inference Protocol request to a ready service."""
         svc = self.get(Service.KIND, service, project)
         status = svc.get("status", {})
         url = status.get("url")
         if not url:
-            raise DockyardError(f"service '{service}' has no ready replica "
-                                f"({status.get('phase')}: {status.get('message', '')})",
-                                hint=f"watch it with `dockyard describe service {service}`")
+            raise DockyardError(
+                f"service '{service}' has no ready replica "
+                f"({status.get('phase')}: {status.get('message', '')})",
+                hint=f"watch it with `dockyard describe service {service}`",
+            )
         model = str(status.get("modelVersion") or svc["spec"]["model"]).split("@")[0]
         try:
             response = httpx.post(f"{url}/v2/models/{model}/infer", json=body, timeout=timeout)
@@ -254,8 +319,9 @@ class Client:
             raise ServerUnavailable(f"cannot reach service '{service}' at {url}: {exc}") from exc
         payload: dict[str, Any] = response.json()
         if response.status_code >= 400:
-            raise DockyardError(f"prediction failed ({response.status_code}): "
-                                f"{payload.get('error', payload)}")
+            raise DockyardError(
+                f"prediction failed ({response.status_code}): {payload.get('error', payload)}"
+            )
         return payload
 
     def health(self) -> dict[str, Any]:

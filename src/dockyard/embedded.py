@@ -61,9 +61,15 @@ def ensure_running(settings: Settings, timeout: float = 90.0) -> str:
     if settings.database_url:
         env["DOCKYARD_DATABASE_URL"] = settings.database_url
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "dockyard.api"], env=env,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, close_fds=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dockyard.api"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         current = info(settings)
@@ -72,11 +78,13 @@ def ensure_running(settings: Settings, timeout: float = 90.0) -> str:
         code = proc.poll()
         if code is not None and code != 3:  # 3: another server won the race; wait for it
             tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
-            raise ServerUnavailable(f"the embedded server failed to start: {' | '.join(tail)}",
-                                    hint=f"see {log_path}")
+            raise ServerUnavailable(
+                f"the embedded server failed to start: {' | '.join(tail)}", hint=f"see {log_path}"
+            )
         time.sleep(0.05)
-    raise ServerUnavailable(f"the embedded server did not answer within {timeout:.0f}s",
-                            hint=f"see {log_path}")
+    raise ServerUnavailable(
+        f"the embedded server did not answer within {timeout:.0f}s", hint=f"see {log_path}"
+    )
 
 
 def stop(settings: Settings, timeout: float = 90.0) -> bool:

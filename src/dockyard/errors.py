@@ -94,7 +94,8 @@ def _all_subclasses(cls: type[DockyardError]) -> list[type[DockyardError]]:
 
 def error_class_for(code: str) -> type[DockyardError]:
     """The error class that owns ``code`` (used by the SDK to raise the server's error)."""
-    for cls in [DockyardError, *_all_subclasses(DockyardError)]:
+    candidates: list[type[DockyardError]] = [DockyardError, *_all_subclasses(DockyardError)]
+    for cls in candidates:
         if cls.code == code:
             return cls
     return DockyardError

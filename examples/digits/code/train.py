@@ -30,8 +30,9 @@ ckpt_dir = Path(os.environ.get("DOCKYARD_CHECKPOINT_DIR", out_dir))
 
 table = np.loadtxt(data_dir / "digits.csv", delimiter=",", skiprows=1)
 x, y = table[:, :-1], table[:, -1].astype(int)
-x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0,
-                                                    stratify=y)
+x_train, x_test, y_train, y_test = train_test_split(
+    x, y, test_size=0.25, random_state=0, stratify=y
+)
 print(f"attempt {os.environ.get('DOCKYARD_ATTEMPT')}: {len(y_train)} training images")
 
 checkpoint = ckpt_dir / "model.joblib"

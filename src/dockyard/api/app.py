@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from dockyard import __version__
 from dockyard.api import errors, jobs, models, resources, system
 from dockyard.api.state import ServerState
 from dockyard.control.context import Context
@@ -21,6 +20,7 @@ from dockyard.data.volumes import VolumeDirs
 from dockyard.runtimes.local import LocalRuntime
 from dockyard.settings import Settings
 from dockyard.store.db import Store
+from dockyard.version import __version__
 
 log = logging.getLogger("dockyard.server")
 
@@ -30,14 +30,21 @@ def build_state(settings: Settings) -> ServerState:
     store = Store(settings.db_url)
     store.migrate()
     artifacts = ArtifactStore(settings.artifacts_dir)
-    ctx = Context(settings=settings, store=store, runtime=LocalRuntime(settings),
-                  artifacts=artifacts, code=CodeStore(artifacts, settings.home / "code"),
-                  volumes=VolumeDirs(settings.volumes_dir), tasks=Tasks(store))
+    ctx = Context(
+        settings=settings,
+        store=store,
+        runtime=LocalRuntime(settings),
+        artifacts=artifacts,
+        code=CodeStore(artifacts, settings.home / "code"),
+        volumes=VolumeDirs(settings.volumes_dir),
+        tasks=Tasks(store),
+    )
     return ServerState(ctx, Controller(ctx))
 
 
-def create_app(settings: Settings | None = None,
-               on_ready: Callable[[], None] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, on_ready: Callable[[], None] | None = None
+) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -47,16 +54,19 @@ def create_app(settings: Settings | None = None,
         state.controller.start()
         if on_ready is not None:
             on_ready()
-        log.info("control plane ready: home=%s runtime=%s", settings.home,
-                 state.ctx.runtime.name)
+        log.info("control plane ready: home=%s runtime=%s", settings.home, state.ctx.runtime.name)
         try:
             yield
         finally:
             await run_in_threadpool(state.controller.stop, True)
             state.ctx.store.close()
 
-    app = FastAPI(title="Dockyard", version=__version__, lifespan=lifespan,
-                  description="Run AI workloads together with their data.")
+    app = FastAPI(
+        title="Dockyard",
+        version=__version__,
+        lifespan=lifespan,
+        description="Run AI workloads together with their data.",
+    )
     errors.install(app)
     for module in (system, jobs, models, resources):
         app.include_router(module.router)

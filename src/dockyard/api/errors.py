@@ -14,8 +14,13 @@ from dockyard import errors as e
 log = logging.getLogger("dockyard.api")
 
 STATUS: list[tuple[type[e.DockyardError], int]] = [
-    (e.InvalidSpec, 422), (e.InvalidRequest, 400), (e.NotFound, 404), (e.Conflict, 409),
-    (e.ChecksumMismatch, 409), (e.RuntimeUnavailable, 503), (e.ServerUnavailable, 503),
+    (e.InvalidSpec, 422),
+    (e.InvalidRequest, 400),
+    (e.NotFound, 404),
+    (e.Conflict, 409),
+    (e.ChecksumMismatch, 409),
+    (e.RuntimeUnavailable, 503),
+    (e.ServerUnavailable, 503),
     (e.TemporaryError, 503),
 ]
 
@@ -27,10 +32,18 @@ def status_for(exc: e.DockyardError) -> int:
     return 500 if isinstance(exc, e.InternalError) else 400
 
 
-def problem(status: int, code: str, title: str, detail: str, hint: str | None = None,
-            **extra: Any) -> JSONResponse:
-    body = {"type": f"https://dockyard.dev/problems/{code}", "title": title, "status": status,
-            "detail": detail, "code": code, **({"hint": hint} if hint else {}), **extra}
+def problem(
+    status: int, code: str, title: str, detail: str, hint: str | None = None, **extra: Any
+) -> JSONResponse:
+    body = {
+        "type": f"https://dockyard.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **({"hint": hint} if hint else {}),
+        **extra,
+    }
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
@@ -38,19 +51,34 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(e.DockyardError)
     async def _domain(_request: Request, exc: e.DockyardError) -> JSONResponse:
         status = status_for(exc)
-        return problem(status, exc.code, type(exc).__name__, exc.message, exc.hint,
-                       **({"details": exc.details} if exc.details else {}))
+        return problem(
+            status,
+            exc.code,
+            type(exc).__name__,
+            exc.message,
+            exc.hint,
+            **({"details": exc.details} if exc.details else {}),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-                    for err in exc.errors()]
-        return problem(422, e.InvalidRequest.code, "InvalidRequest",
-                       "malformed request: " + "; ".join(problems),
-                       "see the API reference at /docs", details={"errors": problems})
+        problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        return problem(
+            422,
+            e.InvalidRequest.code,
+            "InvalidRequest",
+            "malformed request: " + "; ".join(problems),
+            "see the API reference at /docs",
+            details={"errors": problems},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
-        return problem(500, e.InternalError.code, "InternalError",
-                       f"{type(exc).__name__}: {exc}", "this is a bug: please report it")
+        return problem(
+            500,
+            e.InternalError.code,
+            "InternalError",
+            f"{type(exc).__name__}: {exc}",
+            "this is a bug: please report it",
+        )

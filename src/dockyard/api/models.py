@@ -28,8 +28,12 @@ def versions(name: str, state: State, project: str = "default") -> dict[str, Any
     with state.ctx.store.session() as session:
         repo.require(session, repo.Key("Model", project, name))
         aliases = versions_repo.aliases(session, project, name)
-        return {"items": [registry.version_view(v, aliases)
-                          for v in versions_repo.versions(session, project, name)]}
+        return {
+            "items": [
+                registry.version_view(v, aliases)
+                for v in versions_repo.versions(session, project, name)
+            ]
+        }
 
 
 @router.get("/{name}/versions/{ref}")
@@ -37,8 +41,9 @@ def version(name: str, ref: str, state: State, project: str = "default") -> dict
     try:
         model_ref = ModelRef.parse(f"{name}@{ref}")
     except ValueError as exc:
-        raise InvalidRequest(f"bad version or alias '{ref}'",
-                             hint="use a number (3) or an alias (production)") from exc
+        raise InvalidRequest(
+            f"bad version or alias '{ref}'", hint="use a number (3) or an alias (production)"
+        ) from exc
     with state.ctx.store.session() as session:
         if repo.get(session, repo.Key("Model", project, name)) is None:
             raise NotFound(f"model '{name}' not found", hint="list them: dockyard models list")
@@ -47,8 +52,9 @@ def version(name: str, ref: str, state: State, project: str = "default") -> dict
 
 
 @router.put("/{name}/aliases/{alias}")
-def set_alias(name: str, alias: str, body: AliasRequest, state: State,
-              project: str = "default") -> dict[str, Any]:
+def set_alias(
+    name: str, alias: str, body: AliasRequest, state: State, project: str = "default"
+) -> dict[str, Any]:
     with state.ctx.store.session() as session:
         repo.require(session, repo.Key("Model", project, name))
         registry.set_alias(session, project, name, alias, body.version)
@@ -57,8 +63,7 @@ def set_alias(name: str, alias: str, body: AliasRequest, state: State,
 
 
 @router.delete("/{name}/aliases/{alias}")
-def delete_alias(name: str, alias: str, state: State, project: str = "default"
-                 ) -> dict[str, Any]:
+def delete_alias(name: str, alias: str, state: State, project: str = "default") -> dict[str, Any]:
     with state.ctx.store.session() as session:
         if alias == "latest" or not versions_repo.delete_alias(session, project, name, alias):
             raise NotFound(f"model '{name}' has no alias '{alias}' to remove")

@@ -45,17 +45,32 @@ def check(resource: AnyResource, exists: Exists, code: CodeStore) -> list[tuple[
     problems = []
     for path, kind, name in references(resource):
         if not exists(kind, name):
-            problems.append((path, f"{kind.lower()} '{name}' not found: apply it in the same "
-                                   f"command or first (see `dockyard get {kind.lower()}s`)"))
+            problems.append(
+                (
+                    path,
+                    f"{kind.lower()} '{name}' not found: apply it in the same "
+                    f"command or first (see `dockyard get {kind.lower()}s`)",
+                )
+            )
     for path, ref in code_refs(resource):
         if not code.exists(ref):
-            problems.append((path, f"code snapshot {ref} was not uploaded: use `dockyard apply`, "
-                                   "which uploads spec.code directories"))
+            problems.append(
+                (
+                    path,
+                    f"code snapshot {ref} was not uploaded: use `dockyard apply`, "
+                    "which uploads spec.code directories",
+                )
+            )
     if isinstance(resource, Service):
         model = resource.spec.model_ref().name
         if not exists("Model", model) and not exists("ModelProducer", model):
-            problems.append(("spec.model", f"model '{model}' not found: register it or apply a "
-                                           "Job whose outputs.model names it"))
+            problems.append(
+                (
+                    "spec.model",
+                    f"model '{model}' not found: register it or apply a "
+                    "Job whose outputs.model names it",
+                )
+            )
     return problems
 
 
@@ -100,6 +115,8 @@ def referrers(session: Session, row: ResourceRow) -> list[str]:
 def check_delete(session: Session, row: ResourceRow, force: bool) -> None:
     users = referrers(session, row)
     if users and not force:
-        raise InUse(f"{row.kind.lower()} '{row.name}' is in use by {', '.join(users)}",
-                    hint="delete those first, or pass --force",
-                    details={"users": users})
+        raise InUse(
+            f"{row.kind.lower()} '{row.name}' is in use by {', '.join(users)}",
+            hint="delete those first, or pass --force",
+            details={"users": users},
+        )

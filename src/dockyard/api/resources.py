@@ -52,9 +52,14 @@ def _validate(documents: list[dict[str, Any]]) -> list[AnyResource]:
     for i, r in enumerate(resources):
         key = (r.kind, r.project, r.name)
         if key in seen:
-            errors.append(FieldError(f"document {i + 1}", 1, "metadata.name",
-                                     f"duplicate {r.kind} '{r.name}' (also document "
-                                     f"{seen[key] + 1})"))
+            errors.append(
+                FieldError(
+                    f"document {i + 1}",
+                    1,
+                    "metadata.name",
+                    f"duplicate {r.kind} '{r.name}' (also document {seen[key] + 1})",
+                )
+            )
         seen[key] = i
     raise_errors(errors)
     return resources
@@ -65,17 +70,25 @@ def apply(body: ApplyRequest, state: State) -> list[ApplyResult]:
     """Record the desired state of one or more resources, all or nothing."""
     resources = _validate(body.documents)
     batch = {(r.kind, r.project, r.name) for r in resources}
-    producers = {(r.project, r.spec.outputs.model.name) for r in resources
-                 if isinstance(r, Job) and r.spec.outputs.model is not None}
+    producers = {
+        (r.project, r.spec.outputs.model.name)
+        for r in resources
+        if isinstance(r, Job) and r.spec.outputs.model is not None
+    }
     results: list[ApplyResult] = []
     with state.ctx.store.session() as session:
         stored = repo.list_rows(session)
         live = {(r.kind, r.project, r.name) for r in stored if r.deleted_at is None}
-        producers |= {(r.project, r.spec.get("outputs", {}).get("model", {}).get("name"))
-                      for r in stored if r.kind == "Job" and r.deleted_at is None
-                      and (r.spec.get("outputs") or {}).get("model")}
+        producers |= {
+            (r.project, r.spec.get("outputs", {}).get("model", {}).get("name"))
+            for r in stored
+            if r.kind == "Job"
+            and r.deleted_at is None
+            and (r.spec.get("outputs") or {}).get("model")
+        }
         errors: list[FieldError] = []
         for i, r in enumerate(resources):
+
             def exists(kind: str, name: str, project: str = r.project) -> bool:
                 if kind == "ModelProducer":
                     return (project, name) in producers
@@ -86,11 +99,22 @@ def apply(body: ApplyRequest, state: State) -> list[ApplyResult]:
         raise_errors(errors)
         for r in resources:
             row, action = repo.apply(session, r)
-            results.append(ApplyResult(kind=r.kind, name=r.name, project=r.project,
-                                       action=action, generation=row.generation))
+            results.append(
+                ApplyResult(
+                    kind=r.kind,
+                    name=r.name,
+                    project=r.project,
+                    action=action,
+                    generation=row.generation,
+                )
+            )
             if action != "unchanged":
-                events.record(session, row, "Applied" if action == "created" else "Updated",
-                              f"generation {row.generation}")
+                events.record(
+                    session,
+                    row,
+                    "Applied" if action == "created" else "Updated",
+                    f"generation {row.generation}",
+                )
         if body.dry_run:
             session.rollback()
             return results
@@ -99,15 +123,15 @@ def apply(body: ApplyRequest, state: State) -> list[ApplyResult]:
 
 
 @router.get("/events")
-def all_events(state: State, project: str | None = None, limit: int = 200
-               ) -> dict[str, Any]:
+def all_events(state: State, project: str | None = None, limit: int = 200) -> dict[str, Any]:
     with state.ctx.store.session() as session:
         return {"items": [views.event(e) for e in events.recent(session, project, limit)]}
 
 
 @router.get("/{plural}")
-def list_resources(plural: str, state: State, project: str | None = None,
-                   selector: str | None = None) -> dict[str, Any]:
+def list_resources(
+    plural: str, state: State, project: str | None = None, selector: str | None = None
+) -> dict[str, Any]:
     kind = kind_of(plural)
     labels = dict(p.split("=", 1) for p in selector.split(",") if "=" in p) if selector else None
     with state.ctx.store.session() as session:
@@ -116,16 +140,18 @@ def list_resources(plural: str, state: State, project: str | None = None,
 
 
 @router.get("/{plural}/{name}")
-def get_resource(plural: str, name: str, state: State, project: Project = "default"
-                 ) -> dict[str, Any]:
+def get_resource(
+    plural: str, name: str, state: State, project: Project = "default"
+) -> dict[str, Any]:
     key = repo.Key(kind_of(plural), project, name)
     with state.ctx.store.session() as session:
         return views.resource(repo.require(session, key))
 
 
 @router.get("/{plural}/{name}/events")
-def resource_events(plural: str, name: str, state: State, project: Project = "default"
-                    ) -> dict[str, Any]:
+def resource_events(
+    plural: str, name: str, state: State, project: Project = "default"
+) -> dict[str, Any]:
     key = repo.Key(kind_of(plural), project, name)
     with state.ctx.store.session() as session:
         row = repo.require(session, key)
@@ -133,19 +159,25 @@ def resource_events(plural: str, name: str, state: State, project: Project = "de
 
 
 @router.get("/{plural}/{name}/workloads")
-def resource_workloads(plural: str, name: str, state: State, project: Project = "default"
-                       ) -> dict[str, Any]:
+def resource_workloads(
+    plural: str, name: str, state: State, project: Project = "default"
+) -> dict[str, Any]:
     key = repo.Key(kind_of(plural), project, name)
     with state.ctx.store.session() as session:
         row = repo.require(session, key)
-        return {"items": [views.workload(w) for w in
-                          workloads_repo.for_owner(session, row.uid)]}
+        return {"items": [views.workload(w) for w in workloads_repo.for_owner(session, row.uid)]}
 
 
 @router.delete("/{plural}/{name}", status_code=202)
-def delete_resource(plural: str, name: str, state: State, project: Project = "default",
-                    purge: bool = False, force: bool = False, keep_data: bool = Query(
-                        default=False, alias="keepData")) -> dict[str, Any]:
+def delete_resource(
+    plural: str,
+    name: str,
+    state: State,
+    project: Project = "default",
+    purge: bool = False,
+    force: bool = False,
+    keep_data: bool = Query(default=False, alias="keepData"),
+) -> dict[str, Any]:
     key = repo.Key(kind_of(plural), project, name)
     with state.ctx.store.session() as session:
         row = repo.require(session, key)
@@ -154,9 +186,10 @@ def delete_resource(plural: str, name: str, state: State, project: Project = "de
         if row.kind == "Volume" and not purge and not keep_data:
             files, size = state.ctx.volumes.usage(row.project, row.name)
             if files:
-                raise Conflict(f"volume '{name}' holds {files} file(s) ({size} bytes)",
-                               hint="pass --purge to delete the data too, or --keep-data to "
-                                    "keep it on disk")
+                raise Conflict(
+                    f"volume '{name}' holds {files} file(s) ({size} bytes)",
+                    hint="pass --purge to delete the data too, or --keep-data to keep it on disk",
+                )
         repo.mark_deleted(session, row, {"purge": purge})
         events.record(session, row, "Deleting", "deletion requested")
         view = views.resource(row)
@@ -166,20 +199,28 @@ def delete_resource(plural: str, name: str, state: State, project: Project = "de
 
 def _pick(workloads: list[WorkloadRow], attempt: int | None, generation: int) -> WorkloadRow:
     if not workloads:
-        raise NotFound("nothing has run yet, so there are no logs",
-                       hint="see why with `dockyard describe`")
+        raise NotFound(
+            "nothing has run yet, so there are no logs", hint="see why with `dockyard describe`"
+        )
     if attempt is None:
         return workloads[-1]
     for w in workloads:
         if w.number == attempt and w.generation == generation:
             return w
-    raise NotFound(f"there is no attempt {attempt}",
-                   hint=f"attempts: {sorted({w.number for w in workloads})}")
+    raise NotFound(
+        f"there is no attempt {attempt}", hint=f"attempts: {sorted({w.number for w in workloads})}"
+    )
 
 
 @router.get("/{plural}/{name}/logs")
-def logs(plural: str, name: str, state: State, project: Project = "default",
-         attempt: int | None = None, follow: bool = False) -> StreamingResponse:
+def logs(
+    plural: str,
+    name: str,
+    state: State,
+    project: Project = "default",
+    attempt: int | None = None,
+    follow: bool = False,
+) -> StreamingResponse:
     """The log of the latest (or the given) attempt or replica; ``follow`` streams it."""
     key = repo.Key(kind_of(plural), project, name)
     with state.ctx.store.session() as session:
@@ -204,5 +245,8 @@ def logs(plural: str, name: str, state: State, project: Project = "default",
                 return
             time.sleep(0.2)
 
-    return StreamingResponse(stream(), media_type="text/plain; charset=utf-8",
-                             headers={"X-Dockyard-Workload": workload.id})
+    return StreamingResponse(
+        stream(),
+        media_type="text/plain; charset=utf-8",
+        headers={"X-Dockyard-Workload": workload.id},
+    )

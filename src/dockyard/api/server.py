@@ -13,7 +13,6 @@ import logging
 import os
 import socket
 import sys
-from pathlib import Path
 
 import uvicorn
 
@@ -35,17 +34,24 @@ def serve(settings: Settings) -> int:
     try:
         sock.bind((settings.host, settings.port))
     except OSError as exc:
-        print(f"dockyard: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
-              file=sys.stderr)
+        print(
+            f"dockyard: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
         return 4
     sock.listen(128)
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
-    app = create_app(settings, on_ready=lambda: atomic_write_json(
-        settings.server_file, {"pid": os.getpid(), "url": url, "home": str(settings.home)}))
+    app = create_app(
+        settings,
+        on_ready=lambda: atomic_write_json(
+            settings.server_file, {"pid": os.getpid(), "url": url, "home": str(settings.home)}
+        ),
+    )
 
-    config = uvicorn.Config(app, log_level=settings.log_level, access_log=False,
-                            timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        app, log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=5
+    )
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])
@@ -58,8 +64,9 @@ def serve(settings: Settings) -> int:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                                                   "%(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     sys.exit(serve(Settings()))
 
 

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from dockyard import __version__
 from dockyard.api.state import ServerState, get_state
 from dockyard.store import workloads as workloads_repo
+from dockyard.version import __version__
 
 router = APIRouter(prefix="/api/v1")
 State = Annotated[ServerState, Depends(get_state)]
@@ -17,10 +17,13 @@ State = Annotated[ServerState, Depends(get_state)]
 
 @router.get("/healthz")
 def healthz(state: State) -> dict[str, Any]:
-    return {"status": "ok", "version": __version__, "runtime": state.ctx.runtime.name,
-            "home": str(state.ctx.settings.home),
-            "controller": {"passes": state.controller.passes,
-                           "lastError": state.controller.last_error}}
+    return {
+        "status": "ok",
+        "version": __version__,
+        "runtime": state.ctx.runtime.name,
+        "home": str(state.ctx.settings.home),
+        "controller": {"passes": state.controller.passes, "lastError": state.controller.last_error},
+    }
 
 
 @router.get("/node")
@@ -30,11 +33,18 @@ def node(state: State) -> dict[str, Any]:
         active = workloads_repo.active(session)
     return {
         "runtime": state.ctx.runtime.name,
-        "capacity": {"cpu": cap.cpu, "memory": cap.memory, "gpu": cap.gpu,
-                     "gpuModels": list(cap.gpu_models), "gpuNote": cap.gpu_note},
-        "allocated": {"cpu": sum(float(w.request.get("cpu", 0)) for w in active),
-                      "memory": sum(int(w.request.get("memory", 0)) for w in active),
-                      "gpu": sum(int(w.request.get("gpu", 0)) for w in active)},
+        "capacity": {
+            "cpu": cap.cpu,
+            "memory": cap.memory,
+            "gpu": cap.gpu,
+            "gpuModels": list(cap.gpu_models),
+            "gpuNote": cap.gpu_note,
+        },
+        "allocated": {
+            "cpu": sum(float(w.request.get("cpu", 0)) for w in active),
+            "memory": sum(int(w.request.get("memory", 0)) for w in active),
+            "gpu": sum(int(w.request.get("gpu", 0)) for w in active),
+        },
         "workloads": len(active),
     }
 

@@ -11,10 +11,13 @@ from dockyard.cli.output import err_console
 from dockyard.errors import DockyardError
 
 app = typer.Typer(
-    name="dockyard", no_args_is_help=True, pretty_exceptions_enable=False,
+    name="dockyard",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
     add_completion=False,
     help="Run AI workloads (explore, train, serve) together with their data.\n\n"
-         "Start with: dockyard apply -f examples/digits/ --wait")
+    "Start with: dockyard apply -f examples/digits/ --wait",
+)
 resources.register(app)
 predict.register(app)
 app.add_typer(models.app, name="models", help="The model registry: versions, metrics, aliases.")

@@ -42,15 +42,24 @@ def age(timestamp: str | None) -> str:
     return f"{max(seconds, 0)}s"
 
 
-PHASE_STYLE = {"Ready": "green", "Succeeded": "green", "Running": "cyan", "Failed": "red",
-               "Pending": "yellow", "Building": "cyan", "Fetching": "cyan",
-               "Preparing": "cyan", "Starting": "cyan", "Cancelled": "magenta",
-               "Terminating": "magenta"}
+PHASE_STYLE = {
+    "Ready": "green",
+    "Succeeded": "green",
+    "Running": "cyan",
+    "Failed": "red",
+    "Pending": "yellow",
+    "Building": "cyan",
+    "Fetching": "cyan",
+    "Preparing": "cyan",
+    "Starting": "cyan",
+    "Cancelled": "magenta",
+    "Terminating": "magenta",
+}
 
 
-def phase(text: str | None) -> str:
-    text = text or "-"
-    style = PHASE_STYLE.get(text)
+def phase(value: str | None) -> str:
+    text: str = value or "-"
+    style = PHASE_STYLE.get(str(text))
     return f"[{style}]{text}[/{style}]" if style else text
 
 
@@ -68,32 +77,50 @@ def _res(spec: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def short(text: Any, width: int = 70) -> str:
-    text = str(text or "")
+def short(value: Any, width: int = 70) -> str:
+    text = str(value or "")
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 COLUMNS: dict[str, list[tuple[str, Any]]] = {
-    "Volume": [("TIER", lambda r: r["spec"].get("tier")),
-               ("SIZE", lambda r: size(r["spec"].get("size"))),
-               ("USED", lambda r: size(r["status"].get("usedBytes")))],
-    "Environment": [("PACKAGES", lambda r: len(r["spec"].get("packages", []))),
-                    ("HASH", lambda r: (r["status"].get("hash") or "")[:12])],
-    "Dataset": [("VOLUME", lambda r: r["spec"].get("volume")),
-                ("FILES", lambda r: r["status"].get("files", "-")),
-                ("SIZE", lambda r: size(r["status"].get("bytes"))),
-                ("SHA256", lambda r: (r["status"].get("sha256") or "")[:12])],
-    "Model": [("VERSIONS", lambda r: r["status"].get("versions", 0)),
-              ("LATEST", lambda r: r["status"].get("latest") or "-"),
-              ("ALIASES", lambda r: ", ".join(f"{k}={v}" for k, v in sorted(
-                  (r["status"].get("aliases") or {}).items())))],
-    "Job": [("ATTEMPTS", lambda r: r["status"].get("attempts", 0)),
-            ("RESOURCES", lambda r: _res(r["spec"])),
-            ("PRIORITY", lambda r: r["spec"].get("priority", 0))],
-    "Service": [("MODEL", lambda r: r["status"].get("modelVersion") or r["spec"].get("model")),
-                ("READY", lambda r: f"{r['status'].get('readyReplicas', 0)}/"
-                                    f"{r['spec'].get('replicas', 1)}"),
-                ("URL", lambda r: r["status"].get("url") or "-")],
+    "Volume": [
+        ("TIER", lambda r: r["spec"].get("tier")),
+        ("SIZE", lambda r: size(r["spec"].get("size"))),
+        ("USED", lambda r: size(r["status"].get("usedBytes"))),
+    ],
+    "Environment": [
+        ("PACKAGES", lambda r: len(r["spec"].get("packages", []))),
+        ("HASH", lambda r: (r["status"].get("hash") or "")[:12]),
+    ],
+    "Dataset": [
+        ("VOLUME", lambda r: r["spec"].get("volume")),
+        ("FILES", lambda r: r["status"].get("files", "-")),
+        ("SIZE", lambda r: size(r["status"].get("bytes"))),
+        ("SHA256", lambda r: (r["status"].get("sha256") or "")[:12]),
+    ],
+    "Model": [
+        ("VERSIONS", lambda r: r["status"].get("versions", 0)),
+        ("LATEST", lambda r: r["status"].get("latest") or "-"),
+        (
+            "ALIASES",
+            lambda r: ", ".join(
+                f"{k}={v}" for k, v in sorted((r["status"].get("aliases") or {}).items())
+            ),
+        ),
+    ],
+    "Job": [
+        ("ATTEMPTS", lambda r: r["status"].get("attempts", 0)),
+        ("RESOURCES", lambda r: _res(r["spec"])),
+        ("PRIORITY", lambda r: r["spec"].get("priority", 0)),
+    ],
+    "Service": [
+        ("MODEL", lambda r: r["status"].get("modelVersion") or r["spec"].get("model")),
+        (
+            "READY",
+            lambda r: f"{r['status'].get('readyReplicas', 0)}/{r['spec'].get('replicas', 1)}",
+        ),
+        ("URL", lambda r: r["status"].get("url") or "-"),
+    ],
 }
 
 
@@ -104,7 +131,11 @@ def resource_table(kind: str, items: list[dict[str, Any]], title: str | None = N
         table.add_column(header, overflow="fold" if header == "MESSAGE" else "ellipsis")
     for item in items:
         status = item.get("status", {})
-        table.add_row(item["metadata"]["name"], phase(status.get("phase")),
-                      *[str(fn(item)) for _, fn in extra], age(item["metadata"]["createdAt"]),
-                      short(status.get("message")))
+        table.add_row(
+            item["metadata"]["name"],
+            phase(status.get("phase")),
+            *[str(fn(item)) for _, fn in extra],
+            age(item["metadata"]["createdAt"]),
+            short(status.get("message")),
+        )
     return table

@@ -24,27 +24,41 @@ def to_request(payload: Any) -> dict[str, Any]:
         return payload
     rows = payload.get("instances") if isinstance(payload, dict) else payload
     if not isinstance(rows, list) or not rows:
-        raise InvalidRequest("expected an inference request ({\"inputs\": [...]}), "
-                             "{\"instances\": [[...], ...]} or a list of rows",
-                             hint="see `dockyard predict --help`")
+        raise InvalidRequest(
+            'expected an inference request ({"inputs": [...]}), '
+            '{"instances": [[...], ...]} or a list of rows',
+            hint="see `dockyard predict --help`",
+        )
     if not isinstance(rows[0], list):
         rows = [rows]
-    return {"inputs": [{"name": "input-0", "datatype": "FP64",
-                        "shape": [len(rows), len(rows[0])], "data": rows}]}
+    return {
+        "inputs": [
+            {
+                "name": "input-0",
+                "datatype": "FP64",
+                "shape": [len(rows), len(rows[0])],
+                "data": rows,
+            }
+        ]
+    }
 
 
-def predict(service: str,
-            json_: Annotated[str | None, typer.Option("--json", help="Request as JSON text.")]
-            = None,
-            file: Annotated[Path | None, typer.Option("--file", help="Request file; - = stdin.")]
-            = None,
-            project: ProjectOpt = "default", output: OutputOpt = Format.table) -> None:
+def predict(
+    service: str,
+    json_: Annotated[str | None, typer.Option("--json", help="Request as JSON text.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Request file; - = stdin.")] = None,
+    project: ProjectOpt = "default",
+    output: OutputOpt = Format.table,
+) -> None:
     """Send a prediction to a service (Open Inference Protocol v2) and print the outputs."""
     if (json_ is None) == (file is None):
         raise InvalidRequest("give exactly one of --json or --file")
     try:
-        text = json_ if json_ is not None else (
-            sys.stdin.read() if str(file) == "-" else Path(str(file)).read_text())
+        text = (
+            json_
+            if json_ is not None
+            else (sys.stdin.read() if str(file) == "-" else Path(str(file)).read_text())
+        )
         payload = json.loads(text)
     except OSError as exc:
         raise InvalidRequest(f"cannot read {file}: {exc.strerror}") from exc
@@ -54,8 +68,10 @@ def predict(service: str,
     if output != Format.table:
         dump(result, output)
         return
-    console.print(f"model {result['model_name']} version {result.get('model_version', '-')}",
-                  highlight=False)
+    console.print(
+        f"model {result['model_name']} version {result.get('model_version', '-')}", highlight=False
+    )
     for out in result["outputs"]:
-        console.print(f"  {out['name']} {out['datatype']} {out['shape']}: {out['data']}",
-                      highlight=False)
+        console.print(
+            f"  {out['name']} {out['datatype']} {out['shape']}: {out['data']}", highlight=False
+        )

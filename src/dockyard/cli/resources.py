@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -19,11 +19,16 @@ from dockyard.errors import DockyardError, NotFound
 from dockyard.spec import KINDS, kind_of
 from dockyard.spec.loader import load_paths
 
-FINAL = {"Volume": {"Ready", "Failed"}, "Environment": {"Ready", "Failed"},
-         "Dataset": {"Ready", "Failed"}, "Job": {"Succeeded", "Failed", "Cancelled"},
-         "Service": {"Ready", "Failed"}}
-FilesOpt = Annotated[list[Path], typer.Option("--filename", "-f",
-                                              help="YAML file or directory (repeatable).")]
+FINAL = {
+    "Volume": {"Ready", "Failed"},
+    "Environment": {"Ready", "Failed"},
+    "Dataset": {"Ready", "Failed"},
+    "Job": {"Succeeded", "Failed", "Cancelled"},
+    "Service": {"Ready", "Failed"},
+}
+FilesOpt = Annotated[
+    list[Path], typer.Option("--filename", "-f", help="YAML file or directory (repeatable).")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -36,20 +41,22 @@ def register(app: typer.Typer) -> None:
     app.command()(schema)
 
 
-def apply(files: FilesOpt,
-          wait: Annotated[bool, typer.Option(help="Wait until everything is ready or done.")]
-          = False,
-          timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 1800,
-          dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only.")] = False,
-          ) -> None:
+def apply(
+    files: FilesOpt,
+    wait: Annotated[bool, typer.Option(help="Wait until everything is ready or done.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait at most.")] = 1800,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only.")] = False,
+) -> None:
     """Create or update resources from YAML files or directories (idempotent)."""
     c = client()
     results = c.apply_paths(files, dry_run=dry_run)
     for r in results:
         style = {"created": "green", "configured": "yellow"}.get(r["action"], "dim")
         suffix = " (dry run)" if dry_run else ""
-        console.print(f"{r['kind'].lower()}/{r['name']} [{style}]{r['action']}[/{style}]"
-                      f"{suffix}", highlight=False)
+        console.print(
+            f"{r['kind'].lower()}/{r['name']} [{style}]{r['action']}[/{style}]{suffix}",
+            highlight=False,
+        )
     if wait and not dry_run:
         wait_for(c, [(r["kind"], r["name"], r["project"]) for r in results], timeout)
 
@@ -59,11 +66,19 @@ def wait_for(c: Client, targets: list[tuple[str, str, str]], timeout: float) -> 
     targets = [t for t in targets if t[0] in FINAL]
     deadline = time.monotonic() + timeout
     failed: list[str] = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description:<28}"),
-                  TextColumn("{task.fields[phase]:<10}"), TextColumn("{task.fields[msg]}"),
-                  TimeElapsedColumn(), console=console, transient=False) as progress:
-        tasks = {t: progress.add_task(f"{t[0].lower()}/{t[1]}", total=1, phase="…", msg="")
-                 for t in targets}
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<28}"),
+        TextColumn("{task.fields[phase]:<10}"),
+        TextColumn("{task.fields[msg]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        tasks = {
+            t: progress.add_task(f"{t[0].lower()}/{t[1]}", total=1, phase="…", msg="")
+            for t in targets
+        }
         pending = set(targets)
         while pending and time.monotonic() < deadline:
             for t in sorted(pending):
@@ -87,10 +102,14 @@ def wait_for(c: Client, targets: list[tuple[str, str, str]], timeout: float) -> 
         raise DockyardError(f"still not done after {timeout:.0f}s: {names}")
 
 
-def get(kind: Annotated[str, typer.Argument(help="jobs, services, models, datasets, "
-                                                 "volumes, environments, or all")] = "all",
-        name: Annotated[str | None, typer.Argument()] = None, project: ProjectOpt = "default",
-        output: OutputOpt = Format.table) -> None:
+def get(
+    kind: Annotated[
+        str, typer.Argument(help="jobs, services, models, datasets, volumes, environments, or all")
+    ] = "all",
+    name: Annotated[str | None, typer.Argument()] = None,
+    project: ProjectOpt = "default",
+    output: OutputOpt = Format.table,
+) -> None:
     """List resources of a kind, or show one."""
     c = client()
     kinds = list(KINDS) if kind == "all" else [kind_of(kind)]
@@ -103,16 +122,19 @@ def get(kind: Annotated[str, typer.Argument(help="jobs, services, models, datase
             return
         console.print(resource_table(kinds[0], [item]))
         return
-    everything = {k: c.list(k, project=None if project == "default" and kind == "all"
-                            else project) for k in kinds}
+    everything = {
+        k: c.list(k, project=None if project == "default" and kind == "all" else project)
+        for k in kinds
+    }
     if output != Format.table:
         dump([i for items in everything.values() for i in items], output)
         return
     shown = False
     for k, items in everything.items():
         if items or kind != "all":
-            console.print(resource_table(k, items, title=f"{KINDS[k].PLURAL}" if len(kinds) > 1
-                                         else None))
+            console.print(
+                resource_table(k, items, title=f"{KINDS[k].PLURAL}" if len(kinds) > 1 else None)
+            )
             shown = True
     if not shown:
         console.print("nothing here yet: try `dockyard apply -f examples/digits/ --wait`")
@@ -124,46 +146,94 @@ def describe(kind: str, name: str, project: ProjectOpt = "default") -> None:
     k = kind_of(kind)
     item = c.get(k, name, project)
     st, meta = item["status"], item["metadata"]
-    console.print(f"[bold]{k}[/bold] {name}  (project {meta['project']}, uid {meta['uid']}, "
-                  f"generation {meta['generation']}, created {age(meta['createdAt'])} ago)",
-                  highlight=False)
+    console.print(
+        f"[bold]{k}[/bold] {name}  (project {meta['project']}, uid {meta['uid']}, "
+        f"generation {meta['generation']}, created {age(meta['createdAt'])} ago)",
+        highlight=False,
+    )
     console.print(f"Phase:   {phase(st.get('phase'))}  {st.get('reason', '')}")
     if st.get("message"):
         console.print(f"Message: {st['message']}", highlight=False)
-    extras = {k2: v for k2, v in st.items() if k2 not in (
-        "phase", "reason", "message", "conditions", "observedGeneration", "prepared",
-        "manifest")}
+    extras = {
+        k2: v
+        for k2, v in st.items()
+        if k2
+        not in (
+            "phase",
+            "reason",
+            "message",
+            "conditions",
+            "observedGeneration",
+            "prepared",
+            "manifest",
+        )
+    }
     if extras:
         console.print("Status:")
         for key, value in extras.items():
             console.print(f"  {key}: {value}", highlight=False)
     console.print("Spec:")
-    console.print("  " + json.dumps(item["spec"], indent=2).replace("\n", "\n  "),
-                  highlight=False)
+    console.print("  " + json.dumps(item["spec"], indent=2).replace("\n", "\n  "), highlight=False)
     if k in ("Job", "Service", "Dataset"):
         work = c.workloads(k, name, project)
         if work:
-            table = Table("#", "ID", "PHASE", "EXIT", "REASON", "STARTED", "FINISHED",
-                          title="Attempts" if k == "Job" else "Workloads", title_justify="left",
-                          box=None, header_style="bold")
+            table = Table(
+                "#",
+                "ID",
+                "PHASE",
+                "EXIT",
+                "REASON",
+                "STARTED",
+                "FINISHED",
+                title="Attempts" if k == "Job" else "Workloads",
+                title_justify="left",
+                box=None,
+                header_style="bold",
+            )
             for w in work:
-                table.add_row(str(w["number"]), w["id"], phase(w["phase"]),
-                              str(w["exitCode"] if w["exitCode"] is not None else "-"),
-                              short(f"{w['reason']} {w['message']}".strip(), 50),
-                              age(w["startedAt"]), age(w["finishedAt"]))
+                table.add_row(
+                    str(w["number"]),
+                    w["id"],
+                    phase(w["phase"]),
+                    str(w["exitCode"] if w["exitCode"] is not None else "-"),
+                    short(f"{w['reason']} {w['message']}".strip(), 50),
+                    age(w["startedAt"]),
+                    age(w["finishedAt"]),
+                )
             console.print(table)
     if k == "Model":
         versions = c.model_versions(name, project)
-        table = Table("VERSION", "ALIASES", "METRICS", "JOB", "CREATED", title="Versions",
-                      title_justify="left", box=None, header_style="bold")
+        table = Table(
+            "VERSION",
+            "ALIASES",
+            "METRICS",
+            "JOB",
+            "CREATED",
+            title="Versions",
+            title_justify="left",
+            box=None,
+            header_style="bold",
+        )
         for v in versions:
-            table.add_row(str(v["version"]), ", ".join(v["aliases"]),
-                          short(json.dumps(v["metrics"]), 50),
-                          str(v["lineage"].get("job", "-")), age(v["createdAt"]))
+            table.add_row(
+                str(v["version"]),
+                ", ".join(v["aliases"]),
+                short(json.dumps(v["metrics"]), 50),
+                str(v["lineage"].get("job", "-")),
+                age(v["createdAt"]),
+            )
         console.print(table)
     evs = c.events(k, name, project)
-    table = Table("AGE", "TYPE", "REASON", "MESSAGE", title="Events", title_justify="left",
-                  box=None, header_style="bold")
+    table = Table(
+        "AGE",
+        "TYPE",
+        "REASON",
+        "MESSAGE",
+        title="Events",
+        title_justify="left",
+        box=None,
+        header_style="bold",
+    )
     for e in evs[-15:]:
         table.add_row(age(e["time"]), e["type"], e["reason"], short(e["message"], 90))
     console.print(table)
@@ -176,16 +246,18 @@ def _find(c: Client, name: str, project: str) -> str:
             return k
         except NotFound:
             continue
-    raise NotFound(f"no job, service or dataset named '{name}'",
-                   hint="list them with `dockyard get`")
+    raise NotFound(
+        f"no job, service or dataset named '{name}'", hint="list them with `dockyard get`"
+    )
 
 
-def logs(target: Annotated[str, typer.Argument(help="NAME, or KIND NAME")],
-         name: Annotated[str | None, typer.Argument()] = None,
-         follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends.")]
-         = False,
-         attempt: Annotated[int | None, typer.Option(help="Attempt number (jobs).")] = None,
-         project: ProjectOpt = "default") -> None:
+def logs(
+    target: Annotated[str, typer.Argument(help="NAME, or KIND NAME")],
+    name: Annotated[str | None, typer.Argument()] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends.")] = False,
+    attempt: Annotated[int | None, typer.Option(help="Attempt number (jobs).")] = None,
+    project: ProjectOpt = "default",
+) -> None:
     """Print the output of a job attempt, a service replica or a dataset preparation."""
     c = client()
     kind, what = (kind_of(target), name) if name else (_find(c, target, project), target)
@@ -195,24 +267,27 @@ def logs(target: Annotated[str, typer.Argument(help="NAME, or KIND NAME")],
         sys.stdout.flush()
 
 
-def delete(kind: Annotated[str | None, typer.Argument()] = None,
-           name: Annotated[str | None, typer.Argument()] = None,
-           files: Annotated[list[Path] | None, typer.Option(
-               "--filename", "-f", help="Delete what these files define.")] = None,
-           purge: Annotated[bool, typer.Option(help="Also delete the data (volumes, datasets).")]
-           = False,
-           keep_data: Annotated[bool, typer.Option(help="Delete a volume, keep its files.")]
-           = False,
-           force: Annotated[bool, typer.Option(help="Delete even if in use.")] = False,
-           wait: Annotated[bool, typer.Option(help="Wait until it is gone.")] = True,
-           project: ProjectOpt = "default") -> None:
+def delete(
+    kind: Annotated[str | None, typer.Argument()] = None,
+    name: Annotated[str | None, typer.Argument()] = None,
+    files: Annotated[
+        list[Path] | None, typer.Option("--filename", "-f", help="Delete what these files define.")
+    ] = None,
+    purge: Annotated[bool, typer.Option(help="Also delete the data (volumes, datasets).")] = False,
+    keep_data: Annotated[bool, typer.Option(help="Delete a volume, keep its files.")] = False,
+    force: Annotated[bool, typer.Option(help="Delete even if in use.")] = False,
+    wait: Annotated[bool, typer.Option(help="Wait until it is gone.")] = True,
+    project: ProjectOpt = "default",
+) -> None:
     """Delete resources (stopping what runs for them)."""
     c = client()
     if files:
         loaded = load_paths(files)
         order = list(KINDS)
-        targets = sorted(((x.resource.kind, x.resource.name, x.resource.project)
-                          for x in loaded), key=lambda t: -order.index(t[0]))
+        targets = sorted(
+            ((x.resource.kind, x.resource.name, x.resource.project) for x in loaded),
+            key=lambda t: -order.index(t[0]),
+        )
     elif kind and name:
         targets = [(kind_of(kind), name, project)]
     else:
@@ -241,11 +316,10 @@ def cancel(name: str, project: ProjectOpt = "default") -> None:
     console.print(f"job/{name} [magenta]cancel requested[/magenta]", highlight=False)
 
 
-def schema(kind: Annotated[str | None, typer.Argument(help="One kind; default all.")] = None
-           ) -> None:
+def schema(
+    kind: Annotated[str | None, typer.Argument(help="One kind; default all.")] = None,
+) -> None:
     """Print the JSON Schema of the resource documents (for editors)."""
     from dockyard.spec.schema import json_schema
 
     sys.stdout.write(json.dumps(json_schema(kind_of(kind) if kind else None), indent=2) + "\n")
-
-

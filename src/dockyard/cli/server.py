@@ -16,8 +16,7 @@ app = typer.Typer(no_args_is_help=True)
 
 
 @app.command()
-def start(foreground: Annotated[bool, typer.Option(help="Run in this terminal.")] = False
-          ) -> None:
+def start(foreground: Annotated[bool, typer.Option(help="Run in this terminal.")] = False) -> None:
     """Start the embedded control plane for DOCKYARD_HOME (if not running)."""
     settings = Settings()
     if foreground:
@@ -47,8 +46,14 @@ def status() -> None:
     c = Client(autostart=False)
     health, node = c.health(), c.node()
     cap, used = node["capacity"], node["allocated"]
-    console.print(f"running at {c.url}, version {health['version']}, runtime "
-                  f"{health['runtime']}, home {health['home']}", highlight=False)
-    console.print(f"node: {used['cpu']:g}/{cap['cpu']:g} cpu, {format_bytes(used['memory'])}/"
-                  f"{format_bytes(cap['memory'])} memory, {used['gpu']}/{cap['gpu']} gpu "
-                  f"allocated; {node['workloads']} workload(s) running", highlight=False)
+    console.print(
+        f"running at {c.url}, version {health['version']}, runtime "
+        f"{health['runtime']}, home {health['home']}",
+        highlight=False,
+    )
+    console.print(
+        f"node: {used['cpu']:g}/{cap['cpu']:g} cpu, {format_bytes(used['memory'])}/"
+        f"{format_bytes(cap['memory'])} memory, {used['gpu']}/{cap['gpu']} gpu "
+        f"allocated; {node['workloads']} workload(s) running",
+        highlight=False,
+    )

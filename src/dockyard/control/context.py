@@ -74,19 +74,27 @@ def with_conditions(old: dict[str, Any], new: dict[str, Any], at: datetime) -> d
     previous = next((c for c in old.get("conditions", []) if c.get("type") == "Ready"), None)
     changed = previous is None or previous.get("status") != ready
     condition = {
-        "type": "Ready", "status": ready, "reason": new.get("reason") or new.get("phase", ""),
+        "type": "Ready",
+        "status": ready,
+        "reason": new.get("reason") or new.get("phase", ""),
         "message": new.get("message", ""),
         "lastTransitionTime": iso(at) if changed else previous.get("lastTransitionTime"),  # type: ignore[union-attr]
     }
     return {**new, "conditions": [condition]}
 
 
-def write_status(ctx: Context, row: ResourceRow, status: dict[str, Any],
-                 event: tuple[str, str, str] | None = None, at: datetime | None = None) -> bool:
+def write_status(
+    ctx: Context,
+    row: ResourceRow,
+    status: dict[str, Any],
+    event: tuple[str, str, str] | None = None,
+    at: datetime | None = None,
+) -> bool:
     """Persist ``status`` if it changed; record an event on a phase change. True if written."""
     full = with_conditions(row.status, status, at or now())
     phase_changed = full.get("phase") != row.status.get("phase") or full.get(
-        "reason") != row.status.get("reason")
+        "reason"
+    ) != row.status.get("reason")
     if full == row.status and event is None:
         return False
     with ctx.store.session() as session:
@@ -101,8 +109,12 @@ def write_status(ctx: Context, row: ResourceRow, status: dict[str, Any],
 
 
 def record_phase_event(session: Session, row: ResourceRow, status: dict[str, Any]) -> None:
-    phase, reason, message = status.get("phase", ""), status.get("reason", ""), status.get(
-        "message", "")
+    phase, reason, message = (
+        status.get("phase", ""),
+        status.get("reason", ""),
+        status.get("message", ""),
+    )
     warning = phase in ("Failed",) or reason in ("Lost", "OOMKilled", "Timeout")
-    events.record(session, row, reason or phase, message or phase,
-                  "Warning" if warning else "Normal")
+    events.record(
+        session, row, reason or phase, message or phase, "Warning" if warning else "Normal"
+    )

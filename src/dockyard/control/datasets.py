@@ -24,7 +24,8 @@ class DatasetReconciler:
 
     def target(self, row: ResourceRow) -> Path:
         return self.ctx.volumes.path(row.project, row.spec["volume"]) / (
-            row.spec.get("path") or row.name)
+            row.spec.get("path") or row.name
+        )
 
     def staging(self, row: ResourceRow) -> Path:
         target = self.target(row)
@@ -48,13 +49,23 @@ class DatasetReconciler:
         status = row.status
         current = status.get("observedGeneration") == row.generation
         commit_key = f"{row.uid}:commit:{row.generation}"
-        if current and status.get("phase") in ("Ready", "Failed") and not self.ctx.tasks.get(
-                commit_key):
+        if (
+            current
+            and status.get("phase") in ("Ready", "Failed")
+            and not self.ctx.tasks.get(commit_key)
+        ):
             return None, None
         if world.get("Volume", row.project, spec.volume) is None:
-            write_status(self.ctx, row, {"phase": "Pending", "reason": "Waiting",
-                                         "message": f"volume '{spec.volume}' not found: apply it",
-                                         "observedGeneration": row.generation})
+            write_status(
+                self.ctx,
+                row,
+                {
+                    "phase": "Pending",
+                    "reason": "Waiting",
+                    "message": f"volume '{spec.volume}' not found: apply it",
+                    "observedGeneration": row.generation,
+                },
+            )
             return None, None
         self.ctx.volumes.ensure(row.project, spec.volume)
         task = self.ctx.tasks.get(commit_key)
@@ -62,55 +73,108 @@ class DatasetReconciler:
             self._finish(row, commit_key)
             return None, None
         if task is not None:
-            write_status(self.ctx, row, {"phase": "Fetching" if spec.source else "Checksumming",
-                                         "reason": "Fetching", "message": task.progress,
-                                         "observedGeneration": row.generation})
+            write_status(
+                self.ctx,
+                row,
+                {
+                    "phase": "Fetching" if spec.source else "Checksumming",
+                    "reason": "Fetching",
+                    "message": task.progress,
+                    "observedGeneration": row.generation,
+                },
+            )
             return None, None
         if spec.source is not None:
             self._submit_fetch(row, spec, commit_key)
             return None, None
         return self._prepare(world, row, spec, owned, commit_key)
 
-    def _prepare(self, world: World, row: ResourceRow, spec: DatasetSpec, owned: list[Any],
-                 commit_key: str) -> tuple[Demand | None, Any]:
+    def _prepare(
+        self, world: World, row: ResourceRow, spec: DatasetSpec, owned: list[Any], commit_key: str
+    ) -> tuple[Demand | None, Any]:
         assert spec.prepare is not None
         mine = [w for w in owned if w.generation == row.generation]
         last = mine[-1] if mine else None
         base = {"observedGeneration": row.generation}
         if last is not None and last.phase in wl.ACTIVE:
-            write_status(self.ctx, row, {**base, "phase": "Preparing", "reason": "Running",
-                                         "message": f"running {' '.join(spec.prepare.command)}"})
+            write_status(
+                self.ctx,
+                row,
+                {
+                    **base,
+                    "phase": "Preparing",
+                    "reason": "Running",
+                    "message": f"running {' '.join(spec.prepare.command)}",
+                },
+            )
             return None, None
         if last is not None and last.phase == "Succeeded":
             staging = self.staging(row)
-            self.ctx.tasks.submit(commit_key, row.uid, lambda _s: data.commit(
-                staging, self.target(row), spec.sha256, f"dataset '{row.name}'"))
+            self.ctx.tasks.submit(
+                commit_key,
+                row.uid,
+                lambda _s: data.commit(
+                    staging, self.target(row), spec.sha256, f"dataset '{row.name}'"
+                ),
+            )
             return None, None
         if last is not None:
             tail = wl.log_tail(self.ctx, last.id)
-            write_status(self.ctx, row, {**base, "phase": "Failed", "reason": last.reason,
-                                         "message": f"the prepare command failed: "
-                                                    f"{last.message}" + (f": {tail}" if tail else "")})
+            write_status(
+                self.ctx,
+                row,
+                {
+                    **base,
+                    "phase": "Failed",
+                    "reason": last.reason,
+                    "message": f"the prepare command failed: "
+                    f"{last.message}" + (f": {tail}" if tail else ""),
+                },
+            )
             return None, None
         prep = spec.prepare.model_dump(mode="json", by_alias=True)
         inputs = wl.resolve_inputs(self.ctx, world, row, prep)
         if inputs.blocked or inputs.fatal:
-            write_status(self.ctx, row, {**base, "phase": "Failed" if inputs.fatal else "Pending",
-                                         "reason": "Waiting",
-                                         "message": inputs.fatal or inputs.blocked})
+            write_status(
+                self.ctx,
+                row,
+                {
+                    **base,
+                    "phase": "Failed" if inputs.fatal else "Pending",
+                    "reason": "Waiting",
+                    "message": inputs.fatal or inputs.blocked,
+                },
+            )
             return None, None
-        write_status(self.ctx, row, {**base, "phase": "Pending", "reason": "Scheduling",
-                                     "message": "waiting for resources"})
+        write_status(
+            self.ctx,
+            row,
+            {
+                **base,
+                "phase": "Pending",
+                "reason": "Scheduling",
+                "message": "waiting for resources",
+            },
+        )
         cpu, memory, gpu = wl.request_of(prep["resources"])
         return Demand(row.uid, cpu, memory, gpu, 0, row.created_at), (row, spec, inputs)
 
-    def start(self, pending: tuple[ResourceRow, DatasetSpec, wl.Inputs],
-              decision: Decision) -> None:
+    def start(
+        self, pending: tuple[ResourceRow, DatasetSpec, wl.Inputs], decision: Decision
+    ) -> None:
         row, spec, inputs = pending
         assert spec.prepare is not None
         if not decision.admitted:
-            write_status(self.ctx, row, {**row.status, "phase": "Pending",
-                                         "reason": "Unschedulable", "message": decision.reason})
+            write_status(
+                self.ctx,
+                row,
+                {
+                    **row.status,
+                    "phase": "Pending",
+                    "reason": "Unschedulable",
+                    "message": decision.reason,
+                },
+            )
             return
         staging = self.staging(row)
         shutil.rmtree(staging, ignore_errors=True)
@@ -118,14 +182,29 @@ class DatasetReconciler:
         wid = wl.workload_id("prepare", row, f"g{row.generation}")
         cpu, memory, gpu = wl.request_of(spec.prepare.resources.model_dump())
         request = WorkloadRequest(
-            id=wid, command=spec.prepare.command, env={"DOCKYARD_DATASET": row.name,
-                                                       **spec.prepare.env},
-            environment=inputs.environment, code_dir=inputs.code_dir, mounts=(),
-            output_dir=staging, cpu=cpu, memory=memory or None, gpu=gpu,
-            labels={"dockyard.dev/dataset": row.name})
+            id=wid,
+            command=spec.prepare.command,
+            env={"DOCKYARD_DATASET": row.name, **spec.prepare.env},
+            environment=inputs.environment,
+            code_dir=inputs.code_dir,
+            mounts=(),
+            output_dir=staging,
+            cpu=cpu,
+            memory=memory or None,
+            gpu=gpu,
+            labels={"dockyard.dev/dataset": row.name},
+        )
         wl.start(self.ctx, row, wid, "prepare", row.generation, 1, request)
-        write_status(self.ctx, row, {**row.status, "phase": "Preparing", "reason": "Running",
-                                     "message": f"running {' '.join(spec.prepare.command)}"})
+        write_status(
+            self.ctx,
+            row,
+            {
+                **row.status,
+                "phase": "Preparing",
+                "reason": "Running",
+                "message": f"running {' '.join(spec.prepare.command)}",
+            },
+        )
 
     def _submit_fetch(self, row: ResourceRow, spec: DatasetSpec, key: str) -> None:
         assert spec.source is not None
@@ -145,9 +224,16 @@ class DatasetReconciler:
             return data.commit(staging, self.target(row), spec.sha256, f"dataset '{row.name}'")
 
         self.ctx.tasks.submit(key, row.uid, work)
-        write_status(self.ctx, row, {"phase": "Fetching", "reason": "Fetching",
-                                     "message": f"fetching {source}",
-                                     "observedGeneration": row.generation})
+        write_status(
+            self.ctx,
+            row,
+            {
+                "phase": "Fetching",
+                "reason": "Fetching",
+                "message": f"fetching {source}",
+                "observedGeneration": row.generation,
+            },
+        )
 
     def _finish(self, row: ResourceRow, key: str) -> None:
         task = self.ctx.tasks.take(key)
@@ -155,16 +241,28 @@ class DatasetReconciler:
         base = {"observedGeneration": row.generation}
         error = task.future.exception()
         if error is not None:
-            write_status(self.ctx, row, {**base, "phase": "Failed", "reason": type(
-                error).__name__, "message": str(error)})
+            write_status(
+                self.ctx,
+                row,
+                {**base, "phase": "Failed", "reason": type(error).__name__, "message": str(error)},
+            )
             return
         result = task.future.result()
         manifest_path = self.ctx.settings.home / "manifests" / f"{row.uid}-g{row.generation}.json"
         atomic_write_json(manifest_path, result["files"])
         files = result["files"]
-        write_status(self.ctx, row, {
-            **base, "phase": "Ready", "reason": "Checksummed",
-            "message": f"{len(files)} file(s), sha256 {result['sha256'][:12]}…",
-            "sha256": result["sha256"], "files": len(files),
-            "bytes": sum(f["size"] for f in files.values()), "path": str(self.target(row)),
-            "manifest": str(manifest_path)})
+        write_status(
+            self.ctx,
+            row,
+            {
+                **base,
+                "phase": "Ready",
+                "reason": "Checksummed",
+                "message": f"{len(files)} file(s), sha256 {result['sha256'][:12]}…",
+                "sha256": result["sha256"],
+                "files": len(files),
+                "bytes": sum(f["size"] for f in files.values()),
+                "path": str(self.target(row)),
+                "manifest": str(manifest_path),
+            },
+        )

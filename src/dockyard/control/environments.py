@@ -27,9 +27,13 @@ class EnvironmentReconciler:
         prepared = status.get("prepared") or {}
         key = f"{row.uid}:build:{wanted}"
         current = status.get("observedGeneration") == row.generation
-        if (current and status.get("phase") == "Ready" and prepared.get("hash") == wanted
-                and self.ctx.tasks.get(key) is None
-                and self.ctx.runtime.environment_ready(PreparedEnvironment.from_dict(prepared))):
+        if (
+            current
+            and status.get("phase") == "Ready"
+            and prepared.get("hash") == wanted
+            and self.ctx.tasks.get(key) is None
+            and self.ctx.runtime.environment_ready(PreparedEnvironment.from_dict(prepared))
+        ):
             return None, None
         if current and status.get("phase") == "Failed" and self.ctx.tasks.get(key) is None:
             return None, None  # fix the spec (a new generation) to try again
@@ -37,28 +41,60 @@ class EnvironmentReconciler:
         if task is None:
             task = self._submit(key, row, spec)
             if task is None:
-                write_status(self.ctx, row, {"phase": "Pending", "reason": "Leased",
-                                             "message": "another controller is building it"})
+                write_status(
+                    self.ctx,
+                    row,
+                    {
+                        "phase": "Pending",
+                        "reason": "Leased",
+                        "message": "another controller is building it",
+                    },
+                )
                 return None, None
         if not task.done:
-            write_status(self.ctx, row, {
-                "phase": "Building", "reason": "Building",
-                "message": task.progress or "building", "hash": wanted,
-                "observedGeneration": row.generation})
+            write_status(
+                self.ctx,
+                row,
+                {
+                    "phase": "Building",
+                    "reason": "Building",
+                    "message": task.progress or "building",
+                    "hash": wanted,
+                    "observedGeneration": row.generation,
+                },
+            )
             return None, None
         self.ctx.tasks.take(key)
         error = task.future.exception()
         if error is not None:
-            write_status(self.ctx, row, {
-                "phase": "Failed", "reason": "BuildFailed", "message": str(error),
-                "hash": wanted, "observedGeneration": row.generation})
+            write_status(
+                self.ctx,
+                row,
+                {
+                    "phase": "Failed",
+                    "reason": "BuildFailed",
+                    "message": str(error),
+                    "hash": wanted,
+                    "observedGeneration": row.generation,
+                },
+            )
         else:
             result = task.future.result()
-            write_status(self.ctx, row, {
-                "phase": "Ready", "reason": "Built", "hash": wanted,
-                "message": f"{len(spec.packages)} package(s) in {task.extra.get('seconds', 0):.1f}s"
-                if task.extra.get("built") else "found in the cache",
-                "prepared": result.as_dict(), "observedGeneration": row.generation})
+            seconds = task.extra.get("seconds", 0)
+            write_status(
+                self.ctx,
+                row,
+                {
+                    "phase": "Ready",
+                    "reason": "Built",
+                    "hash": wanted,
+                    "message": f"{len(spec.packages)} package(s) in {seconds:.1f}s"
+                    if task.extra.get("built")
+                    else "found in the cache",
+                    "prepared": result.as_dict(),
+                    "observedGeneration": row.generation,
+                },
+            )
         return None, None
 
     def _submit(self, key: str, row: ResourceRow, spec: EnvironmentSpec) -> Any:

@@ -84,19 +84,30 @@ def plan(spec: JobSpec, obs: Observed) -> Plan:
         if model is None:
             return Plan("Succeeded", "Completed", f"attempt {last.number} succeeded", stop=stop)
         if obs.registered:
-            return Plan("Succeeded", "Completed",
-                        f"attempt {last.number} succeeded; registered {obs.registered}", stop=stop)
+            return Plan(
+                "Succeeded",
+                "Completed",
+                f"attempt {last.number} succeeded; registered {obs.registered}",
+                stop=stop,
+            )
         if obs.registration_error:
             return Plan("Failed", "ModelRegistrationFailed", obs.registration_error, stop=stop)
-        return Plan("Running", "RegisteringModel", f"registering model '{model.name}'",
-                    stop=stop, register=last)
+        return Plan(
+            "Running",
+            "RegisteringModel",
+            f"registering model '{model.name}'",
+            stop=stop,
+            register=last,
+        )
     # the last attempt failed
     retry = spec.retry
     used = counted(obs.attempts)
-    retryable = (last.reason not in NOT_RETRIED and (
-        retry.on_exit_codes is None or last.exit_code in retry.on_exit_codes))
+    retryable = last.reason not in NOT_RETRIED and (
+        retry.on_exit_codes is None or last.exit_code in retry.on_exit_codes
+    )
     why = f"attempt {last.number} failed: {last.reason}" + (
-        f" ({last.message})" if last.message else "")
+        f" ({last.message})" if last.message else ""
+    )
     if last.reason in NOT_COUNTED:
         retryable, used = True, min(used, retry.limit)
     if not retryable or used > retry.limit:
@@ -105,13 +116,16 @@ def plan(spec: JobSpec, obs: Observed) -> Plan:
     wait = retry.delay_before(used + 1) if last.reason not in NOT_COUNTED else 0.0
     due = (last.finished_at or obs.now) + timedelta(seconds=wait)
     if due > obs.now:
-        return Plan("Running", "BackoffRetry",
-                    f"{why}; attempt {next_number} after a {wait:g}s backoff", stop=stop,
-                    recheck_at=due)
+        return Plan(
+            "Running",
+            "BackoffRetry",
+            f"{why}; attempt {next_number} after a {wait:g}s backoff",
+            stop=stop,
+            recheck_at=due,
+        )
     if obs.blocked:
         return Plan("Pending", "Waiting", obs.blocked, stop=stop)
-    return Plan("Pending", "Scheduling", f"{why}; retrying", stop=stop,
-                start_attempt=next_number)
+    return Plan("Pending", "Scheduling", f"{why}; retrying", stop=stop, start_attempt=next_number)
 
 
 class JobReconciler:
@@ -123,27 +137,29 @@ class JobReconciler:
     def source_key(self, row: ResourceRow, attempt: Attempt) -> str:
         return f"job:{row.uid}:{row.generation}:{attempt.number}"
 
-    def observe(self, world: World, row: ResourceRow, spec: JobSpec
-                ) -> tuple[Observed, list[WorkloadRow], wl.Inputs | None]:
+    def observe(
+        self, world: World, row: ResourceRow, spec: JobSpec
+    ) -> tuple[Observed, list[WorkloadRow], wl.Inputs | None]:
         owned = [wl.refresh(self.ctx, w) for w in world.owned(row.uid)]
         current = [w for w in owned if w.generation == row.generation]
-        stale = tuple(w.id for w in owned if w.generation != row.generation
-                      and w.phase in wl.ACTIVE)
-        attempts = tuple(Attempt(w.number, w.id, w.phase, w.exit_code, w.reason, w.message,
-                                 w.finished_at) for w in current)
+        stale = tuple(
+            w.id for w in owned if w.generation != row.generation and w.phase in wl.ACTIVE
+        )
+        attempts = tuple(
+            Attempt(w.number, w.id, w.phase, w.exit_code, w.reason, w.message, w.finished_at)
+            for w in current
+        )
         inputs = None
         blocked = fatal = ""
         if row.deleted_at is None:
-            inputs = wl.resolve_inputs(self.ctx, world, row, row.spec,
-                                       row.spec.get("checkpoint"))
+            inputs = wl.resolve_inputs(self.ctx, world, row, row.spec, row.spec.get("checkpoint"))
             blocked, fatal = inputs.blocked, inputs.fatal
             if not blocked and not fatal and (not attempts or attempts[-1].phase not in wl.ACTIVE):
                 fatal = wl.verify_datasets(self.ctx, world, row, row.spec)
         registered, reg_error = None, ""
         model = spec.outputs.model
         if attempts and attempts[-1].phase == "Succeeded" and model is not None:
-            registered = registry.registered_ref(self.ctx.store, self.source_key(
-                row, attempts[-1]))
+            registered = registry.registered_ref(self.ctx.store, self.source_key(row, attempts[-1]))
             status_gen = row.status.get("observedGeneration") == row.generation
             reg_error = row.status.get("registrationError", "") if status_gen else ""
             task = self.ctx.tasks.take(f"{row.uid}:register:{row.generation}")
@@ -153,10 +169,18 @@ class JobReconciler:
                     reg_error = str(error)
                 else:
                     registered = task.future.result()
-        obs = Observed(row.generation, attempts, stale, blocked, fatal,
-                       cancelled=row.control.get("cancelledGeneration") == row.generation,
-                       deleting=row.deleted_at is not None, registered=registered,
-                       registration_error=reg_error, now=world.at)
+        obs = Observed(
+            row.generation,
+            attempts,
+            stale,
+            blocked,
+            fatal,
+            cancelled=row.control.get("cancelledGeneration") == row.generation,
+            deleting=row.deleted_at is not None,
+            registered=registered,
+            registration_error=reg_error,
+            now=world.at,
+        )
         return obs, current, inputs
 
     def reconcile(self, world: World, row: ResourceRow) -> tuple[Demand | None, Any]:
@@ -170,11 +194,15 @@ class JobReconciler:
             self._register(world, row, spec, p.register)
         last = current[-1] if current else None
         status: dict[str, Any] = {
-            "phase": p.phase, "reason": p.reason, "message": p.message,
-            "observedGeneration": row.generation, "attempts": len(current),
+            "phase": p.phase,
+            "reason": p.reason,
+            "message": p.message,
+            "observedGeneration": row.generation,
+            "attempts": len(current),
             "startedAt": iso(current[0].started_at) if current else None,
-            "finishedAt": iso(last.finished_at) if last and p.phase in (
-                "Succeeded", "Failed", "Cancelled") else None,
+            "finishedAt": iso(last.finished_at)
+            if last and p.phase in ("Succeeded", "Failed", "Cancelled")
+            else None,
             "exitCode": last.exit_code if last else None,
         }
         if obs.registered:
@@ -194,37 +222,60 @@ class JobReconciler:
             return None, ("delete", row)
         return None, None
 
-    def start(self, pending: tuple[ResourceRow, JobSpec, wl.Inputs, int],
-              decision: Decision) -> None:
+    def start(
+        self, pending: tuple[ResourceRow, JobSpec, wl.Inputs, int], decision: Decision
+    ) -> None:
         row, spec, inputs, number = pending
         if not decision.admitted:
-            status = {**row.status, "phase": "Pending", "reason": "Unschedulable",
-                      "message": decision.reason}
+            status = {
+                **row.status,
+                "phase": "Pending",
+                "reason": "Unschedulable",
+                "message": decision.reason,
+            }
             write_status(self.ctx, row, status)
             return
         wid = wl.workload_id("job", row, f"g{row.generation}", f"a{number}")
-        env = {"DOCKYARD_JOB_NAME": row.name, "DOCKYARD_ATTEMPT": str(number),
-               "DOCKYARD_PROJECT": row.project, **spec.env}
+        env = {
+            "DOCKYARD_JOB_NAME": row.name,
+            "DOCKYARD_ATTEMPT": str(number),
+            "DOCKYARD_PROJECT": row.project,
+            **spec.env,
+        }
         if decision.gpu_indices:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, decision.gpu_indices))
         cpu, memory, gpu = wl.request_of(row.spec["resources"])
         request = WorkloadRequest(
-            id=wid, command=spec.command, env=env, environment=inputs.environment,
-            code_dir=inputs.code_dir, working_dir=spec.working_dir,
-            mounts=tuple(inputs.mounts), output_dir=self.output_dir(wid), cpu=cpu,
-            memory=memory or None, gpu=gpu, timeout=spec.timeout_seconds,
-            labels={"dockyard.dev/job": row.name})
+            id=wid,
+            command=spec.command,
+            env=env,
+            environment=inputs.environment,
+            code_dir=inputs.code_dir,
+            working_dir=spec.working_dir,
+            mounts=tuple(inputs.mounts),
+            output_dir=self.output_dir(wid),
+            cpu=cpu,
+            memory=memory or None,
+            gpu=gpu,
+            timeout=spec.timeout_seconds,
+            labels={"dockyard.dev/job": row.name},
+        )
         wl.start(self.ctx, row, wid, "attempt", row.generation, number, request)
-        status = {**row.status, "phase": "Running", "reason": "Running",
-                  "message": f"attempt {number} running", "attempts": number}
-        write_status(self.ctx, row, status,
-                     event=("Started", f"attempt {number} started as {wid}", "Normal"))
+        status = {
+            **row.status,
+            "phase": "Running",
+            "reason": "Running",
+            "message": f"attempt {number} running",
+            "attempts": number,
+        }
+        write_status(
+            self.ctx, row, status, event=("Started", f"attempt {number} started as {wid}", "Normal")
+        )
 
     def output_dir(self, wid: str) -> Path:
         return self.ctx.settings.home / "outputs" / wid
 
-    def _register(self, world: World, row: ResourceRow, spec: JobSpec,
-                  attempt: Attempt) -> None:
+    def _register(self, world: World, row: ResourceRow, spec: JobSpec, attempt: Attempt) -> None:
         model = spec.outputs.model
         assert model is not None
         env = world.get("Environment", row.project, spec.environment or "")
@@ -233,18 +284,23 @@ class JobReconciler:
             d = world.get("Dataset", row.project, ds.name)
             datasets.append({"name": ds.name, "sha256": d.status.get("sha256") if d else None})
         lineage = {
-            "job": row.name, "jobUid": row.uid, "generation": row.generation,
-            "attempt": attempt.number, "workload": attempt.id,
+            "job": row.name,
+            "jobUid": row.uid,
+            "generation": row.generation,
+            "attempt": attempt.number,
+            "workload": attempt.id,
             "environment": spec.environment,
             "environmentHash": env.status.get("prepared", {}).get("hash") if env else None,
-            "codeHash": spec.code, "datasets": datasets,
+            "codeHash": spec.code,
+            "datasets": datasets,
         }
         source_key = self.source_key(row, attempt)
         out = self.output_dir(attempt.id)
 
         def work(_state: Any) -> str:
             return registry.register_output(
-                self.ctx.store, self.ctx.artifacts, row.project, model, out, lineage, source_key)
+                self.ctx.store, self.ctx.artifacts, row.project, model, out, lineage, source_key
+            )
 
         self.ctx.tasks.submit(f"{row.uid}:register:{row.generation}", row.uid, work)
 

@@ -45,8 +45,13 @@ class Controller:
         ctx.tasks.on_done = self.wake
         ctx.runtime.set_listener(lambda _wid: self.wake())
         self.reconcilers: list[Any] = [
-            VolumeReconciler(ctx), EnvironmentReconciler(ctx), DatasetReconciler(ctx),
-            ModelReconciler(ctx), JobReconciler(ctx), ServiceReconciler(ctx)]
+            VolumeReconciler(ctx),
+            EnvironmentReconciler(ctx),
+            DatasetReconciler(ctx),
+            ModelReconciler(ctx),
+            JobReconciler(ctx),
+            ServiceReconciler(ctx),
+        ]
         self._event = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -93,9 +98,14 @@ class Controller:
                     demands.append((demand, reconciler, extra))
                 elif isinstance(extra, tuple) and extra and extra[0] == "delete":
                     self._finalize(row.uid)
-                if row.status.get("phase") in ("Building", "Fetching", "Preparing", "Starting",
-                                               "Checksumming", "Terminating") or \
-                        row.status.get("reason") in ("RegisteringModel", "BackoffRetry"):
+                if row.status.get("phase") in (
+                    "Building",
+                    "Fetching",
+                    "Preparing",
+                    "Starting",
+                    "Checksumming",
+                    "Terminating",
+                ) or row.status.get("reason") in ("RegisteringModel", "BackoffRetry"):
                     self._soon = 0.2
         if demands:
             self._schedule(demands)
@@ -107,8 +117,11 @@ class Controller:
         used = Usage()
         with self.ctx.store.session() as session:
             for w in workloads_repo.active(session):
-                used.add(float(w.request.get("cpu", 0)), int(w.request.get("memory", 0)),
-                         list(w.request.get("gpuIndices", [])))
+                used.add(
+                    float(w.request.get("cpu", 0)),
+                    int(w.request.get("memory", 0)),
+                    list(w.request.get("gpuIndices", [])),
+                )
         decisions = schedule(self.ctx.runtime.node(), used, [d for d, _, _ in demands])
         for demand, starter, extra in demands:
             starter.start(extra, decisions[demand.key])
@@ -135,4 +148,3 @@ class Controller:
         for w in active:
             self.ctx.runtime.stop(w.id, self.ctx.settings.stop_grace_seconds)
             wl.mark(self.ctx, w.id, "Failed", "Interrupted", "stopped with the server")
-

@@ -23,12 +23,20 @@ class ModelReconciler:
             versions = versions_repo.versions(session, row.project, row.name)
             aliases = versions_repo.aliases(session, row.project, row.name)
         latest = versions[-1] if versions else None
-        write_status(self.ctx, row, {
-            "phase": "Ready" if versions else "Pending",
-            "reason": "" if versions else "NoVersion",
-            "message": f"{len(versions)} version(s)" if versions else
-            "no version yet: a job with outputs.model registers one",
-            "versions": len(versions), "latest": latest.version if latest else None,
-            "aliases": aliases, "metrics": latest.metrics if latest else {},
-            "observedGeneration": row.generation})
+        write_status(
+            self.ctx,
+            row,
+            {
+                "phase": "Ready" if versions else "Pending",
+                "reason": "" if versions else "NoVersion",
+                "message": f"{len(versions)} version(s)"
+                if versions
+                else "no version yet: a job with outputs.model registers one",
+                "versions": len(versions),
+                "latest": latest.version if latest else None,
+                "aliases": aliases,
+                "metrics": latest.metrics if latest else {},
+                "observedGeneration": row.generation,
+            },
+        )
         return None, None

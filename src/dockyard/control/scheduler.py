@@ -57,9 +57,11 @@ def _never_fits(node: NodeCapacity, d: Demand) -> str:
     if d.gpu > node.gpu:
         problems.append(f"{d.gpu} gpu")
     if problems:
-        return (f"needs {', '.join(problems)}, more than this node has in total "
-                f"({format_cpu(node.cpu)} cpu, {format_bytes(node.memory)} memory, "
-                f"{node.gpu} gpu)")
+        return (
+            f"needs {', '.join(problems)}, more than this node has in total "
+            f"({format_cpu(node.cpu)} cpu, {format_bytes(node.memory)} memory, "
+            f"{node.gpu} gpu)"
+        )
     return ""
 
 
@@ -85,6 +87,6 @@ def schedule(node: NodeCapacity, used: Usage, demands: list[Demand]) -> dict[str
             continue
         free_cpu -= d.cpu
         free_mem -= d.memory
-        taken, free_gpus = free_gpus[:d.gpu], free_gpus[d.gpu:]
+        taken, free_gpus = free_gpus[: d.gpu], free_gpus[d.gpu :]
         decisions[d.key] = Decision(True, gpu_indices=tuple(taken))
     return decisions

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 
-import dockyard
 from dockyard.control import workloads as wl
 from dockyard.control.context import Context, World, write_status
 from dockyard.control.scheduler import Decision, Demand
@@ -25,7 +24,8 @@ from dockyard.runtimes.base import PreparedEnvironment, WorkloadRequest
 from dockyard.spec import ServiceSpec
 from dockyard.store.tables import ResourceRow, WorkloadRow
 
-BOOT = Path(dockyard.__file__).parent / "serving" / "boot.py"
+PACKAGE = Path(__file__).resolve().parent.parent
+BOOT = PACKAGE / "serving" / "boot.py"
 MAX_BACKOFF = 60.0
 
 
@@ -72,8 +72,7 @@ def plan(spec: ServiceSpec, obs: Observed) -> Plan:
         return Plan("Terminating", "Deleting", stop=[r.id for r in active])
     if obs.version is None:
         return Plan("Pending", "Waiting", obs.blocked)
-    target = [r for r in obs.replicas if (r.generation, r.version) == (obs.generation,
-                                                                       obs.version)]
+    target = [r for r in obs.replicas if (r.generation, r.version) == (obs.generation, obs.version)]
     result = Plan("Pending")
     ready = 0
     crash = ""
@@ -110,7 +109,7 @@ def plan(spec: ServiceSpec, obs: Observed) -> Plan:
 
 def serving_paths() -> tuple[str, ...]:
     """Where Dockyard and its dependencies live, appended after the environment's own."""
-    own = str(Path(dockyard.__file__).resolve().parent.parent)
+    own = str(PACKAGE.parent)
     return (own, *[p for p in sys.path if p.endswith(("site-packages", "dist-packages"))])
 
 
@@ -145,16 +144,28 @@ class ServiceReconciler:
     def _replicas(self, owned: list[WorkloadRow]) -> list[Replica]:
         out = []
         for w in owned:
-            if w.phase in wl.ACTIVE and not w.details.get("ready") and w.details.get("url"):
-                if probe(w.details["url"]):
-                    with self.ctx.store.session() as session:
-                        live = session.get(WorkloadRow, w.id)
-                        if live is not None:
-                            live.details = {**live.details, "ready": True}
-                            w = live
-            out.append(Replica(w.id, w.number, w.generation, int(w.details.get("version", 0)),
-                               w.phase, bool(w.details.get("ready")), w.finished_at, w.reason,
-                               w.message))
+            ready = bool(w.details.get("ready"))
+            url = w.details.get("url")
+            if w.phase in wl.ACTIVE and not ready and url and probe(url):
+                ready = True
+                with self.ctx.store.session() as session:
+                    live = session.get(WorkloadRow, w.id)
+                    if live is not None:
+                        live.details = {**live.details, "ready": True}
+                w.details = {**w.details, "ready": True}
+            out.append(
+                Replica(
+                    w.id,
+                    w.number,
+                    w.generation,
+                    int(w.details.get("version", 0)),
+                    w.phase,
+                    ready,
+                    w.finished_at,
+                    w.reason,
+                    w.message,
+                )
+            )
         return out
 
     def reconcile(self, world: World, row: ResourceRow) -> tuple[Demand | None, Any]:
@@ -169,8 +180,9 @@ class ServiceReconciler:
                     version = model_row.version
             except DockyardError as exc:
                 blocked = str(exc)
-        obs = Observed(row.generation, version, tuple(replicas), blocked,
-                       row.deleted_at is not None, world.at)
+        obs = Observed(
+            row.generation, version, tuple(replicas), blocked, row.deleted_at is not None, world.at
+        )
         p = plan(spec, obs)
         for wid in p.stop:
             self.ctx.runtime.stop(wid, self.ctx.settings.stop_grace_seconds)
@@ -179,23 +191,39 @@ class ServiceReconciler:
                 wl.refresh(self.ctx, w)
         if row.deleted_at is not None and not p.stop:
             return None, ("delete", row)
-        urls = [w.details["url"] for w in owned if w.phase in wl.ACTIVE and w.details.get(
-            "ready") and w.id not in p.stop]
-        status = {"phase": p.phase, "reason": p.reason, "message": p.message,
-                  "observedGeneration": row.generation, "replicas": spec.replicas,
-                  "readyReplicas": len(urls), "url": urls[0] if urls else None,
-                  "endpoints": urls,
-                  "modelVersion": f"{spec.model_ref().name}@{version}" if version else None,
-                  "restarts": sum(1 for w in owned if w.phase not in wl.ACTIVE
-                                  and w.reason not in ("Stopped", "Interrupted"))}
+        urls = [
+            w.details["url"]
+            for w in owned
+            if w.phase in wl.ACTIVE and w.details.get("ready") and w.id not in p.stop
+        ]
+        status = {
+            "phase": p.phase,
+            "reason": p.reason,
+            "message": p.message,
+            "observedGeneration": row.generation,
+            "replicas": spec.replicas,
+            "readyReplicas": len(urls),
+            "url": urls[0] if urls else None,
+            "endpoints": urls,
+            "modelVersion": f"{spec.model_ref().name}@{version}" if version else None,
+            "restarts": sum(
+                1
+                for w in owned
+                if w.phase not in wl.ACTIVE and w.reason not in ("Stopped", "Interrupted")
+            ),
+        }
         if not p.start or model_row is None:
             write_status(self.ctx, row, status)
             return None, None
         environment, env_blocked = wl.resolve_environment(
-            world, row.project, spec.environment or model_row.lineage.get("environment"))
+            world, row.project, spec.environment or model_row.lineage.get("environment")
+        )
         if env_blocked:
-            write_status(self.ctx, row, {**status, "phase": "Pending", "reason": "Waiting",
-                                         "message": env_blocked})
+            write_status(
+                self.ctx,
+                row,
+                {**status, "phase": "Pending", "reason": "Waiting", "message": env_blocked},
+            )
             return None, None
         write_status(self.ctx, row, status)
         cpu, memory, gpu = wl.request_of(row.spec["resources"])
@@ -206,35 +234,84 @@ class ServiceReconciler:
     def start(self, pending: tuple[Any, ...], decision: Decision) -> None:
         row, spec, model_row, environment, number, restart = pending
         if not decision.admitted:
-            write_status(self.ctx, row, {**row.status, "phase": "Pending",
-                                         "reason": "Unschedulable", "message": decision.reason})
+            write_status(
+                self.ctx,
+                row,
+                {
+                    **row.status,
+                    "phase": "Pending",
+                    "reason": "Unschedulable",
+                    "message": decision.reason,
+                },
+            )
             return
         port = (spec.port + number) if spec.port else free_port()
         if spec.port and not port_free(port):
-            write_status(self.ctx, row, {**row.status, "phase": "Pending", "reason": "PortInUse",
-                                         "message": f"port {port} is already in use on this "
-                                                    "machine: free it or choose another "
-                                                    "spec.port"})
+            write_status(
+                self.ctx,
+                row,
+                {
+                    **row.status,
+                    "phase": "Pending",
+                    "reason": "PortInUse",
+                    "message": f"port {port} is already in use on this "
+                    "machine: free it or choose another "
+                    "spec.port",
+                },
+            )
             return
         try:
-            model_dir = registry.materialize(self.ctx.artifacts, self.ctx.settings.home,
-                                             model_row)
+            model_dir = registry.materialize(self.ctx.artifacts, self.ctx.settings.home, model_row)
         except DockyardError as exc:
-            write_status(self.ctx, row, {**row.status, "phase": "Failed",
-                                         "reason": "ModelUnavailable", "message": str(exc)})
+            write_status(
+                self.ctx,
+                row,
+                {
+                    **row.status,
+                    "phase": "Failed",
+                    "reason": "ModelUnavailable",
+                    "message": str(exc),
+                },
+            )
             return
         name, version = model_row.model, model_row.version
-        wid = wl.workload_id("svc", row, f"g{row.generation}", f"v{version}", f"r{number}",
-                             str(restart))
+        wid = wl.workload_id(
+            "svc", row, f"g{row.generation}", f"v{version}", f"r{number}", str(restart)
+        )
         main = model_dir / model_row.path if model_row.path != "." else model_dir
-        command = ["python", str(BOOT), "--model", f"{name}={main}", "--model-version",
-                   str(version), "--host", "127.0.0.1", "--port", str(port)]
+        command = [
+            "python",
+            str(BOOT),
+            "--model",
+            f"{name}={main}",
+            "--model-version",
+            str(version),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         prepared: PreparedEnvironment | None = environment
         cpu, memory, gpu = wl.request_of(row.spec["resources"])
         request = WorkloadRequest(
-            id=wid, command=command, env=dict(spec.env), environment=prepared,
-            cpu=cpu, memory=memory or None, gpu=gpu, extra_pythonpath=serving_paths(),
-            labels={"dockyard.dev/service": row.name})
+            id=wid,
+            command=command,
+            env=dict(spec.env),
+            environment=prepared,
+            cpu=cpu,
+            memory=memory or None,
+            gpu=gpu,
+            extra_pythonpath=serving_paths(),
+            labels={"dockyard.dev/service": row.name},
+        )
         url = f"http://127.0.0.1:{port}"
-        wl.start(self.ctx, row, wid, "replica", row.generation, number, request,
-                 details={"port": port, "url": url, "version": version})
+        wl.start(
+            self.ctx,
+            row,
+            wid,
+            "replica",
+            row.generation,
+            number,
+            request,
+            details={"port": port, "url": url, "version": version},
+        )

@@ -25,11 +25,15 @@ class VolumeReconciler:
         path = self.ctx.volumes.ensure(row.project, row.name)
         status = dict(row.status)
         measured = parse_iso(status.get("usageAt"))
-        if (measured is None or world.at - measured > USAGE_EVERY
-                or status.get("observedGeneration") != row.generation):
+        if (
+            measured is None
+            or world.at - measured > USAGE_EVERY
+            or status.get("observedGeneration") != row.generation
+        ):
             files, used = self.ctx.volumes.usage(row.project, row.name)
             status.update(files=files, usedBytes=used, usageAt=iso(world.at))
-        status.update(phase="Ready", reason="", message="", path=str(path),
-                      observedGeneration=row.generation)
+        status.update(
+            phase="Ready", reason="", message="", path=str(path), observedGeneration=row.generation
+        )
         write_status(self.ctx, row, status)
         return None, None

@@ -38,8 +38,9 @@ class Inputs:
     fatal: str = ""
 
 
-def resolve_environment(world: World, project: str, name: str | None
-                        ) -> tuple[PreparedEnvironment | None, str]:
+def resolve_environment(
+    world: World, project: str, name: str | None
+) -> tuple[PreparedEnvironment | None, str]:
     if name is None:
         return None, ""
     env = world.get("Environment", project, name)
@@ -57,8 +58,13 @@ def dataset_dir(ctx: Context, world: World, ds: ResourceRow) -> Path:
     return ctx.volumes.path(ds.project, ds.spec["volume"]) / (ds.spec.get("path") or ds.name)
 
 
-def resolve_inputs(ctx: Context, world: World, row: ResourceRow, spec: dict[str, Any],
-                   checkpoint: dict[str, Any] | None = None) -> Inputs:
+def resolve_inputs(
+    ctx: Context,
+    world: World,
+    row: ResourceRow,
+    spec: dict[str, Any],
+    checkpoint: dict[str, Any] | None = None,
+) -> Inputs:
     project = row.project
     environment, blocked = resolve_environment(world, project, spec.get("environment"))
     mounts: list[Mount] = []
@@ -79,8 +85,12 @@ def resolve_inputs(ctx: Context, world: World, row: ResourceRow, spec: dict[str,
         if vol is None:
             blocked = blocked or f"checkpoint volume '{checkpoint['volume']}' not found: apply it"
         else:
-            source = (ctx.volumes.ensure(project, checkpoint["volume"]) / "checkpoints" / row.name
-                      / f"g{row.generation}")
+            source = (
+                ctx.volumes.ensure(project, checkpoint["volume"])
+                / "checkpoints"
+                / row.name
+                / f"g{row.generation}"
+            )
             source.mkdir(parents=True, exist_ok=True)
             mounts.append(Mount(source, checkpoint["path"], False, "DOCKYARD_CHECKPOINT_DIR"))
     for raw in spec.get("datasets", []):
@@ -89,10 +99,14 @@ def resolve_inputs(ctx: Context, world: World, row: ResourceRow, spec: dict[str,
         if ds is None:
             blocked = blocked or f"dataset '{dm.name}' not found: apply it"
             continue
-        if ds.status.get("phase") != "Ready" or ds.status.get(
-                "observedGeneration") != ds.generation:
-            blocked = blocked or (f"waiting for dataset '{dm.name}' "
-                                  f"({ds.status.get('message') or ds.status.get('phase', 'Pending')})")
+        if (
+            ds.status.get("phase") != "Ready"
+            or ds.status.get("observedGeneration") != ds.generation
+        ):
+            blocked = blocked or (
+                f"waiting for dataset '{dm.name}' "
+                f"({ds.status.get('message') or ds.status.get('phase', 'Pending')})"
+            )
             continue
         target = dataset_dir(ctx, world, ds)
         mounts.append(Mount(target, dm.mount_path(), True, env_var("DATA", dm.name)))
@@ -127,17 +141,42 @@ def request_of(resources: dict[str, Any]) -> tuple[float, int, int]:
     return parse_cpu(r.cpu), r.memory or 0, r.gpu
 
 
-def start(ctx: Context, owner: ResourceRow, wid: str, role: str, generation: int, number: int,
-          request: WorkloadRequest, details: dict[str, Any] | None = None) -> WorkloadRow:
+def start(
+    ctx: Context,
+    owner: ResourceRow,
+    wid: str,
+    role: str,
+    generation: int,
+    number: int,
+    request: WorkloadRequest,
+    details: dict[str, Any] | None = None,
+) -> WorkloadRow:
     """Record the workload first (deterministic id), then start it: never started twice."""
     row = WorkloadRow(
-        id=wid, owner_uid=owner.uid, owner_kind=owner.kind, role=role, generation=generation,
-        number=number, runtime=ctx.runtime.name, phase="Starting", exit_code=None, reason="",
+        id=wid,
+        owner_uid=owner.uid,
+        owner_kind=owner.kind,
+        role=role,
+        generation=generation,
+        number=number,
+        runtime=ctx.runtime.name,
+        phase="Starting",
+        exit_code=None,
+        reason="",
         message="",
-        request={"cpu": request.cpu or 0.0, "memory": request.memory or 0, "gpu": request.gpu,
-                 "gpuIndices": [int(i) for i in request.env.get("CUDA_VISIBLE_DEVICES", "").split(
-                     ",") if i.isdigit()]},
-        details=details or {}, created_at=now())
+        request={
+            "cpu": request.cpu or 0.0,
+            "memory": request.memory or 0,
+            "gpu": request.gpu,
+            "gpuIndices": [
+                int(i)
+                for i in request.env.get("CUDA_VISIBLE_DEVICES", "").split(",")
+                if i.isdigit()
+            ],
+        },
+        details=details or {},
+        created_at=now(),
+    )
     with ctx.store.session() as session:
         existing = session.get(WorkloadRow, wid)
         if existing is None:
@@ -172,7 +211,8 @@ def refresh(ctx: Context, row: WorkloadRow) -> WorkloadRow:
         phase, reason, message = "Running", "", ""
     else:
         phase = {Phase.SUCCEEDED: "Succeeded", Phase.FAILED: "Failed", Phase.LOST: "Failed"}[
-            state.phase]
+            state.phase
+        ]
         reason, message = state.reason, state.message
     with ctx.store.session() as session:
         live = session.get(WorkloadRow, row.id)
@@ -208,6 +248,13 @@ def log_tail(ctx: Context, wid: str, lines: int = 5) -> str:
 
 
 def attempt_view(w: WorkloadRow) -> dict[str, Any]:
-    return {"number": w.number, "id": w.id, "phase": w.phase, "exitCode": w.exit_code,
-            "reason": w.reason, "message": w.message, "startedAt": iso(w.started_at),
-            "finishedAt": iso(w.finished_at)}
+    return {
+        "number": w.number,
+        "id": w.id,
+        "phase": w.phase,
+        "exitCode": w.exit_code,
+        "reason": w.reason,
+        "message": w.message,
+        "startedAt": iso(w.started_at),
+        "finishedAt": iso(w.finished_at),
+    }

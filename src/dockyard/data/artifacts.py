@@ -65,13 +65,16 @@ class ArtifactStore:
         """The blob's path after checking that its content still has ``digest``."""
         path = self.path(digest)
         if not path.exists():
-            raise NotFound(f"artifact sha256:{digest} is missing from the store",
-                           hint=f"the artifact store at {self.root} was modified")
+            raise NotFound(
+                f"artifact sha256:{digest} is missing from the store",
+                hint=f"the artifact store at {self.root} was modified",
+            )
         actual = sha256_file(path)
         if actual != digest:
             raise ChecksumMismatch(
                 f"artifact sha256:{digest} is corrupt (its content hashes to {actual})",
-                hint="restore the artifact store from a backup or register the model again")
+                hint="restore the artifact store from a backup or register the model again",
+            )
         return path
 
     def put_tree(self, root: Path, files: list[Path]) -> dict[str, dict[str, Any]]:

@@ -20,12 +20,18 @@ CODE_PREFIX = "sha256:"
 def pack(directory: Path) -> bytes:
     """A reproducible ``tar.gz`` of ``directory``: same files → same bytes → same hash."""
     if not directory.is_dir():
-        raise InvalidSpec(f"code directory {directory} does not exist",
-                          hint="spec.code is a directory relative to the YAML file")
+        raise InvalidSpec(
+            f"code directory {directory} does not exist",
+            hint="spec.code is a directory relative to the YAML file",
+        )
     buf = io.BytesIO()
     total = 0
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT, compresslevel=6,
-                      ) as tar:
+    with tarfile.open(
+        fileobj=buf,
+        mode="w:gz",
+        format=tarfile.PAX_FORMAT,
+        compresslevel=6,
+    ) as tar:
         for path in walk_files(directory):
             rel = path.relative_to(directory).as_posix()
             info = tarfile.TarInfo(rel)
@@ -34,7 +40,8 @@ def pack(directory: Path) -> bytes:
             if total > MAX_CODE_BYTES:
                 raise InvalidSpec(
                     f"code directory {directory} holds more than {MAX_CODE_BYTES >> 20} MiB",
-                    hint="keep data out of spec.code: put it in a Dataset or a Volume")
+                    hint="keep data out of spec.code: put it in a Dataset or a Volume",
+                )
             info.size = len(data)
             info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
             info.mtime = 0
@@ -65,7 +72,7 @@ class CodeStore:
         return CODE_PREFIX + self.artifacts.put_bytes(data)
 
     def exists(self, ref: str) -> bool:
-        return ref.startswith(CODE_PREFIX) and self.artifacts.has(ref[len(CODE_PREFIX):])
+        return ref.startswith(CODE_PREFIX) and self.artifacts.has(ref[len(CODE_PREFIX) :])
 
     def unpacked(self, ref: str) -> Path:
         """A directory with the code of ``ref`` (unpacked once, verified against its hash)."""

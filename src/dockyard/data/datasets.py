@@ -30,8 +30,10 @@ def fetch(source: str, staging: Path, progress: Progress) -> None:
     if url.scheme == "file":
         path = Path(unquote(url.netloc + url.path))
         if not path.exists():
-            raise NotFound(f"dataset source {source} does not exist",
-                           hint="fix spec.source (file:// paths are absolute on the server)")
+            raise NotFound(
+                f"dataset source {source} does not exist",
+                hint="fix spec.source (file:// paths are absolute on the server)",
+            )
         if path.is_dir():
             shutil.copytree(path, staging, dirs_exist_ok=True)
         else:
@@ -42,8 +44,10 @@ def fetch(source: str, staging: Path, progress: Progress) -> None:
     try:
         with httpx.stream("GET", source, follow_redirects=True, timeout=60) as resp:
             if resp.status_code != 200:
-                raise DockyardError(f"downloading {source} failed: HTTP {resp.status_code}",
-                                    hint="check that the URL is right and reachable")
+                raise DockyardError(
+                    f"downloading {source} failed: HTTP {resp.status_code}",
+                    hint="check that the URL is right and reachable",
+                )
             total = int(resp.headers.get("content-length", 0)) or None
             done = 0
             with open(staging / name, "wb") as fh:
@@ -54,8 +58,9 @@ def fetch(source: str, staging: Path, progress: Progress) -> None:
                 fh.flush()
                 os.fsync(fh.fileno())
     except httpx.HTTPError as exc:
-        raise DockyardError(f"downloading {source} failed: {exc}",
-                            hint="check that the URL is right and reachable") from exc
+        raise DockyardError(
+            f"downloading {source} failed: {exc}", hint="check that the URL is right and reachable"
+        ) from exc
 
 
 def commit(staging: Path, target: Path, expected: str | None, what: str) -> dict[str, Any]:
@@ -72,7 +77,8 @@ def commit(staging: Path, target: Path, expected: str | None, what: str) -> dict
         shutil.rmtree(staging, ignore_errors=True)
         raise ChecksumMismatch(
             f"{what}: checksum {digest} does not match spec.sha256 {expected}",
-            hint="the source changed: check it, then update spec.sha256 to accept the new data")
+            hint="the source changed: check it, then update spec.sha256 to accept the new data",
+        )
     old = target.with_name(f".{target.name}.old")
     if target.exists():
         shutil.rmtree(old, ignore_errors=True)
@@ -88,8 +94,9 @@ def verify(target: Path, files: dict[str, dict[str, Any]], what: str) -> None:
     Files whose size and modification time are unchanged are trusted; others are re-hashed.
     """
     if not target.exists():
-        raise ChecksumMismatch(f"{what}: its directory {target} is gone",
-                               hint="re-apply the Dataset to fetch it again")
+        raise ChecksumMismatch(
+            f"{what}: its directory {target} is gone", hint="re-apply the Dataset to fetch it again"
+        )
     present = {p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()}
     problems = [f"{rel} added" for rel in sorted(present - set(files))]
     problems += [f"{rel} removed" for rel in sorted(set(files) - present)]
@@ -105,4 +112,5 @@ def verify(target: Path, files: dict[str, dict[str, Any]], what: str) -> None:
     if problems:
         raise ChecksumMismatch(
             f"{what} changed on its volume since it was checksummed: {', '.join(problems[:5])}",
-            hint="restore the files, or delete and re-apply the Dataset to accept new data")
+            hint="restore the files, or delete and re-apply the Dataset to accept new data",
+        )

@@ -36,64 +36,107 @@ def read_metrics(out_dir: Path, name: str | None) -> dict[str, Any]:
     try:
         metrics = json.loads((out_dir / name).read_text())
     except (ValueError, OSError) as exc:
-        raise DockyardError(f"metrics file {name} is not valid JSON: {exc}",
-                            hint='write metrics as a JSON object, e.g. {"accuracy": 0.97}'
-                            ) from exc
+        raise DockyardError(
+            f"metrics file {name} is not valid JSON: {exc}",
+            hint='write metrics as a JSON object, e.g. {"accuracy": 0.97}',
+        ) from exc
     if not isinstance(metrics, dict):
-        raise DockyardError(f"metrics file {name} must hold a JSON object, not "
-                            f"{type(metrics).__name__}",
-                            hint='write metrics as a JSON object, e.g. {"accuracy": 0.97}')
+        raise DockyardError(
+            f"metrics file {name} must hold a JSON object, not {type(metrics).__name__}",
+            hint='write metrics as a JSON object, e.g. {"accuracy": 0.97}',
+        )
     return metrics
 
 
-def register_output(store: Store, artifacts: ArtifactStore, project: str, output: ModelOutput,
-                    out_dir: Path, lineage: dict[str, Any], source_key: str) -> str:
+def register_output(
+    store: Store,
+    artifacts: ArtifactStore,
+    project: str,
+    output: ModelOutput,
+    out_dir: Path,
+    lineage: dict[str, Any],
+    source_key: str,
+) -> str:
     """Register the model a job wrote as a new version (once per ``source_key``)."""
     done = registered_ref(store, source_key)
     if done is not None:
         return done
     model_path = out_dir / output.path
     if not model_path.exists():
-        present = [p.relative_to(out_dir).as_posix() for p in walk_files(out_dir)] \
-            if out_dir.exists() else []
+        present = (
+            [p.relative_to(out_dir).as_posix() for p in walk_files(out_dir)]
+            if out_dir.exists()
+            else []
+        )
         raise ModelArtifactMissing(
             f"the job succeeded but its model file '{output.path}' is missing from the output "
             f"directory (it holds: {', '.join(present) or 'nothing'})",
-            hint="write the model to $DOCKYARD_OUTPUT_DIR/" + output.path)
+            hint="write the model to $DOCKYARD_OUTPUT_DIR/" + output.path,
+        )
     metrics = read_metrics(out_dir, output.metrics)
     files = artifacts.put_tree(model_path, walk_files(model_path))
-    return add_version(store, project, output.name, output.flavor,
-                       model_path.name if model_path.is_file() else ".", files, metrics,
-                       lineage, source_key)
+    return add_version(
+        store,
+        project,
+        output.name,
+        output.flavor,
+        model_path.name if model_path.is_file() else ".",
+        files,
+        metrics,
+        lineage,
+        source_key,
+    )
 
 
-def add_version(store: Store, project: str, model: str, flavor: str, path: str,
-                files: dict[str, Any], metrics: dict[str, Any], lineage: dict[str, Any],
-                source_key: str) -> str:
+def add_version(
+    store: Store,
+    project: str,
+    model: str,
+    flavor: str,
+    path: str,
+    files: dict[str, Any],
+    metrics: dict[str, Any],
+    lineage: dict[str, Any],
+    source_key: str,
+) -> str:
     for _ in range(5):
         try:
             with store.session() as session:
                 ensure_model(session, project, model, flavor)
                 version = versions_repo.next_version(session, project, model)
-                session.add(ModelVersionRow(
-                    project=project, model=model, version=version, flavor=flavor, path=path,
-                    files=files, metrics=metrics, lineage=lineage, signature={},
-                    source_key=source_key))
+                session.add(
+                    ModelVersionRow(
+                        project=project,
+                        model=model,
+                        version=version,
+                        flavor=flavor,
+                        path=path,
+                        files=files,
+                        metrics=metrics,
+                        lineage=lineage,
+                        signature={},
+                        source_key=source_key,
+                    )
+                )
                 versions_repo.set_alias(session, project, model, "latest", version)
                 return f"{model}@{version}"
         except IntegrityError:
             done = registered_ref(store, source_key)
             if done is not None:
                 return done
-    raise DockyardError(f"could not register a version of model '{model}'",
-                        hint="another registration kept racing with this one; retry")
+    raise DockyardError(
+        f"could not register a version of model '{model}'",
+        hint="another registration kept racing with this one; retry",
+    )
 
 
 def ensure_model(session: Session, project: str, model: str, flavor: str) -> None:
     key = repo.Key("Model", project, model)
     if repo.get(session, key) is None:
-        repo.apply(session, Model(metadata=Metadata(name=model, project=project),
-                                  spec=ModelSpec(flavor=flavor)))  # type: ignore[arg-type]
+        repo.apply(
+            session,
+            Model(metadata=Metadata(name=model, project=project), spec=ModelSpec(flavor=flavor)),
+        )
 
 
 def resolve(session: Session, project: str, ref: ModelRef) -> ModelVersionRow:
@@ -102,17 +145,23 @@ def resolve(session: Session, project: str, ref: ModelRef) -> ModelVersionRow:
         row = versions_repo.get_version(session, project, ref.name, ref.version)
         if row is None:
             have = [v.version for v in versions_repo.versions(session, project, ref.name)]
-            raise NotFound(f"model '{ref.name}' has no version {ref.version}",
-                           hint=f"versions: {have}" if have else "no version registered yet")
+            raise NotFound(
+                f"model '{ref.name}' has no version {ref.version}",
+                hint=f"versions: {have}" if have else "no version registered yet",
+            )
         return row
     aliases = versions_repo.aliases(session, project, ref.name)
     if ref.alias not in aliases:
         if not aliases:
-            raise NotFound(f"model '{ref.name}' has no version yet",
-                           hint="run a job whose outputs.model names it")
-        raise NotFound(f"model '{ref.name}' has no alias '{ref.alias}'",
-                       hint=f"aliases: {', '.join(sorted(aliases))}; set one with "
-                            f"`dockyard models alias {ref.name} {ref.alias} VERSION`")
+            raise NotFound(
+                f"model '{ref.name}' has no version yet",
+                hint="run a job whose outputs.model names it",
+            )
+        raise NotFound(
+            f"model '{ref.name}' has no alias '{ref.alias}'",
+            hint=f"aliases: {', '.join(sorted(aliases))}; set one with "
+            f"`dockyard models alias {ref.name} {ref.alias} VERSION`",
+        )
     row = versions_repo.get_version(session, project, ref.name, aliases[str(ref.alias)])
     assert row is not None
     return row
@@ -122,10 +171,13 @@ def set_alias(session: Session, project: str, model: str, alias: str, version: i
     if not ALIAS_RE.match(alias) or alias == "latest":
         raise InvalidRequest(
             f"bad alias '{alias}'" if alias != "latest" else "'latest' is set automatically",
-            hint="aliases are lowercase words such as production or staging")
+            hint="aliases are lowercase words such as production or staging",
+        )
     if versions_repo.get_version(session, project, model, version) is None:
-        raise NotFound(f"model '{model}' has no version {version}",
-                       hint=f"see the versions with `dockyard models show {model}`")
+        raise NotFound(
+            f"model '{model}' has no version {version}",
+            hint=f"see the versions with `dockyard models show {model}`",
+        )
     versions_repo.set_alias(session, project, model, alias, version)
 
 
@@ -137,8 +189,14 @@ def materialize(artifacts: ArtifactStore, home: Path, row: ModelVersionRow) -> P
 
 def version_view(row: ModelVersionRow, aliases: dict[str, int]) -> dict[str, Any]:
     return {
-        "model": row.model, "version": row.version, "flavor": row.flavor, "path": row.path,
+        "model": row.model,
+        "version": row.version,
+        "flavor": row.flavor,
+        "path": row.path,
         "aliases": sorted(a for a, v in aliases.items() if v == row.version),
-        "metrics": row.metrics, "lineage": row.lineage, "signature": row.signature,
-        "files": row.files, "createdAt": row.created_at.isoformat().replace("+00:00", "Z"),
+        "metrics": row.metrics,
+        "lineage": row.lineage,
+        "signature": row.signature,
+        "files": row.files,
+        "createdAt": row.created_at.isoformat().replace("+00:00", "Z"),
     }

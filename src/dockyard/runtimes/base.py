@@ -53,8 +53,12 @@ class PreparedEnvironment:
     env: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"hash": self.hash, "location": self.location, "python": self.python,
-                "env": self.env}
+        return {
+            "hash": self.hash,
+            "location": self.location,
+            "python": self.python,
+            "env": self.env,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreparedEnvironment:
@@ -103,8 +107,9 @@ class Runtime(Protocol):
 
     def node(self) -> NodeCapacity: ...
 
-    def prepare_environment(self, name: str, spec: EnvironmentSpec,
-                            progress: Callable[[str], None]) -> PreparedEnvironment: ...
+    def prepare_environment(
+        self, name: str, spec: EnvironmentSpec, progress: Callable[[str], None]
+    ) -> PreparedEnvironment: ...
 
     def environment_ready(self, prepared: PreparedEnvironment) -> bool: ...
 

@@ -44,8 +44,13 @@ def detect_gpus() -> tuple[int, tuple[str, ...], str]:
     if smi is None:
         return 0, (), "nvidia-smi not found"
     try:
-        out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            [smi, "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         return 0, (), f"nvidia-smi failed: {exc}"
     names = tuple(line.strip() for line in out.splitlines() if line.strip())
@@ -89,17 +94,22 @@ class LocalRuntime:
     def node(self) -> NodeCapacity:
         if self._node is None:
             s = self.settings
-            gpus, models, note = (s.node_gpu, (), "configured") if s.node_gpu is not None \
-                else detect_gpus()
+            gpus, models, note = (
+                (s.node_gpu, (), "configured") if s.node_gpu is not None else detect_gpus()
+            )
             self._node = NodeCapacity(
                 cpu=s.node_cpu if s.node_cpu is not None else float(os.cpu_count() or 1),
                 memory=parse_bytes(s.node_memory) if s.node_memory else total_memory(),
-                gpu=gpus, gpu_note=note, gpu_models=models)
+                gpu=gpus,
+                gpu_note=note,
+                gpu_models=models,
+            )
         return self._node
 
     # -- environments -------------------------------------------------------------------
-    def prepare_environment(self, name: str, spec: EnvironmentSpec,
-                            progress: Callable[[str], None]) -> PreparedEnvironment:
+    def prepare_environment(
+        self, name: str, spec: EnvironmentSpec, progress: Callable[[str], None]
+    ) -> PreparedEnvironment:
         return self.venvs.build(spec, progress)
 
     def environment_ready(self, prepared: PreparedEnvironment) -> bool:
@@ -131,8 +141,11 @@ class LocalRuntime:
                 link.symlink_to(mount.source, target_is_directory=True)
         cwd = work / request.working_dir if request.working_dir else work
         spec = {
-            "argv": request.command, "env": env, "cwd": str(cwd),
-            "log": str(run_dir / "log"), "timeout": request.timeout,
+            "argv": request.command,
+            "env": env,
+            "cwd": str(cwd),
+            "log": str(run_dir / "log"),
+            "timeout": request.timeout,
             "stopGrace": self.settings.stop_grace_seconds,
             "limits": {"memory": request.memory, "cpu": request.cpu},
         }
@@ -140,25 +153,35 @@ class LocalRuntime:
         tmp.write_text(json.dumps(spec))
         os.replace(tmp, run_dir / "spec.json")
         with open(run_dir / "shim.err", "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-I", "-S", str(SHIM), str(run_dir)],
-                                    stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                    start_new_session=True, close_fds=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(SHIM), str(run_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+                start_new_session=True,
+                close_fds=True,
+            )
         self._procs[request.id] = proc
-        threading.Thread(target=self._watch, args=(request.id, proc), daemon=True,
-                         name=f"watch-{request.id}").start()
+        threading.Thread(
+            target=self._watch, args=(request.id, proc), daemon=True, name=f"watch-{request.id}"
+        ).start()
         return WorkloadState(request.id, Phase.RUNNING, started_at=datetime.now().astimezone())
 
     def _environment(self, request: WorkloadRequest) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("DOCKYARD_") and k not in _DROP_VARS}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("DOCKYARD_") and k not in _DROP_VARS
+        }
         if request.environment is not None:
             bin_dir = str(Path(request.environment.location) / "bin")
             env["VIRTUAL_ENV"] = request.environment.location
             env["PATH"] = bin_dir + os.pathsep + env.get("PATH", os.defpath)
             env.update(request.environment.env)
         else:
-            env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get(
-                "PATH", os.defpath)
+            env["PATH"] = (
+                str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", os.defpath)
+            )
         env["PYTHONUNBUFFERED"] = "1"
         env["DOCKYARD_WORKLOAD_ID"] = request.id
         if request.cpu:
@@ -200,29 +223,46 @@ class LocalRuntime:
             return WorkloadState(workload_id, Phase.NOT_FOUND)
         shim = _read_json(run_dir / "shim.json") or {}
         started = _parse_time(shim.get("startedAt"))
-        details = {"pid": shim.get("childPid"), "limits": shim.get("limits", {}),
-                   "log": str(run_dir / "log")}
+        details = {
+            "pid": shim.get("childPid"),
+            "limits": shim.get("limits", {}),
+            "log": str(run_dir / "log"),
+        }
         status = _read_json(run_dir / "status.json")
         if status is None:
             proc = self._procs.get(workload_id)
             if self._locked(run_dir) or (proc is not None and proc.poll() is None):
-                return WorkloadState(workload_id, Phase.RUNNING, started_at=started,
-                                     details=details)
+                return WorkloadState(
+                    workload_id, Phase.RUNNING, started_at=started, details=details
+                )
             status = _read_json(run_dir / "status.json")  # it may have just finished
         if status is None:
-            err = (run_dir / "shim.err").read_text(errors="replace")[-500:].strip() \
-                if (run_dir / "shim.err").exists() else ""
+            err = (
+                (run_dir / "shim.err").read_text(errors="replace")[-500:].strip()
+                if (run_dir / "shim.err").exists()
+                else ""
+            )
             return WorkloadState(
-                workload_id, Phase.LOST, reason="Lost",
+                workload_id,
+                Phase.LOST,
+                reason="Lost",
                 message="the process supervisor ended without recording an exit status "
-                        f"(killed, or the machine restarted){': ' + err if err else ''}",
-                started_at=started, details=details)
+                f"(killed, or the machine restarted){': ' + err if err else ''}",
+                started_at=started,
+                details=details,
+            )
         code = status.get("exitCode")
         ok = code == 0 and status.get("reason") == "Completed"
-        return WorkloadState(workload_id, Phase.SUCCEEDED if ok else Phase.FAILED,
-                             exit_code=code, reason=status.get("reason", ""),
-                             message=status.get("message", ""), started_at=started,
-                             finished_at=_parse_time(status.get("finishedAt")), details=details)
+        return WorkloadState(
+            workload_id,
+            Phase.SUCCEEDED if ok else Phase.FAILED,
+            exit_code=code,
+            reason=status.get("reason", ""),
+            message=status.get("message", ""),
+            started_at=started,
+            finished_at=_parse_time(status.get("finishedAt")),
+            details=details,
+        )
 
     def list_workloads(self) -> list[str]:
         if not self.runs.exists():
@@ -250,9 +290,16 @@ class LocalRuntime:
                     time.sleep(0.02)
         if not (run_dir / "status.json").exists():
             tmp = run_dir / "status.json.tmp"
-            tmp.write_text(json.dumps({"exitCode": None, "reason": "Stopped",
-                                       "message": "stopped before it finished",
-                                       "finishedAt": datetime.now().astimezone().isoformat()}))
+            tmp.write_text(
+                json.dumps(
+                    {
+                        "exitCode": None,
+                        "reason": "Stopped",
+                        "message": "stopped before it finished",
+                        "finishedAt": datetime.now().astimezone().isoformat(),
+                    }
+                )
+            )
             os.replace(tmp, run_dir / "status.json")
 
     def remove(self, workload_id: str) -> None:

@@ -42,7 +42,10 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1e6) % 10**6:06d}Z"
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        + f".{int(time.time() * 1e6) % 10**6:06d}Z"
+    )
 
 
 class Cgroup:
@@ -88,7 +91,7 @@ class Cgroup:
                     (path / "memory.limit_in_bytes").write_text(str(memory))
                     with contextlib.suppress(OSError):
                         (path / "memory.memsw.limit_in_bytes").write_text(str(memory))
-                else:
+                elif cpu:
                     period = 100_000
                     (path / "cpu.cfs_period_us").write_text(str(period))
                     (path / "cpu.cfs_quota_us").write_text(str(max(1000, int(cpu * period))))
@@ -174,8 +177,16 @@ def main(run_dir: Path) -> int:
         return 0  # it already ran
 
     def finish(exit_code: int | None, reason: str, message: str = "", **extra: Any) -> int:
-        write_json(status_file, {"exitCode": exit_code, "reason": reason, "message": message,
-                                 "finishedAt": now(), **extra})
+        write_json(
+            status_file,
+            {
+                "exitCode": exit_code,
+                "reason": reason,
+                "message": message,
+                "finishedAt": now(),
+                **extra,
+            },
+        )
         return 0
 
     env = dict(spec["env"])
@@ -184,11 +195,16 @@ def main(run_dir: Path) -> int:
     log = open(spec["log"], "ab", buffering=0)  # noqa: SIM115
     resolved = shutil.which(argv[0], path=env.get("PATH")) if "/" not in argv[0] else argv[0]
     if resolved is None or not os.access(resolved, os.X_OK):
-        message = (f"command '{argv[0]}' not found on PATH ({env.get('PATH', '')})"
-                   if resolved is None else f"'{argv[0]}' is not executable")
+        message = (
+            f"command '{argv[0]}' not found on PATH ({env.get('PATH', '')})"
+            if resolved is None
+            else f"'{argv[0]}' is not executable"
+        )
         log.write(f"dockyard: {message}\n".encode())
-        write_json(run_dir / "shim.json", {"pid": os.getpid(), "childPid": None,
-                                           "startedAt": now(), "limits": {}})
+        write_json(
+            run_dir / "shim.json",
+            {"pid": os.getpid(), "childPid": None, "startedAt": now(), "limits": {}},
+        )
         return finish(127, "CommandNotFound", message)
 
     limits = spec.get("limits", {})
@@ -201,16 +217,24 @@ def main(run_dir: Path) -> int:
         enforced["memory"] = "rlimit-as"
     try:
         child = subprocess.Popen(
-            [resolved, *argv[1:]], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, process_group=0,
-            preexec_fn=make_preexec(cgroup.procs_files(), rlimit_as))
+            [resolved, *argv[1:]],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+            preexec_fn=make_preexec(cgroup.procs_files(), rlimit_as),
+        )
     except OSError as exc:
         log.write(f"dockyard: cannot start {argv[0]}: {exc}\n".encode())
         cgroup.remove()
         return finish(126, "StartFailed", f"cannot start '{argv[0]}': {exc.strerror}")
     started = now()
-    write_json(run_dir / "shim.json", {"pid": os.getpid(), "childPid": child.pid,
-                                       "startedAt": started, "limits": enforced})
+    write_json(
+        run_dir / "shim.json",
+        {"pid": os.getpid(), "childPid": child.pid, "startedAt": started, "limits": enforced},
+    )
     outcome: dict[str, str] = {}
     grace = float(spec.get("stopGrace", 10))
 
@@ -257,8 +281,12 @@ def main(run_dir: Path) -> int:
         name = signal.Signals(-code).name
         return finish(code, "Signaled", f"killed by {name}")
     if rlimit_as and code != 0:
-        return finish(code, "Error", f"exit code {code} (memory limited to {memory} bytes by "
-                      "RLIMIT_AS; a MemoryError means the limit was hit)")
+        return finish(
+            code,
+            "Error",
+            f"exit code {code} (memory limited to {memory} bytes by "
+            "RLIMIT_AS; a MemoryError means the limit was hit)",
+        )
     return finish(code, "Error", f"exit code {code}")
 
 

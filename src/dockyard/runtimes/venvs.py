@@ -61,8 +61,9 @@ class VenvBuilder:
 
     def build(self, spec: EnvironmentSpec, progress: Callable[[str], None]) -> PreparedEnvironment:
         digest, location = self.location(spec)
-        prepared = PreparedEnvironment(digest, str(location), str(location / "bin" / "python"),
-                                       dict(spec.env))
+        prepared = PreparedEnvironment(
+            digest, str(location), str(location / "bin" / "python"), dict(spec.env)
+        )
         with _locked(self.root / f"{digest[:16]}.lock"):
             if self.ready(location):
                 progress("cached")
@@ -78,26 +79,50 @@ class VenvBuilder:
                     progress(f"installing {len(spec.packages)} package(s)")
                     requirements = location / "requirements.txt"
                     requirements.write_text("\n".join(spec.packages) + "\n")
-                    self._run(self._pip(location) + ["install", "--no-input", "--progress-bar",
-                                                     "off", "-r", str(requirements)],
-                              log, progress)
-            (location / READY).write_text(json.dumps({"hash": digest, "python": python,
-                                                      "packages": spec.packages}))
+                    self._run(
+                        [
+                            *self._pip(location),
+                            "install",
+                            "--no-input",
+                            "--progress-bar",
+                            "off",
+                            "-r",
+                            str(requirements),
+                        ],
+                        log,
+                        progress,
+                    )
+            (location / READY).write_text(
+                json.dumps({"hash": digest, "python": python, "packages": spec.packages})
+            )
             progress("ready")
         return prepared
 
     @staticmethod
     def _pip(location: Path) -> list[str]:
         if importlib.util.find_spec("pip") is None:  # pragma: no cover - venvs without pip
-            raise RuntimeUnavailable("pip is not available to build environments",
-                                     hint="install pip into Dockyard's own Python")
-        return [sys.executable, "-m", "pip", "--python", str(location / "bin" / "python"),
-                "--disable-pip-version-check"]
+            raise RuntimeUnavailable(
+                "pip is not available to build environments",
+                hint="install pip into Dockyard's own Python",
+            )
+        return [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(location / "bin" / "python"),
+            "--disable-pip-version-check",
+        ]
 
     @staticmethod
     def _run(argv: list[str], log: object, progress: Callable[[str], None]) -> None:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
         tail: list[str] = []
         assert proc.stdout is not None
         for line in proc.stdout:

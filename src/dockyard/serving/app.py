@@ -10,12 +10,13 @@ import orjson
 
 from dockyard.serving.codec import TensorError, decode, encode
 from dockyard.serving.repository import ModelNotFound, Repository
+from dockyard.version import __version__
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 JSON_HEADERS = [(b"content-type", b"application/json")]
-SERVER = {"name": "dockyard", "version": "0.1.0", "extensions": []}
+SERVER = {"name": "dockyard", "version": __version__, "extensions": []}
 
 
 class HTTPError(Exception):
@@ -90,17 +91,24 @@ class InferenceApp:
 
     def metadata(self, name: str, version: str) -> dict[str, Any]:
         sig = self.repo.get(name, version).runtime.signature
-        return {"name": name, "versions": sorted(self.repo.models[name]),
-                "platform": sig.platform, "inputs": [t.as_dict() for t in sig.inputs],
-                "outputs": [t.as_dict() for t in sig.outputs]}
+        return {
+            "name": name,
+            "versions": sorted(self.repo.models[name]),
+            "platform": sig.platform,
+            "inputs": [t.as_dict() for t in sig.inputs],
+            "outputs": [t.as_dict() for t in sig.outputs],
+        }
 
     def infer(self, name: str, version: str, body: bytes) -> dict[str, Any]:
         try:
             request = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise HTTPError(400, f"request body is not valid JSON: {exc}") from exc
-        if not isinstance(request, dict) or not isinstance(request.get("inputs"), list) \
-                or not request["inputs"]:
+        if (
+            not isinstance(request, dict)
+            or not isinstance(request.get("inputs"), list)
+            or not request["inputs"]
+        ):
             raise HTTPError(400, "request must be a JSON object with a non-empty 'inputs' list")
         inputs = {}
         for tensor in request["inputs"]:
@@ -110,17 +118,22 @@ class InferenceApp:
             inputs[tensor["name"]] = array
         wanted = None
         if isinstance(request.get("outputs"), list):
-            wanted = [o.get("name") for o in request["outputs"] if isinstance(o, dict)]
+            wanted = [str(o.get("name")) for o in request["outputs"] if isinstance(o, dict)]
         model = self.repo.get(name, version)
         outputs = model.runtime.predict(inputs, wanted)
-        response: dict[str, Any] = {"model_name": name, "model_version": version,
-                                    "outputs": [encode(k, v) for k, v in outputs.items()]}
+        response: dict[str, Any] = {
+            "model_name": name,
+            "model_version": version,
+            "outputs": [encode(k, v) for k, v in outputs.items()],
+        }
         if "id" in request:
             response["id"] = request["id"]
         if "parameters" in request:
             response["parameters"] = request["parameters"]
         for out in response["outputs"]:
             if out["datatype"].startswith("FP"):
-                out["data"] = [None if isinstance(x, float) and not math.isfinite(x) else x
-                               for x in out["data"]]
+                out["data"] = [
+                    None if isinstance(x, float) and not math.isfinite(x) else x
+                    for x in out["data"]
+                ]
         return response

@@ -12,6 +12,6 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
     del sys.path[0]
 sys.path.extend(p for p in os.environ.get("DOCKYARD_APPEND_PATH", "").split(os.pathsep) if p)
 
-from dockyard.serving.cli import main  # noqa: E402
+from dockyard.serving.cli import main
 
 main()

@@ -9,10 +9,16 @@ from pathlib import Path
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="dockyard-serve",
-                                     description="Open Inference Protocol model server")
-    parser.add_argument("--model", action="append", required=True, metavar="NAME=PATH",
-                        help="a model file or directory to serve (repeatable)")
+    parser = argparse.ArgumentParser(
+        prog="dockyard-serve", description="Open Inference Protocol model server"
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="a model file or directory to serve (repeatable)",
+    )
     parser.add_argument("--model-version", default="1", help="version label of the models")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
@@ -23,8 +29,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     import uvicorn
 
     from dockyard.serving.app import InferenceApp
@@ -39,7 +46,17 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"--model {name}: {path} does not exist")
         repo.load(name, Path(path), args.model_version)
     logging.getLogger("dockyard.serving").info(
-        "serving %d model(s) on http://%s:%d (ready %.2fs after start)", len(repo.models),
-        args.host, args.port, time.perf_counter() - started)
-    uvicorn.run(InferenceApp(repo), host=args.host, port=args.port, log_level="warning",
-                access_log=False, lifespan="on")
+        "serving %d model(s) on http://%s:%d (ready %.2fs after start)",
+        len(repo.models),
+        args.host,
+        args.port,
+        time.perf_counter() - started,
+    )
+    uvicorn.run(
+        InferenceApp(repo),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )

@@ -8,10 +8,18 @@ from typing import Any
 import numpy as np
 
 DATATYPES: dict[str, np.dtype[Any]] = {
-    "BOOL": np.dtype(np.bool_), "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32), "UINT64": np.dtype(np.uint64), "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16), "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16), "FP32": np.dtype(np.float32), "FP64": np.dtype(np.float64),
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
     "BYTES": np.dtype(object),
 }
 
@@ -45,8 +53,9 @@ def decode(tensor: dict[str, Any]) -> np.ndarray[Any, Any]:
         raise TensorError("every input needs a 'name'")
     datatype = tensor.get("datatype")
     if datatype not in DATATYPES:
-        raise TensorError(f"input '{name}': unknown datatype {datatype!r}; expected one of "
-                          f"{', '.join(DATATYPES)}")
+        raise TensorError(
+            f"input '{name}': unknown datatype {datatype!r}; expected one of {', '.join(DATATYPES)}"
+        )
     shape = tensor.get("shape")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise TensorError(f"input '{name}': 'shape' must be a list of integers ≥ 0")
@@ -54,8 +63,9 @@ def decode(tensor: dict[str, Any]) -> np.ndarray[Any, Any]:
         raise TensorError(f"input '{name}': 'data' is missing")
     flat = _flatten(tensor["data"])
     if len(flat) != math.prod(shape):
-        raise TensorError(f"input '{name}': shape {shape} needs {math.prod(shape)} elements, "
-                          f"got {len(flat)}")
+        raise TensorError(
+            f"input '{name}': shape {shape} needs {math.prod(shape)} elements, got {len(flat)}"
+        )
     try:
         if datatype == "BYTES":
             array = np.empty(len(flat), dtype=object)
@@ -63,8 +73,7 @@ def decode(tensor: dict[str, Any]) -> np.ndarray[Any, Any]:
         else:
             array = np.asarray(flat, dtype=DATATYPES[datatype])
     except (ValueError, TypeError, OverflowError) as exc:
-        raise TensorError(f"input '{name}': data does not fit datatype {datatype}: {exc}"
-                          ) from exc
+        raise TensorError(f"input '{name}': data does not fit datatype {datatype}: {exc}") from exc
     return array.reshape(shape)
 
 

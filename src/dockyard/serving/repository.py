@@ -33,8 +33,9 @@ class Repository:
     models: dict[str, dict[str, Loaded]] = field(default_factory=dict)
     default_version: dict[str, str] = field(default_factory=dict)
 
-    def load(self, name: str, path: Path, version: str = "1",
-             settings: dict[str, Any] | None = None) -> Loaded:
+    def load(
+        self, name: str, path: Path, version: str = "1", settings: dict[str, Any] | None = None
+    ) -> Loaded:
         from dockyard.serving.runtimes.sklearn import SklearnRuntime
 
         started = time.perf_counter()
@@ -45,9 +46,14 @@ class Repository:
         loaded.ready = True
         self.models.setdefault(name, {})[version] = loaded
         self.default_version[name] = max(self.models[name], key=_version_key)
-        log.info("loaded model %s version %s (%s, %s) in %.2fs", name, version,
-                 runtime.signature.platform, runtime.signature.extra.get("class", ""),
-                 loaded.load_seconds)
+        log.info(
+            "loaded model %s version %s (%s, %s) in %.2fs",
+            name,
+            version,
+            runtime.signature.platform,
+            runtime.signature.extra.get("class", ""),
+            loaded.load_seconds,
+        )
         return loaded
 
     @staticmethod
@@ -59,19 +65,24 @@ class Repository:
     def get(self, name: str, version: str | None = None) -> Loaded:
         versions = self.models.get(name)
         if not versions:
-            raise ModelNotFound(f"model '{name}' is not loaded here; models: "
-                                f"{', '.join(sorted(self.models)) or 'none'}")
+            raise ModelNotFound(
+                f"model '{name}' is not loaded here; models: "
+                f"{', '.join(sorted(self.models)) or 'none'}"
+            )
         if version is None:
             version = self.default_version[name]
         if version not in versions:
-            raise ModelNotFound(f"model '{name}' has no version '{version}'; versions: "
-                                f"{', '.join(sorted(versions, key=_version_key))}")
+            raise ModelNotFound(
+                f"model '{name}' has no version '{version}'; versions: "
+                f"{', '.join(sorted(versions, key=_version_key))}"
+            )
         return versions[version]
 
     @property
     def ready(self) -> bool:
         return bool(self.models) and all(
-            m.ready for versions in self.models.values() for m in versions.values())
+            m.ready for versions in self.models.values() for m in versions.values()
+        )
 
 
 def _version_key(version: str) -> tuple[int, str]:

@@ -49,6 +49,7 @@ def _non_negative_int(value: Any) -> int:
                 "non_negative_int", "expected an integer ≥ 0, got {got}", {"got": _describe(value)}
             )
         value = int(value)
+    assert isinstance(value, int)
     if value < 0:
         raise PydanticCustomError(
             "non_negative_int", "expected an integer ≥ 0, got {got}", {"got": value}
@@ -68,15 +69,19 @@ _CPU_RE = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
 def parse_cpu(value: Any) -> float:
     """CPU in cores: ``2``, ``0.5`` or Kubernetes millicores ``"500m"``."""
     if isinstance(value, bool):
-        raise PydanticCustomError("cpu", "expected a CPU amount such as 2, 0.5 or '500m', got {got}",
-                                  {"got": _describe(value)})
+        raise PydanticCustomError(
+            "cpu",
+            "expected a CPU amount such as 2, 0.5 or '500m', got {got}",
+            {"got": _describe(value)},
+        )
     if isinstance(value, int | float):
         cores = float(value)
     elif isinstance(value, str) and (m := _CPU_RE.match(value.strip())):
         cores = float(m.group(1)) / (1000 if m.group(2) else 1)
     else:
         raise PydanticCustomError(
-            "cpu", "expected a CPU amount such as 2, 0.5 or '500m', got {got}",
+            "cpu",
+            "expected a CPU amount such as 2, 0.5 or '500m', got {got}",
             {"got": _describe(value)},
         )
     if cores < 0:
@@ -85,8 +90,15 @@ def parse_cpu(value: Any) -> float:
 
 
 _MEM_UNITS = {
-    "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
 }
 _MEM_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(k|M|G|T|Ki|Mi|Gi|Ti)?$")
 
@@ -94,8 +106,11 @@ _MEM_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(k|M|G|T|Ki|Mi|Gi|Ti)?$")
 def parse_bytes(value: Any) -> int:
     """Bytes from ``1073741824``, ``"512Mi"``, ``"2G"`` (Kubernetes quantity suffixes)."""
     if isinstance(value, bool):
-        raise PydanticCustomError("bytes", "expected a size such as '512Mi' or '2Gi', got {got}",
-                                  {"got": _describe(value)})
+        raise PydanticCustomError(
+            "bytes",
+            "expected a size such as '512Mi' or '2Gi', got {got}",
+            {"got": _describe(value)},
+        )
     if isinstance(value, int) and value >= 0:
         return value
     if isinstance(value, str) and (m := _MEM_RE.match(value.strip())):
@@ -120,15 +135,27 @@ def format_cpu(cores: float) -> str:
 Cpu = Annotated[
     float,
     BeforeValidator(parse_cpu),
-    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0},
-                              {"type": "string", "pattern": r"^\d+(\.\d+)?m?$"}]}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^\d+(\.\d+)?m?$"},
+            ]
+        }
+    ),
 ]
 Bytes = Annotated[
     int,
     BeforeValidator(parse_bytes),
     PlainSerializer(int),
-    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0},
-                              {"type": "string", "pattern": r"^\d+(\.\d+)?\s*(k|M|G|T|Ki|Mi|Gi|Ti)?$"}]}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": r"^\d+(\.\d+)?\s*(k|M|G|T|Ki|Mi|Gi|Ti)?$"},
+            ]
+        }
+    ),
 ]
 
 
@@ -143,8 +170,11 @@ def _check_name(value: str) -> str:
     return value
 
 
-Name = Annotated[str, BeforeValidator(_check_name),
-                 WithJsonSchema({"type": "string", "pattern": NAME_RE.pattern, "maxLength": 63})]
+Name = Annotated[
+    str,
+    BeforeValidator(_check_name),
+    WithJsonSchema({"type": "string", "pattern": NAME_RE.pattern, "maxLength": 63}),
+]
 
 
 class Metadata(SpecModel):
@@ -166,7 +196,8 @@ class Resources(SpecModel):
 def _check_abs_path(value: str) -> str:
     if not isinstance(value, str) or not value.startswith("/") or ".." in value.split("/"):
         raise PydanticCustomError(
-            "abs_path", "expected an absolute path without '..' such as '/data/x', got {got}",
+            "abs_path",
+            "expected an absolute path without '..' such as '/data/x', got {got}",
             {"got": _describe(value)},
         )
     return value.rstrip("/") or "/"
@@ -197,7 +228,8 @@ def _check_env(value: dict[str, str]) -> dict[str, str]:
     for key in value:
         if not ENV_NAME_RE.match(key):
             raise PydanticCustomError(
-                "env_name", "expected environment variable names like MY_VAR, got {got}",
+                "env_name",
+                "expected environment variable names like MY_VAR, got {got}",
                 {"got": repr(key)},
             )
     return value
@@ -240,12 +272,12 @@ SpecT = TypeVar("SpecT", bound=SpecModel)
 
 
 class Resource(SpecModel, Generic[SpecT]):
-    """A document: ``apiVersion``, ``kind``, ``metadata``, ``spec``; ``status`` is server-written."""
+    """A document: ``apiVersion``, ``kind``, ``metadata``, ``spec``; server-written ``status``."""
 
     KIND: ClassVar[str] = ""
     PLURAL: ClassVar[str] = ""
 
-    api_version: Literal["dockyard.dev/v1"] = Field(default=API_VERSION, alias="apiVersion")
+    api_version: Literal["dockyard.dev/v1"] = Field(default="dockyard.dev/v1", alias="apiVersion")
     kind: str
     metadata: Metadata
     spec: SpecT

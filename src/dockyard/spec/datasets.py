@@ -62,7 +62,8 @@ class DatasetSpec(SpecModel):
     def _valid_path(cls, value: str | None) -> str | None:
         if value is not None and (value.startswith("/") or ".." in value.split("/")):
             raise PydanticCustomError(
-                "rel_path", "expected a relative path inside the volume, got {got}",
+                "rel_path",
+                "expected a relative path inside the volume, got {got}",
                 {"got": repr(value)},
             )
         return value

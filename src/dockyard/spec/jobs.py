@@ -52,7 +52,8 @@ class ModelOutput(SpecModel):
     def _relative(cls, value: str | None) -> str | None:
         if value is not None and (value.startswith("/") or ".." in value.split("/")):
             raise PydanticCustomError(
-                "rel_path", "expected a path relative to the output directory, got {got}",
+                "rel_path",
+                "expected a path relative to the output directory, got {got}",
                 {"got": repr(value)},
             )
         return value
@@ -65,9 +66,7 @@ class JobOutputs(SpecModel):
 class JobSpec(WorkloadSpec):
     priority: int = Field(default=0, description="Higher runs first when resources are short.")
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    timeout_seconds: float | None = Field(
-        default=None, gt=0, description="Per-attempt time limit."
-    )
+    timeout_seconds: float | None = Field(default=None, gt=0, description="Per-attempt time limit.")
     checkpoint: CheckpointPolicy | None = None
     outputs: JobOutputs = Field(default_factory=JobOutputs)
 

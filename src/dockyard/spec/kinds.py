@@ -25,8 +25,16 @@ _SPELLINGS: dict[str, str] = {}
 for _kind, _cls in KINDS.items():
     for spelling in (_kind, _kind.lower(), _cls.PLURAL, _cls.PLURAL.lower()):
         _SPELLINGS[spelling] = _kind
-_SPELLINGS.update({"env": "Environment", "envs": "Environment", "svc": "Service",
-                   "vol": "Volume", "vols": "Volume", "ds": "Dataset"})
+_SPELLINGS.update(
+    {
+        "env": "Environment",
+        "envs": "Environment",
+        "svc": "Service",
+        "vol": "Volume",
+        "vols": "Volume",
+        "ds": "Dataset",
+    }
+)
 
 
 def kind_of(spelling: str) -> str:

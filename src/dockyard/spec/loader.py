@@ -59,18 +59,27 @@ class FieldError:
         return f"{where} {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "line": self.line, "path": self.path,
-                "message": self.message}
+        return {
+            "source": self.source,
+            "line": self.line,
+            "path": self.path,
+            "message": self.message,
+        }
 
 
 def raise_errors(errors: list[FieldError]) -> None:
     if not errors:
         return
-    head = str(errors[0]) if len(errors) == 1 else f"{len(errors)} problems:\n" + "\n".join(
-        f"  {e}" for e in errors
+    head = (
+        str(errors[0])
+        if len(errors) == 1
+        else f"{len(errors)} problems:\n" + "\n".join(f"  {e}" for e in errors)
     )
-    raise InvalidSpec(head, hint="fix the file and apply it again; nothing was changed",
-                      details={"errors": [e.as_dict() for e in errors]})
+    raise InvalidSpec(
+        head,
+        hint="fix the file and apply it again; nothing was changed",
+        details={"errors": [e.as_dict() for e in errors]},
+    )
 
 
 class _Composer:
@@ -90,9 +99,14 @@ class _Composer:
                 if isinstance(key, list | dict):
                     key = str(key)
                 if key in out:
-                    self.errors.append(FieldError(
-                        self.source, key_node.start_mark.line + 1, _dotted((*path, key)),
-                        f"duplicate key '{key}' (first at line {lines[(*path, key)]})"))
+                    self.errors.append(
+                        FieldError(
+                            self.source,
+                            key_node.start_mark.line + 1,
+                            _dotted((*path, key)),
+                            f"duplicate key '{key}' (first at line {lines[(*path, key)]})",
+                        )
+                    )
                     continue
                 lines[(*path, key)] = key_node.start_mark.line + 1
                 out[key] = self.convert(value_node, (*path, key), lines)
@@ -129,8 +143,9 @@ def _dotted(loc: Iterable[str | int]) -> str:
     return out
 
 
-def _schema_at(schema: dict[str, Any], root: dict[str, Any], loc: Sequence[str | int]
-               ) -> dict[str, Any]:
+def _schema_at(
+    schema: dict[str, Any], root: dict[str, Any], loc: Sequence[str | int]
+) -> dict[str, Any]:
     def resolve(s: dict[str, Any]) -> dict[str, Any]:
         while "$ref" in s:
             s = root["$defs"][s["$ref"].split("/")[-1]]
@@ -179,19 +194,28 @@ def _friendly(kind: str, err: dict[str, Any]) -> str:
         expected = err.get("ctx", {}).get("expected", "")
         return f"expected one of {expected}, got {shown}"
     simple = {
-        "int_parsing": "expected an integer", "int_type": "expected an integer",
-        "int_from_float": "expected a whole number", "float_parsing": "expected a number",
-        "float_type": "expected a number", "bool_parsing": "expected true or false",
-        "bool_type": "expected true or false", "string_type": "expected a string",
-        "list_type": "expected a list", "dict_type": "expected a mapping (key: value)",
+        "int_parsing": "expected an integer",
+        "int_type": "expected an integer",
+        "int_from_float": "expected a whole number",
+        "float_parsing": "expected a number",
+        "float_type": "expected a number",
+        "bool_parsing": "expected true or false",
+        "bool_type": "expected true or false",
+        "string_type": "expected a string",
+        "list_type": "expected a list",
+        "dict_type": "expected a mapping (key: value)",
         "model_type": "expected a mapping (key: value)",
         "model_attributes_type": "expected a mapping (key: value)",
     }
     if etype in simple:
         return f"{simple[etype]}, got {shown}"
     ctx = err.get("ctx", {})
-    bounds = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤",
-              "less_than": "<"}
+    bounds = {
+        "greater_than_equal": "≥",
+        "greater_than": ">",
+        "less_than_equal": "≤",
+        "less_than": "<",
+    }
     if etype in bounds:
         limit = next(iter(ctx.values()), "")
         return f"expected a number {bounds[etype]} {limit}, got {shown}"
@@ -199,7 +223,7 @@ def _friendly(kind: str, err: dict[str, Any]) -> str:
         return f"expected at least {ctx.get('min_length', 1)} item(s), got {shown}"
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     return msg
 
 
@@ -208,20 +232,32 @@ def validate_doc(doc: SourceDoc) -> AnyResource:
     errors: list[FieldError] = []
     data = doc.data
     if not isinstance(data, dict):
-        raise_errors([FieldError(doc.source, doc.line, "",
-                                 "expected a document with apiVersion, kind, metadata and spec")])
+        raise_errors(
+            [
+                FieldError(
+                    doc.source,
+                    doc.line,
+                    "",
+                    "expected a document with apiVersion, kind, metadata and spec",
+                )
+            ]
+        )
     api_version = data.get("apiVersion")
     if api_version != API_VERSION:
-        message = ("required field is missing" if api_version is None
-                   else f"expected '{API_VERSION}', got {api_version!r}")
+        message = (
+            "required field is missing"
+            if api_version is None
+            else f"expected '{API_VERSION}', got {api_version!r}"
+        )
         errors.append(FieldError(doc.source, doc.line_of(("apiVersion",)), "apiVersion", message))
     kind = data.get("kind")
     if kind not in KINDS:
         valid = ", ".join(KINDS)
         close = difflib.get_close_matches(str(kind), list(KINDS), n=1)
         guess = f" (did you mean '{close[0]}'?)" if close else ""
-        message = ("required field is missing; " if kind is None else f"unknown kind {kind!r}; "
-                   ) + f"valid kinds: {valid}{guess}"
+        message = (
+            "required field is missing; " if kind is None else f"unknown kind {kind!r}; "
+        ) + f"valid kinds: {valid}{guess}"
         errors.append(FieldError(doc.source, doc.line_of(("kind",)), "kind", message))
         raise_errors(errors)
     assert isinstance(kind, str)
@@ -232,8 +268,9 @@ def validate_doc(doc: SourceDoc) -> AnyResource:
             loc = err["loc"]
             if loc == ("apiVersion",):
                 continue
-            errors.append(FieldError(doc.source, doc.line_of(loc), _dotted(loc),
-                                     _friendly(kind, dict(err))))
+            errors.append(
+                FieldError(doc.source, doc.line_of(loc), _dotted(loc), _friendly(kind, dict(err)))
+            )
         raise_errors(errors)
         raise  # pragma: no cover - raise_errors raised
     raise_errors(errors)
@@ -262,12 +299,15 @@ def load_paths(paths: Iterable[str | Path]) -> list[Loaded]:
     for raw in paths:
         root = Path(raw)
         if not root.exists():
-            raise InvalidSpec(f"{raw}: no such file or directory",
-                              hint="check the path given to -f")
+            raise InvalidSpec(
+                f"{raw}: no such file or directory", hint="check the path given to -f"
+            )
         files = yaml_files(root)
         if not files:
-            raise InvalidSpec(f"{raw}: no .yaml or .yml files in this directory",
-                              hint="point -f at a YAML file or a directory holding some")
+            raise InvalidSpec(
+                f"{raw}: no .yaml or .yml files in this directory",
+                hint="point -f at a YAML file or a directory holding some",
+            )
         for file in files:
             try:
                 docs = parse_yaml(file.read_text(encoding="utf-8"), str(file))
@@ -294,10 +334,15 @@ def check_unique(loaded: list[Loaded]) -> list[Loaded]:
         key = (r.kind, r.project, r.name)
         if key in seen:
             first = seen[key].doc
-            errors.append(FieldError(
-                item.doc.source, item.doc.line_of(("metadata", "name")), "metadata.name",
-                f"duplicate {r.kind} '{r.name}' (first defined at {first.source}:"
-                f"{first.line_of(('metadata', 'name'))}); names must be unique per kind"))
+            errors.append(
+                FieldError(
+                    item.doc.source,
+                    item.doc.line_of(("metadata", "name")),
+                    "metadata.name",
+                    f"duplicate {r.kind} '{r.name}' (first defined at {first.source}:"
+                    f"{first.line_of(('metadata', 'name'))}); names must be unique per kind",
+                )
+            )
         else:
             seen[key] = item
     raise_errors(errors)

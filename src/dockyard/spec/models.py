@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal
 
-from pydantic import Field
-
 from dockyard.spec.common import Resource, SpecModel
 
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")

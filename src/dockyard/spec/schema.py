@@ -19,6 +19,10 @@ def json_schema(kind: str | None = None) -> dict[str, Any]:
         defs.update(schema.pop("$defs", {}))
         defs[name] = schema
         variants.append({"$ref": f"#/$defs/{name}"})
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": "https://dockyard.dev/schemas/v1.json", "title": "Dockyard resource",
-            "oneOf": variants, "$defs": defs}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://dockyard.dev/schemas/v1.json",
+        "title": "Dockyard resource",
+        "oneOf": variants,
+        "$defs": defs,
+    }

@@ -21,7 +21,7 @@ def normalize_url(url: str) -> str:
     """``postgresql://`` → the psycopg 3 driver; everything else unchanged."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -8,17 +8,26 @@ from sqlalchemy.orm import Session
 from dockyard.store.tables import EventRow, ResourceRow
 
 
-def record(session: Session, row: ResourceRow, reason: str, message: str,
-           type_: str = "Normal") -> EventRow:
-    event = EventRow(uid=row.uid, kind=row.kind, project=row.project, name=row.name,
-                     type=type_, reason=reason, message=message)
+def record(
+    session: Session, row: ResourceRow, reason: str, message: str, type_: str = "Normal"
+) -> EventRow:
+    event = EventRow(
+        uid=row.uid,
+        kind=row.kind,
+        project=row.project,
+        name=row.name,
+        type=type_,
+        reason=reason,
+        message=message,
+    )
     session.add(event)
     return event
 
 
 def for_resource(session: Session, uid: str, limit: int = 200) -> list[EventRow]:
-    rows = session.scalars(select(EventRow).where(EventRow.uid == uid)
-                           .order_by(EventRow.id.desc()).limit(limit))
+    rows = session.scalars(
+        select(EventRow).where(EventRow.uid == uid).order_by(EventRow.id.desc()).limit(limit)
+    )
     return list(reversed(list(rows)))
 
 

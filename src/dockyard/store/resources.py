@@ -25,13 +25,18 @@ class Key:
 
     def __str__(self) -> str:
         return f"{self.kind} '{self.name}'" + (
-            f" in project '{self.project}'" if self.project != "default" else "")
+            f" in project '{self.project}'" if self.project != "default" else ""
+        )
 
 
 def get(session: Session, key: Key, *, include_deleted: bool = True) -> ResourceRow | None:
-    row = session.scalar(select(ResourceRow).where(
-        ResourceRow.kind == key.kind, ResourceRow.project == key.project,
-        ResourceRow.name == key.name))
+    row = session.scalar(
+        select(ResourceRow).where(
+            ResourceRow.kind == key.kind,
+            ResourceRow.project == key.project,
+            ResourceRow.name == key.name,
+        )
+    )
     if row is not None and row.deleted_at is not None and not include_deleted:
         return None
     return row
@@ -40,8 +45,9 @@ def get(session: Session, key: Key, *, include_deleted: bool = True) -> Resource
 def require(session: Session, key: Key) -> ResourceRow:
     row = get(session, key)
     if row is None:
-        raise NotFound(f"{key} not found",
-                       hint=f"list what exists with: dockyard get {key.kind.lower()}s")
+        raise NotFound(
+            f"{key} not found", hint=f"list what exists with: dockyard get {key.kind.lower()}s"
+        )
     return row
 
 
@@ -49,10 +55,13 @@ def by_uid(session: Session, uid: str) -> ResourceRow | None:
     return session.get(ResourceRow, uid)
 
 
-def list_rows(session: Session, kind: str | None = None, project: str | None = None,
-              selector: dict[str, str] | None = None) -> list[ResourceRow]:
-    stmt = select(ResourceRow).order_by(ResourceRow.kind, ResourceRow.created_at,
-                                        ResourceRow.name)
+def list_rows(
+    session: Session,
+    kind: str | None = None,
+    project: str | None = None,
+    selector: dict[str, str] | None = None,
+) -> list[ResourceRow]:
+    stmt = select(ResourceRow).order_by(ResourceRow.kind, ResourceRow.created_at, ResourceRow.name)
     if kind is not None:
         stmt = stmt.where(ResourceRow.kind == kind)
     if project is not None:
@@ -71,16 +80,28 @@ def apply(session: Session, resource: AnyResource) -> tuple[ResourceRow, ApplyAc
     row = get(session, key)
     now = utcnow()
     if row is None:
-        row = ResourceRow(uid=uuid.uuid4().hex, kind=key.kind, project=key.project,
-                          name=key.name, generation=1, spec=spec, labels=labels,
-                          annotations=annotations, status={}, created_at=now, updated_at=now,
-                          control={})
+        row = ResourceRow(
+            uid=uuid.uuid4().hex,
+            kind=key.kind,
+            project=key.project,
+            name=key.name,
+            generation=1,
+            spec=spec,
+            labels=labels,
+            annotations=annotations,
+            status={},
+            created_at=now,
+            updated_at=now,
+            control={},
+        )
         session.add(row)
         session.flush()
         return row, "created"
     if row.deleted_at is not None:
-        raise Conflict(f"{key} is being deleted",
-                       hint="wait until `dockyard get` no longer lists it, then apply again")
+        raise Conflict(
+            f"{key} is being deleted",
+            hint="wait until `dockyard get` no longer lists it, then apply again",
+        )
     if row.spec == spec and row.labels == labels and row.annotations == annotations:
         return row, "unchanged"
     if row.spec != spec:
@@ -111,23 +132,32 @@ def purge(session: Session, uid: str) -> None:
         session.delete(row)
 
 
-def acquire_lease(session: Session, uid: str, owner: str, seconds: float,
-                  now: datetime | None = None) -> bool:
+def acquire_lease(
+    session: Session, uid: str, owner: str, seconds: float, now: datetime | None = None
+) -> bool:
     """Take the row's lease if it is free or expired; True when ``owner`` now holds it."""
     now = now or utcnow()
     result = session.execute(
         update(ResourceRow)
-        .where(ResourceRow.uid == uid,
-               or_(ResourceRow.lease_owner.is_(None), ResourceRow.lease_owner == owner,
-                   ResourceRow.lease_expires < now))
-        .values(lease_owner=owner, lease_expires=now + timedelta(seconds=seconds)))
+        .where(
+            ResourceRow.uid == uid,
+            or_(
+                ResourceRow.lease_owner.is_(None),
+                ResourceRow.lease_owner == owner,
+                ResourceRow.lease_expires < now,
+            ),
+        )
+        .values(lease_owner=owner, lease_expires=now + timedelta(seconds=seconds))
+    )
     return bool(getattr(result, "rowcount", 0))
 
 
 def release_lease(session: Session, uid: str, owner: str) -> None:
-    session.execute(update(ResourceRow)
-                    .where(ResourceRow.uid == uid, ResourceRow.lease_owner == owner)
-                    .values(lease_owner=None, lease_expires=None))
+    session.execute(
+        update(ResourceRow)
+        .where(ResourceRow.uid == uid, ResourceRow.lease_owner == owner)
+        .values(lease_owner=None, lease_expires=None)
+    )
 
 
 def holds_lease(session: Session, uid: str, owner: str) -> bool:

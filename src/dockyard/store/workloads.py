@@ -11,8 +11,13 @@ ACTIVE_PHASES = ("Starting", "Running")
 
 
 def for_owner(session: Session, owner_uid: str) -> list[WorkloadRow]:
-    return list(session.scalars(select(WorkloadRow).where(WorkloadRow.owner_uid == owner_uid)
-                                .order_by(WorkloadRow.generation, WorkloadRow.number)))
+    return list(
+        session.scalars(
+            select(WorkloadRow)
+            .where(WorkloadRow.owner_uid == owner_uid)
+            .order_by(WorkloadRow.generation, WorkloadRow.number)
+        )
+    )
 
 
 def active(session: Session) -> list[WorkloadRow]:
@@ -24,5 +29,10 @@ def remove_for_owner(session: Session, owner_uid: str) -> None:
 
 
 def all_workloads(session: Session) -> list[WorkloadRow]:
-    return list(session.scalars(select(WorkloadRow).order_by(
-        WorkloadRow.generation, WorkloadRow.number, WorkloadRow.created_at)))
+    return list(
+        session.scalars(
+            select(WorkloadRow).order_by(
+                WorkloadRow.generation, WorkloadRow.number, WorkloadRow.created_at
+            )
+        )
+    )

@@ -32,8 +32,9 @@ class ModelRuntime(Protocol):
 
     signature: Signature
 
-    def predict(self, inputs: dict[str, np.ndarray[Any, Any]],
-                outputs: list[str] | None) -> dict[str, np.ndarray[Any, Any]]: ...
+    def predict(
+        self, inputs: dict[str, np.ndarray[Any, Any]], outputs: list[str] | None
+    ) -> dict[str, np.ndarray[Any, Any]]: ...
 
     def unload(self) -> None: ...
 

@@ -33,7 +33,7 @@ class SklearnRuntime:
             self.model = joblib.load(file)
         else:
             with open(file, "rb") as fh:
-                self.model = pickle.load(fh)  # noqa: S301 - the user's own registered model
+                self.model = pickle.load(fh)
         n = getattr(self.model, "n_features_in_", None)
         self.n_features = int(n) if n is not None else None
         self.input_name = "input-0"
@@ -43,8 +43,10 @@ class SklearnRuntime:
             outputs.append(TensorSpec("predict_proba", "FP64", (-1, classes)))
         self.signature = Signature(
             inputs=(TensorSpec(self.input_name, "FP64", (-1, self.n_features or -1)),),
-            outputs=tuple(outputs), platform="sklearn",
-            extra={"class": type(self.model).__name__})
+            outputs=tuple(outputs),
+            platform="sklearn",
+            extra={"class": type(self.model).__name__},
+        )
 
     def _predict_type(self) -> str:
         classes = getattr(self.model, "classes_", None)
@@ -52,16 +54,18 @@ class SklearnRuntime:
             return datatype_of(np.asarray(classes).dtype)
         return "FP64"
 
-    def predict(self, inputs: dict[str, np.ndarray[Any, Any]],
-                outputs: list[str] | None) -> dict[str, np.ndarray[Any, Any]]:
+    def predict(
+        self, inputs: dict[str, np.ndarray[Any, Any]], outputs: list[str] | None
+    ) -> dict[str, np.ndarray[Any, Any]]:
         if len(inputs) != 1:
             raise TensorError(f"this model takes exactly one input, got {len(inputs)}")
         name, x = next(iter(inputs.items()))
         if x.ndim == 1 and self.n_features is not None and x.shape[0] == self.n_features:
             x = x.reshape(1, -1)
         if x.ndim != 2 or (self.n_features is not None and x.shape[1] != self.n_features):
-            raise TensorError(f"input '{name}': expected shape [-1, {self.n_features}], got "
-                              f"{list(x.shape)}")
+            raise TensorError(
+                f"input '{name}': expected shape [-1, {self.n_features}], got {list(x.shape)}"
+            )
         wanted = outputs or ["predict"]
         result: dict[str, np.ndarray[Any, Any]] = {}
         for out in wanted:
