@@ -1,0 +1,214 @@
+"""Shared fixtures: settings per test, a real control-plane process, PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dockyard.client import Client
+from dockyard.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def env_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Virtual environments are cached by content hash: share them across tests."""
+    fixed = os.environ.get("DOCKYARD_TEST_ENV_CACHE")
+    return Path(fixed) if fixed else tmp_path_factory.mktemp("envs")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def settings(home: Path, env_cache: Path) -> Settings:
+    return Settings(home=home, env_cache=env_cache, resync_seconds=0.2,
+                    stop_grace_seconds=2.0)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A real ``python -m dockyard.api`` on 127.0.0.1 with its own DOCKYARD_HOME."""
+
+    home: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    clients: list[Client] = field(default_factory=list)
+
+    def start(self) -> Client:
+        settings = Settings(home=self.home)
+        settings.server_file.unlink(missing_ok=True)
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = open(self.home / "server.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen([sys.executable, "-m", "dockyard.api"], env=self.env,
+                                     stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server died: {self.log_tail()}")
+            if settings.server_file.exists():
+                with contextlib.suppress(Exception):
+                    client = Client(settings=settings, autostart=False, timeout=30)
+                    client.health()
+                    self.clients.append(client)
+                    return client
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not start: {self.log_tail()}")
+
+    @property
+    def client(self) -> Client:
+        return self.clients[-1]
+
+    def log_tail(self, lines: int = 30) -> str:
+        path = self.home / "server.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) \
+            if path.exists() else ""
+
+    def kill(self) -> None:
+        """kill -9: the server gets no chance to clean up."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        for client in self.clients:
+            client.close()
+
+
+def server_env(home: Path, env_cache: Path, database_url: str | None = None,
+               **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    env.update(DOCKYARD_HOME=str(home), DOCKYARD_ENV_CACHE=str(env_cache),
+               DOCKYARD_RESYNC_SECONDS="0.2", DOCKYARD_STOP_GRACE_SECONDS="2",
+               DOCKYARD_LOG_LEVEL="warning")
+    if database_url:
+        env["DOCKYARD_DATABASE_URL"] = database_url
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path, env_cache: Path) -> Iterator[type[ServerProcess] | object]:
+    started: list[ServerProcess] = []
+
+    def make(database_url: str | None = None, home: Path | None = None,
+             **extra: str) -> ServerProcess:
+        h = home or tmp_path / f"home{len(started)}"
+        srv = ServerProcess(h, server_env(h, env_cache, database_url, **extra))
+        started.append(srv)
+        return srv
+
+    yield make
+    for srv in started:
+        srv.stop()
+
+
+@pytest.fixture
+def server(server_factory: object) -> Iterator[ServerProcess]:
+    srv: ServerProcess = server_factory()  # type: ignore[operator]
+    srv.start()
+    yield srv
+
+
+# -- PostgreSQL -------------------------------------------------------------------------
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster (Debian's packages), or DOCKYARD_TEST_POSTGRES_URL."""
+    if url := os.environ.get("DOCKYARD_TEST_POSTGRES_URL"):
+        yield url
+        return
+    bindir = _pg_bin()
+    if bindir is None:
+        if os.environ.get("DOCKYARD_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required here but not installed (apt-get install "
+                        "postgresql)")
+        pytest.skip("PostgreSQL is not installed")
+    data = Path(tempfile.mkdtemp(prefix="dockyard-pg-"))
+    data.chmod(0o755)
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data / "db"), "-A", "trust",
+                    "-U", "dockyard", "--no-sync"], check=True, capture_output=True)
+    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-w", "-l",
+                    str(data / "log"), "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
+                    " -c fsync=off", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://dockyard@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m",
+                        "immediate", "stop"], capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh database on the session's PostgreSQL server."""
+    import psycopg
+
+    name = f"t{os.getpid()}_{time.monotonic_ns()}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return postgres_server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.05,
+               message: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

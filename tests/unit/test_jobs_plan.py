@@ -1,0 +1,261 @@
+"""``jobs.plan``: what a job does next, given its spec and the attempts observed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from dockyard.control.jobs import Attempt, Observed, plan
+from dockyard.spec import JobSpec
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def spec(**extra: Any) -> JobSpec:
+    return JobSpec.model_validate({"command": ["python", "train.py"], **extra})
+
+
+def with_model(**extra: Any) -> JobSpec:
+    return spec(outputs={"model": {"name": "digits", "path": "model.joblib"}}, **extra)
+
+
+def retrying(limit: int = 2, **retry: Any) -> JobSpec:
+    return spec(retry={"limit": limit, "backoffSeconds": 10, "backoffFactor": 2, **retry})
+
+
+def failed(
+    number: int, reason: str = "Error", exit_code: int | None = 1, ago: float = 0
+) -> Attempt:
+    return Attempt(
+        number,
+        f"a{number}",
+        "Failed",
+        exit_code=exit_code,
+        reason=reason,
+        message=f"exit code {exit_code}",
+        finished_at=NOW - timedelta(seconds=ago),
+    )
+
+
+def observed(*attempts: Attempt, **extra: Any) -> Observed:
+    return Observed(generation=1, attempts=attempts, now=extra.pop("now", NOW), **extra)
+
+
+def test_no_attempts_starts_attempt_one() -> None:
+    p = plan(spec(), observed())
+    assert p.start_attempt == 1
+    assert (p.phase, p.reason) == ("Pending", "Scheduling")
+    assert p.stop == []
+
+
+def test_blocked_waits_with_the_message() -> None:
+    p = plan(spec(), observed(blocked="waiting for dataset 'digits' to be ready"))
+    assert p.start_attempt is None
+    assert (p.phase, p.reason) == ("Pending", "Waiting")
+    assert p.message == "waiting for dataset 'digits' to be ready"
+
+
+@pytest.mark.parametrize("phase", ["Starting", "Running"])
+def test_active_attempt_is_running(phase: str) -> None:
+    p = plan(spec(), observed(Attempt(1, "a1", phase)))
+    assert (p.phase, p.reason) == ("Running", "Running")
+    assert p.message == "attempt 1 running"
+    assert p.start_attempt is None
+    assert p.stop == []
+
+
+def test_success_without_outputs_succeeds() -> None:
+    p = plan(spec(), observed(Attempt(1, "a1", "Succeeded", exit_code=0, finished_at=NOW)))
+    assert (p.phase, p.reason) == ("Succeeded", "Completed")
+    assert p.message == "attempt 1 succeeded"
+    assert p.register is None
+    assert p.start_attempt is None
+
+
+def test_success_with_a_model_output_registers_it() -> None:
+    done = Attempt(2, "a2", "Succeeded", exit_code=0, finished_at=NOW)
+    p = plan(with_model(), observed(failed(1, ago=60), done))
+    assert (p.phase, p.reason) == ("Running", "RegisteringModel")
+    assert p.register == done
+    assert "digits" in p.message
+    assert p.start_attempt is None
+
+
+def test_registered_model_succeeds_naming_the_ref() -> None:
+    done = Attempt(1, "a1", "Succeeded", exit_code=0, finished_at=NOW)
+    p = plan(with_model(), observed(done, registered="digits@3"))
+    assert (p.phase, p.reason) == ("Succeeded", "Completed")
+    assert "digits@3" in p.message
+    assert p.register is None
+
+
+def test_registration_error_fails_the_job() -> None:
+    done = Attempt(1, "a1", "Succeeded", exit_code=0, finished_at=NOW)
+    p = plan(with_model(), observed(done, registration_error="model.joblib is missing"))
+    assert (p.phase, p.reason) == ("Failed", "ModelRegistrationFailed")
+    assert p.message == "model.joblib is missing"
+    assert p.register is None
+
+
+def test_failure_waits_for_the_backoff() -> None:
+    p = plan(retrying(2), observed(failed(1, ago=3)))
+    assert p.start_attempt is None
+    assert (p.phase, p.reason) == ("Running", "BackoffRetry")
+    assert p.recheck_at == NOW - timedelta(seconds=3) + timedelta(seconds=10)
+    assert "attempt 1 failed: Error (exit code 1)" in p.message
+    assert "attempt 2 after a 10s backoff" in p.message
+
+
+def test_backoff_grows_per_attempt() -> None:
+    p = plan(retrying(3), observed(failed(1, ago=100), failed(2, ago=1)))
+    assert p.start_attempt is None
+    assert p.recheck_at == NOW - timedelta(seconds=1) + timedelta(seconds=20)
+
+
+def test_backoff_is_capped() -> None:
+    job = retrying(5, maxBackoffSeconds=15)
+    p = plan(job, observed(failed(1, ago=900), failed(2, ago=800), failed(3, ago=1)))
+    assert p.recheck_at == NOW - timedelta(seconds=1) + timedelta(seconds=15)
+
+
+def test_after_the_backoff_the_next_attempt_starts() -> None:
+    p = plan(retrying(2), observed(failed(1, ago=10)))
+    assert p.start_attempt == 2
+    assert (p.phase, p.reason) == ("Pending", "Scheduling")
+    assert p.recheck_at is None
+    p = plan(retrying(2), observed(failed(1, ago=100), failed(2, ago=25)))
+    assert p.start_attempt == 3
+
+
+def test_retry_after_backoff_still_waits_while_blocked() -> None:
+    p = plan(retrying(2), observed(failed(1, ago=60), blocked="volume 'x' is not ready"))
+    assert p.start_attempt is None
+    assert (p.phase, p.message) == ("Pending", "volume 'x' is not ready")
+
+
+def test_retries_exhausted_fails() -> None:
+    attempts = (failed(1, ago=300), failed(2, ago=200), failed(3, ago=100))
+    p = plan(retrying(2), observed(*attempts))
+    assert p.phase == "Failed"
+    assert p.reason == "Error"
+    assert p.start_attempt is None
+    assert p.message == "attempt 3 failed: Error (exit code 1); 2 retries used"
+
+
+def test_no_retry_limit_fails_on_first_failure() -> None:
+    p = plan(spec(), observed(failed(1, ago=999)))
+    assert p.phase == "Failed"
+    assert p.start_attempt is None
+    assert p.message == "attempt 1 failed: Error (exit code 1)"
+
+
+@pytest.mark.parametrize(("exit_code", "retried"), [(75, True), (1, False), (None, False)])
+def test_on_exit_codes_restricts_retries(exit_code: int | None, retried: bool) -> None:
+    job = retrying(3, onExitCodes=[75, 76])
+    p = plan(job, observed(failed(1, exit_code=exit_code, ago=999)))
+    assert (p.start_attempt == 2) is retried
+    assert (p.phase == "Failed") is not retried
+
+
+@pytest.mark.parametrize("reason", ["CommandNotFound", "StartFailed"])
+def test_some_failures_are_never_retried(reason: str) -> None:
+    p = plan(retrying(5), observed(failed(1, reason=reason, exit_code=None, ago=999)))
+    assert p.phase == "Failed"
+    assert p.reason == reason
+    assert p.start_attempt is None
+    assert p.recheck_at is None
+
+
+def test_interrupted_attempt_reruns_at_once() -> None:
+    p = plan(retrying(0), observed(failed(1, reason="Interrupted", exit_code=None, ago=0)))
+    assert p.start_attempt == 2
+    assert p.recheck_at is None
+
+
+def test_interrupted_attempts_do_not_count_against_the_limit() -> None:
+    attempts = (
+        failed(1, ago=500),
+        failed(2, reason="Interrupted", exit_code=None, ago=400),
+        failed(3, reason="Interrupted", exit_code=None, ago=300),
+    )
+    p = plan(retrying(1), observed(*attempts))
+    assert p.start_attempt == 4
+    p = plan(retrying(1), observed(*attempts, failed(4, ago=100)))
+    assert p.phase == "Failed"
+    assert p.start_attempt is None
+
+
+def test_interrupted_ignores_on_exit_codes() -> None:
+    job = retrying(1, onExitCodes=[75])
+    p = plan(job, observed(failed(1, reason="Interrupted", exit_code=143, ago=0)))
+    assert p.start_attempt == 2
+
+
+def test_cancelled_stops_active_attempts() -> None:
+    attempts = (failed(1, ago=60), Attempt(2, "a2", "Running"))
+    p = plan(retrying(2), observed(*attempts, cancelled=True))
+    assert (p.phase, p.reason) == ("Cancelled", "Cancelled")
+    assert p.stop == ["a2"]
+    assert p.start_attempt is None
+
+
+def test_cancelled_before_any_attempt_does_not_start() -> None:
+    p = plan(spec(), observed(cancelled=True))
+    assert p.phase == "Cancelled"
+    assert p.start_attempt is None
+
+
+def test_deleting_stops_everything() -> None:
+    attempts = (Attempt(1, "a1", "Starting"), Attempt(2, "a2", "Running"))
+    p = plan(spec(), observed(*attempts, stale_active=("old1",), deleting=True, cancelled=True))
+    assert p.phase == "Terminating"
+    assert sorted(p.stop) == ["a1", "a2", "old1"]
+    assert p.start_attempt is None
+
+
+def test_fatal_fails_and_stops() -> None:
+    p = plan(spec(), observed(Attempt(1, "a1", "Running"), fatal="dataset 'x' changed"))
+    assert (p.phase, p.reason, p.message) == ("Failed", "InvalidSpec", "dataset 'x' changed")
+    assert p.stop == ["a1"]
+    assert p.start_attempt is None
+
+
+def test_fatal_without_attempts_does_not_start() -> None:
+    p = plan(spec(), observed(fatal="environment 'x' failed to build"))
+    assert p.phase == "Failed"
+    assert p.start_attempt is None
+
+
+STALE_CASES = {
+    "new": observed(stale_active=("old1", "old2")),
+    "blocked": observed(stale_active=("old1", "old2"), blocked="x"),
+    "running": observed(Attempt(1, "a1", "Running"), stale_active=("old1", "old2")),
+    "succeeded": observed(Attempt(1, "a1", "Succeeded"), stale_active=("old1", "old2")),
+    "backoff": observed(failed(1), stale_active=("old1", "old2")),
+    "retry": observed(failed(1, ago=999), stale_active=("old1", "old2")),
+    "exhausted": observed(failed(1), failed(2), failed(3), stale_active=("old1", "old2")),
+    "cancelled": observed(stale_active=("old1", "old2"), cancelled=True),
+    "fatal": observed(stale_active=("old1", "old2"), fatal="x"),
+    "deleting": observed(stale_active=("old1", "old2"), deleting=True),
+}
+
+
+@pytest.mark.parametrize("case", list(STALE_CASES))
+def test_stale_attempts_are_always_stopped(case: str) -> None:
+    p = plan(retrying(2), STALE_CASES[case])
+    assert {"old1", "old2"} <= set(p.stop)
+    assert "a1" not in p.stop or case in ("cancelled", "fatal", "deleting")
+
+
+@pytest.mark.parametrize("case", ["registering", "registered", "registration-error"])
+def test_stale_attempts_are_stopped_while_registering(case: str) -> None:
+    done = Attempt(1, "a1", "Succeeded")
+    extra: dict[str, Any] = {
+        "registering": {},
+        "registered": {"registered": "digits@1"},
+        "registration-error": {"registration_error": "boom"},
+    }[case]
+    p = plan(with_model(), observed(done, stale_active=("old",), **extra))
+    assert p.stop == ["old"]
