@@ -38,8 +38,7 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(home: Path, env_cache: Path) -> Settings:
-    return Settings(home=home, env_cache=env_cache, resync_seconds=0.2,
-                    stop_grace_seconds=2.0)
+    return Settings(home=home, env_cache=env_cache, resync_seconds=0.2, stop_grace_seconds=2.0)
 
 
 def free_port() -> int:
@@ -62,8 +61,13 @@ class ServerProcess:
         settings.server_file.unlink(missing_ok=True)
         self.home.mkdir(parents=True, exist_ok=True)
         log = open(self.home / "server.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "dockyard.api"], env=self.env,
-                                     stdout=log, stderr=log, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dockyard.api"],
+            env=self.env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
         log.close()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -84,8 +88,11 @@ class ServerProcess:
 
     def log_tail(self, lines: int = 30) -> str:
         path = self.home / "server.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) \
-            if path.exists() else ""
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            if path.exists()
+            else ""
+        )
 
     def kill(self) -> None:
         """kill -9: the server gets no chance to clean up."""
@@ -105,12 +112,17 @@ class ServerProcess:
             client.close()
 
 
-def server_env(home: Path, env_cache: Path, database_url: str | None = None,
-               **extra: str) -> dict[str, str]:
+def server_env(
+    home: Path, env_cache: Path, database_url: str | None = None, **extra: str
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    env.update(DOCKYARD_HOME=str(home), DOCKYARD_ENV_CACHE=str(env_cache),
-               DOCKYARD_RESYNC_SECONDS="0.2", DOCKYARD_STOP_GRACE_SECONDS="2",
-               DOCKYARD_LOG_LEVEL="warning")
+    env.update(
+        DOCKYARD_HOME=str(home),
+        DOCKYARD_ENV_CACHE=str(env_cache),
+        DOCKYARD_RESYNC_SECONDS="0.2",
+        DOCKYARD_STOP_GRACE_SECONDS="2",
+        DOCKYARD_LOG_LEVEL="warning",
+    )
     if database_url:
         env["DOCKYARD_DATABASE_URL"] = database_url
     env.update(extra)
@@ -121,8 +133,9 @@ def server_env(home: Path, env_cache: Path, database_url: str | None = None,
 def server_factory(tmp_path: Path, env_cache: Path) -> Iterator[type[ServerProcess] | object]:
     started: list[ServerProcess] = []
 
-    def make(database_url: str | None = None, home: Path | None = None,
-             **extra: str) -> ServerProcess:
+    def make(
+        database_url: str | None = None, home: Path | None = None, **extra: str
+    ) -> ServerProcess:
         h = home or tmp_path / f"home{len(started)}"
         srv = ServerProcess(h, server_env(h, env_cache, database_url, **extra))
         started.append(srv)
@@ -155,8 +168,9 @@ def postgres_server() -> Iterator[str]:
     bindir = _pg_bin()
     if bindir is None:
         if os.environ.get("DOCKYARD_REQUIRE_POSTGRES"):
-            pytest.fail("PostgreSQL is required here but not installed (apt-get install "
-                        "postgresql)")
+            pytest.fail(
+                "PostgreSQL is required here but not installed (apt-get install postgresql)"
+            )
         pytest.skip("PostgreSQL is not installed")
     data = Path(tempfile.mkdtemp(prefix="dockyard-pg-"))
     data.chmod(0o755)
@@ -165,16 +179,45 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(data, "postgres", "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     port = free_port()
-    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data / "db"), "-A", "trust",
-                    "-U", "dockyard", "--no-sync"], check=True, capture_output=True)
-    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-w", "-l",
-                    str(data / "log"), "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
-                    " -c fsync=off", "start"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *as_user,
+            str(bindir / "initdb"),
+            "-D",
+            str(data / "db"),
+            "-A",
+            "trust",
+            "-U",
+            "dockyard",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data / "db"),
+            "-w",
+            "-l",
+            str(data / "log"),
+            "-o",
+            f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql://dockyard@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m",
-                        "immediate", "stop"], capture_output=True)
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"],
+            check=False,
+            capture_output=True,
+        )
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -197,8 +240,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.05,
-               message: str = "condition") -> None:
+def wait_until(
+    predicate: object, timeout: float = 30.0, interval: float = 0.05, message: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():  # type: ignore[operator]

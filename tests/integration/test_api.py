@@ -31,7 +31,9 @@ def test_apply_get_list_idempotent(server: ServerProcess) -> None:
     docs[1]["spec"]["command"] = f.python("print(2)")
     results = c.apply(docs)
     assert [(r["action"], r["generation"]) for r in results] == [
-        ("unchanged", 1), ("configured", 2)]
+        ("unchanged", 1),
+        ("configured", 2),
+    ]
     job = c.get("Job", "j")
     assert job["metadata"]["generation"] == 2
     assert job["spec"]["resources"]["cpu"] == 0.1
@@ -42,8 +44,12 @@ def test_apply_get_list_idempotent(server: ServerProcess) -> None:
 
 def test_malformed_body_is_problem_json(server: ServerProcess) -> None:
     for body in (b"{not json", b'{"documents": "x"}', b"{}"):
-        r = post(server.client, "/api/v1/apply", content=body,
-                 headers={"content-type": "application/json"})
+        r = post(
+            server.client,
+            "/api/v1/apply",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
         assert r.status_code == 422
         assert r.headers["content-type"] == "application/problem+json"
         problem = r.json()
@@ -57,14 +63,19 @@ def test_invalid_document_names_the_field(server: ServerProcess) -> None:
     assert r.status_code == 422
     problem = r.json()
     assert problem["code"] == "invalid-spec"
-    assert problem["details"]["errors"] == [{
-        "source": "document 2", "line": 1, "path": "spec.resources.gpu",
-        "message": "expected an integer ≥ 0, got 'two'"}]
+    assert problem["details"]["errors"] == [
+        {
+            "source": "document 2",
+            "line": 1,
+            "path": "spec.resources.gpu",
+            "message": "expected an integer ≥ 0, got 'two'",
+        }
+    ]
     assert server.client.list("Volume") == []  # all or nothing
 
 
 def test_unknown_kind(server: ServerProcess) -> None:
-    with pytest.raises(InvalidSpec, match="unknown kind 'Jobb'.*did you mean 'Job'"):
+    with pytest.raises(InvalidSpec, match=r"unknown kind 'Jobb'.*did you mean 'Job'"):
         server.client.apply([f.doc("Jobb", "x", {})])
     r = httpx.get(server.client.url + "/api/v1/jbos", timeout=10)
     assert r.status_code == 400 and "did you mean 'jobs'" in r.json()["hint"]
@@ -72,8 +83,9 @@ def test_unknown_kind(server: ServerProcess) -> None:
 
 def test_missing_references_change_nothing(server: ServerProcess) -> None:
     c = server.client
-    job = f.job("j", ["python"], environment="nope", volumes=[{"name": "vol"}],
-                datasets=[{"name": "ds"}])
+    job = f.job(
+        "j", ["python"], environment="nope", volumes=[{"name": "vol"}], datasets=[{"name": "ds"}]
+    )
     with pytest.raises(InvalidSpec) as info:
         c.apply([job, f.service("s", "ghost")])
     messages = {e["path"]: e["message"] for e in info.value.details["errors"]}
@@ -83,8 +95,14 @@ def test_missing_references_change_nothing(server: ServerProcess) -> None:
     assert "model 'ghost' not found" in messages["spec.model"]
     assert c.list("Job") == [] and c.list("Service") == []
     # the same references resolve inside one apply
-    c.apply([job, f.environment("nope"), f.volume("vol"), f.dataset(
-        "ds", "vol", source="file:///etc/hostname")])
+    c.apply(
+        [
+            job,
+            f.environment("nope"),
+            f.volume("vol"),
+            f.dataset("ds", "vol", source="file:///etc/hostname"),
+        ]
+    )
     assert c.get("Job", "j")["metadata"]["generation"] == 1
 
 
@@ -115,8 +133,12 @@ def test_not_found(server: ServerProcess) -> None:
 
 def test_delete_volume_in_use_and_with_data(server: ServerProcess) -> None:
     c = server.client
-    c.apply([f.volume("v"), f.job("j", f.python("import time; time.sleep(30)"),
-                                  volumes=[{"name": "v"}])])
+    c.apply(
+        [
+            f.volume("v"),
+            f.job("j", f.python("import time; time.sleep(30)"), volumes=[{"name": "v"}]),
+        ]
+    )
     with pytest.raises(InUse, match="in use by job 'j'"):
         c.delete("Volume", "v")
     c.delete("Job", "j")

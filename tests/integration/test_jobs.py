@@ -21,24 +21,28 @@ def phase_of(c: Client, kind: str, name: str) -> str:
     return str(c.get(kind, name)["status"].get("phase"))
 
 
-def wait_phase(c: Client, kind: str, name: str, phases: set[str],
-               timeout: float = 60) -> dict[str, Any]:
+def wait_phase(
+    c: Client, kind: str, name: str, phases: set[str], timeout: float = 60
+) -> dict[str, Any]:
     return c.wait(kind, name, until=phases, timeout=timeout)
 
 
 @pytest.fixture
 def small_node(server_factory: Any) -> ServerProcess:
     """A server that believes the node has 4 CPUs, 4 GiB and no GPU."""
-    srv: ServerProcess = server_factory(DOCKYARD_NODE_CPU="4", DOCKYARD_NODE_MEMORY="4Gi",
-                                        DOCKYARD_NODE_GPU="0")
+    srv: ServerProcess = server_factory(
+        DOCKYARD_NODE_CPU="4", DOCKYARD_NODE_MEMORY="4Gi", DOCKYARD_NODE_GPU="0"
+    )
     srv.start()
     return srv
 
 
 def test_job_succeeds_with_logs_and_env(server: ServerProcess) -> None:
     c = server.client
-    code = ("import os; print('job', os.environ['DOCKYARD_JOB_NAME'], "
-            "os.environ['DOCKYARD_ATTEMPT'], os.environ['GREETING'])")
+    code = (
+        "import os; print('job', os.environ['DOCKYARD_JOB_NAME'], "
+        "os.environ['DOCKYARD_ATTEMPT'], os.environ['GREETING'])"
+    )
     c.apply([f.job("hello", f.python(code), env={"GREETING": "hi"})])
     job = wait_phase(c, "Job", "hello", {"Succeeded", "Failed"})
     assert job["status"]["phase"] == "Succeeded", job["status"]
@@ -50,16 +54,21 @@ def test_job_succeeds_with_logs_and_env(server: ServerProcess) -> None:
 
 def test_retries_until_success_and_every_attempt_is_visible(server: ServerProcess) -> None:
     c = server.client
-    code = ("import os, sys\n"
-            "n = int(os.environ['DOCKYARD_ATTEMPT'])\n"
-            "print('attempt', n)\n"
-            "sys.exit(0 if n == 3 else 7)")
+    code = (
+        "import os, sys\n"
+        "n = int(os.environ['DOCKYARD_ATTEMPT'])\n"
+        "print('attempt', n)\n"
+        "sys.exit(0 if n == 3 else 7)"
+    )
     c.apply([f.job("flaky", f.python(code), retry={"limit": 3, "backoffSeconds": 0.2})])
     job = wait_phase(c, "Job", "flaky", {"Succeeded", "Failed"})
     assert job["status"]["phase"] == "Succeeded"
     attempts = c.workloads("Job", "flaky")
     assert [(a["number"], a["phase"], a["exitCode"]) for a in attempts] == [
-        (1, "Failed", 7), (2, "Failed", 7), (3, "Succeeded", 0)]
+        (1, "Failed", 7),
+        (2, "Failed", 7),
+        (3, "Succeeded", 0),
+    ]
     assert b"".join(c.logs("Job", "flaky", attempt=2)) == b"attempt 2\n"
     # the backoff was respected between attempts 1 and 2
     end1 = datetime.fromisoformat(attempts[0]["finishedAt"].replace("Z", "+00:00"))
@@ -69,8 +78,15 @@ def test_retries_until_success_and_every_attempt_is_visible(server: ServerProces
 
 def test_retries_exhausted(server: ServerProcess) -> None:
     c = server.client
-    c.apply([f.job("doomed", f.python("print('boom'); raise SystemExit(2)"),
-                   retry={"limit": 1, "backoffSeconds": 0})])
+    c.apply(
+        [
+            f.job(
+                "doomed",
+                f.python("print('boom'); raise SystemExit(2)"),
+                retry={"limit": 1, "backoffSeconds": 0},
+            )
+        ]
+    )
     job = wait_phase(c, "Job", "doomed", {"Succeeded", "Failed"})
     st = job["status"]
     assert st["phase"] == "Failed" and st["attempts"] == 2 and st["exitCode"] == 2
@@ -80,8 +96,15 @@ def test_retries_exhausted(server: ServerProcess) -> None:
 
 def test_exit_codes_not_in_on_exit_codes_are_not_retried(server: ServerProcess) -> None:
     c = server.client
-    c.apply([f.job("picky", f.python("raise SystemExit(5)"),
-                   retry={"limit": 3, "backoffSeconds": 0, "onExitCodes": [42]})])
+    c.apply(
+        [
+            f.job(
+                "picky",
+                f.python("raise SystemExit(5)"),
+                retry={"limit": 3, "backoffSeconds": 0, "onExitCodes": [42]},
+            )
+        ]
+    )
     assert wait_phase(c, "Job", "picky", {"Failed"})["status"]["attempts"] == 1
 
 
@@ -97,12 +120,17 @@ def test_pending_with_reasons_and_priority(small_node: ServerProcess, tmp_path: 
     c = small_node.client
     gate = tmp_path / "gate"
     wait_for_gate = f.python(
-        f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)")
+        f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)"
+    )
     c.apply([f.job("holder", wait_for_gate, resources={"cpu": 2})])
     wait_phase(c, "Job", "holder", {"Running"})
-    c.apply([f.job("big", f.python("pass"), resources={"cpu": 4}),
-             f.job("huge", f.python("pass"), resources={"cpu": 64}),
-             f.job("gpu", f.python("pass"), resources={"cpu": 0.1, "gpu": 1})])
+    c.apply(
+        [
+            f.job("big", f.python("pass"), resources={"cpu": 4}),
+            f.job("huge", f.python("pass"), resources={"cpu": 64}),
+            f.job("gpu", f.python("pass"), resources={"cpu": 0.1, "gpu": 1}),
+        ]
+    )
     wait_until(lambda: c.get("Job", "big")["status"].get("reason") == "Unschedulable")
     assert c.get("Job", "big")["status"]["message"] == "needs 4 cpu, 2 free"
     wait_until(lambda: "in total" in c.get("Job", "huge")["status"].get("message", ""))
@@ -111,11 +139,18 @@ def test_pending_with_reasons_and_priority(small_node: ServerProcess, tmp_path: 
     assert gpu["phase"] == "Pending" and "gpu, but this node has none" in gpu["message"]
     # priority: with 2 cpus taken, two 2-cpu jobs wait; the higher priority one goes first
     c.delete("Job", "big")
-    c.apply([f.job("low", wait_for_gate, resources={"cpu": 2}, priority=0),
-             f.job("high", wait_for_gate, resources={"cpu": 2}, priority=10),
-             f.job("blocker", wait_for_gate, resources={"cpu": 2})])
-    wait_until(lambda: phase_of(c, "Job", "blocker") == "Running"
-               or phase_of(c, "Job", "high") == "Running")
+    c.apply(
+        [
+            f.job("low", wait_for_gate, resources={"cpu": 2}, priority=0),
+            f.job("high", wait_for_gate, resources={"cpu": 2}, priority=10),
+            f.job("blocker", wait_for_gate, resources={"cpu": 2}),
+        ]
+    )
+    wait_until(
+        lambda: (
+            phase_of(c, "Job", "blocker") == "Running" or phase_of(c, "Job", "high") == "Running"
+        )
+    )
     gate.write_text("")
     wait_phase(c, "Job", "holder", {"Succeeded"})
     for name in ("low", "high", "blocker"):
@@ -127,8 +162,15 @@ def test_pending_with_reasons_and_priority(small_node: ServerProcess, tmp_path: 
 
 def test_cancel_stops_the_attempt(server: ServerProcess, tmp_path: Path) -> None:
     c = server.client
-    c.apply([f.job("long", f.python("import time; print('up', flush=True); time.sleep(60)"),
-                   retry={"limit": 3})])
+    c.apply(
+        [
+            f.job(
+                "long",
+                f.python("import time; print('up', flush=True); time.sleep(60)"),
+                retry={"limit": 3},
+            )
+        ]
+    )
     wait_phase(c, "Job", "long", {"Running"})
     c.cancel("long")
     st = wait_phase(c, "Job", "long", {"Cancelled"})["status"]
@@ -158,31 +200,33 @@ def test_a_new_spec_runs_again(server: ServerProcess) -> None:
 def test_delete_a_running_job_stops_it(server: ServerProcess, tmp_path: Path) -> None:
     c = server.client
     pidfile = tmp_path / "pid"
-    c.apply([f.job("victim", f.python(
-        f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); "
-        "time.sleep(60)"))])
+    c.apply(
+        [
+            f.job(
+                "victim",
+                f.python(
+                    f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); "
+                    "time.sleep(60)"
+                ),
+            )
+        ]
+    )
     wait_until(lambda: pidfile.exists() and pidfile.read_text() != "")
     c.delete("Job", "victim")
     wait_until(lambda: not c.list("Job"), message="job gone")
     pid = int(pidfile.read_text())
-    wait_until(lambda: not Path(f"/proc/{pid}").exists()
-               or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z")
-
-
-TRAIN = """
-import json, os, pickle
-from sklearn.linear_model import LogisticRegression
-out = os.environ['DOCKYARD_OUTPUT_DIR']
-model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
-pickle.dump(model, open(os.path.join(out, 'model.pkl'), 'wb'))
-json.dump({'accuracy': 1.0}, open(os.path.join(out, 'metrics.json'), 'w'))
-"""
+    wait_until(
+        lambda: (
+            not Path(f"/proc/{pid}").exists()
+            or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+        )
+    )
 
 
 def test_model_output_is_registered_with_lineage(server: ServerProcess) -> None:
     c = server.client
     outputs = {"model": {"name": "tiny", "path": "model.pkl"}}
-    c.apply([f.job("train", f.python(TRAIN), outputs=outputs)])
+    c.apply([f.job("train", f.python(f.TRAIN), outputs=outputs)])
     job = wait_phase(c, "Job", "train", {"Succeeded", "Failed"})
     assert job["status"]["phase"] == "Succeeded", job["status"]
     assert job["status"]["modelVersion"] == "tiny@1"
@@ -206,9 +250,15 @@ def wait_until_ready_model(c: Client, name: str) -> dict[str, Any]:
 def test_missing_model_artifact_fails_the_job(server: ServerProcess) -> None:
     c = server.client
     outputs = {"model": {"name": "ghost", "path": "model.pkl"}}
-    c.apply([f.job("liar", f.python(
-        "import os; open(os.environ['DOCKYARD_OUTPUT_DIR'] + '/other.txt', 'w').write('x')"),
-        outputs=outputs)])
+    c.apply(
+        [
+            f.job(
+                "liar",
+                f.python("import os; open(os.environ['DOCKYARD_OUTPUT_DIR'] + '/other.txt', 'w')"),
+                outputs=outputs,
+            )
+        ]
+    )
     st = wait_phase(c, "Job", "liar", {"Succeeded", "Failed"})["status"]
     assert st["phase"] == "Failed" and st["reason"] == "ModelRegistrationFailed"
     assert "'model.pkl' is missing" in st["message"] and "other.txt" in st["message"]
@@ -237,14 +287,20 @@ def http_files(tmp_path: Path) -> Iterator[str]:
 
 
 def test_datasets_fetch_checksum_mount_and_detect_changes(
-        server: ServerProcess, tmp_path: Path, http_files: str) -> None:
+    server: ServerProcess, tmp_path: Path, http_files: str
+) -> None:
     c = server.client
     src = tmp_path / "src"
     src.mkdir()
     (src / "rows.txt").write_text("1\n2\n3\n")
-    c.apply([f.volume("data"), f.dataset("local", source=f"file://{src}"),
-             f.dataset("remote", source=f"{http_files}/table.csv"),
-             f.dataset("pinned", source=f"file://{src}", sha256="0" * 64, path="pinned")])
+    c.apply(
+        [
+            f.volume("data"),
+            f.dataset("local", source=f"file://{src}"),
+            f.dataset("remote", source=f"{http_files}/table.csv"),
+            f.dataset("pinned", source=f"file://{src}", sha256="0" * 64, path="pinned"),
+        ]
+    )
     local = wait_phase(c, "Dataset", "local", {"Ready", "Failed"})["status"]
     assert local["phase"] == "Ready" and local["files"] == 1 and len(local["sha256"]) == 64
     remote = wait_phase(c, "Dataset", "remote", {"Ready", "Failed"})["status"]
@@ -253,8 +309,7 @@ def test_datasets_fetch_checksum_mount_and_detect_changes(
     assert pinned["phase"] == "Failed" and "does not match spec.sha256" in pinned["message"]
     code = "import os; print(open(os.environ['DOCKYARD_DATA_LOCAL'] + '/rows.txt').read())"
     c.apply([f.job("reader", f.python(code), datasets=[{"name": "local"}])])
-    assert wait_phase(c, "Job", "reader", {"Succeeded", "Failed"})["status"]["phase"] \
-        == "Succeeded"
+    assert wait_phase(c, "Job", "reader", {"Succeeded", "Failed"})["status"]["phase"] == "Succeeded"
     assert b"".join(c.logs("Job", "reader")) == b"1\n2\n3\n\n"
     # someone edits the cached copy: jobs refuse data that no longer matches its checksum
     (Path(local["path"]) / "rows.txt").write_text("1\n2\n4\n")
@@ -267,15 +322,17 @@ def test_datasets_fetch_checksum_mount_and_detect_changes(
 
 def test_dataset_prepared_by_a_command(server: ServerProcess) -> None:
     c = server.client
-    prep = {"command": f.python(
-        "import os; open(os.environ['DOCKYARD_OUTPUT_DIR'] + '/n.txt', 'w').write('7')"),
-        "resources": {"cpu": 0.1}}
+    prep = {
+        "command": f.python(
+            "import os; open(os.environ['DOCKYARD_OUTPUT_DIR'] + '/n.txt', 'w').write('7')"
+        ),
+        "resources": {"cpu": 0.1},
+    }
     c.apply([f.volume("data"), f.dataset("made", prepare=prep)])
     st = wait_phase(c, "Dataset", "made", {"Ready", "Failed"})["status"]
     assert st["phase"] == "Ready", st
     assert (Path(st["path"]) / "n.txt").read_text() == "7"
-    broken = {"command": f.python("raise SystemExit('no data today')"),
-              "resources": {"cpu": 0.1}}
+    broken = {"command": f.python("raise SystemExit('no data today')"), "resources": {"cpu": 0.1}}
     c.apply([f.dataset("broken", prepare=broken)])
     st = wait_phase(c, "Dataset", "broken", {"Ready", "Failed"})["status"]
     assert st["phase"] == "Failed" and "no data today" in st["message"]

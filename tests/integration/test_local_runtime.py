@@ -31,8 +31,13 @@ def py(code: str) -> list[str]:
 def test_success_writes_log_and_output(runtime: LocalRuntime, tmp_path: Path) -> None:
     out = tmp_path / "out"
     request = WorkloadRequest(
-        "ok", py("import os; print('hello'); open(os.environ['DOCKYARD_OUTPUT_DIR'] + '/f', "
-                 "'w').write('x')"), output_dir=out)
+        "ok",
+        py(
+            "import os; print('hello'); open(os.environ['DOCKYARD_OUTPUT_DIR'] + '/f', "
+            "'w').write('x')"
+        ),
+        output_dir=out,
+    )
     assert run(runtime, request) == Phase.SUCCEEDED
     state = runtime.observe("ok")
     assert state.exit_code == 0 and state.reason == "Completed"
@@ -62,10 +67,16 @@ def test_env_mounts_and_working_dir(runtime: LocalRuntime, tmp_path: Path) -> No
     (code / "sub").mkdir(parents=True)
     (code / "sub" / "main.py").write_text(
         "import os; print(open('../data/in/x.txt').read(), os.environ['MY_VAR'], "
-        "os.environ['DOCKYARD_DATA_IN'])")
+        "os.environ['DOCKYARD_DATA_IN'])"
+    )
     request = WorkloadRequest(
-        "mounts", ["python", "main.py"], env={"MY_VAR": "hi"}, code_dir=code,
-        working_dir="sub", mounts=(Mount(data, "/data/in", True, "DOCKYARD_DATA_IN"),))
+        "mounts",
+        ["python", "main.py"],
+        env={"MY_VAR": "hi"},
+        code_dir=code,
+        working_dir="sub",
+        mounts=(Mount(data, "/data/in", True, "DOCKYARD_DATA_IN"),),
+    )
     assert run(runtime, request) == Phase.SUCCEEDED
     log = b"".join(runtime.logs("mounts")).decode()
     assert f"42 hi {data}" in log
@@ -83,9 +94,11 @@ def test_start_is_idempotent(runtime: LocalRuntime, tmp_path: Path) -> None:
 
 def test_stop_ends_the_process_group(runtime: LocalRuntime, tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
-    code = ("import subprocess, sys, time; "
-            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
-            f"open({str(pidfile)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    code = (
+        "import subprocess, sys, time; "
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid)); time.sleep(60)"
+    )
     runtime.start(WorkloadRequest("long", py(code)))
     wait_until(lambda: pidfile.exists() and pidfile.read_text() != "", message="child started")
     assert runtime.observe("long").phase == Phase.RUNNING
@@ -128,8 +141,9 @@ def test_memory_limit(runtime: LocalRuntime) -> None:
 
 def test_a_new_runtime_adopts_running_workloads(runtime: LocalRuntime, tmp_path: Path) -> None:
     go = tmp_path / "go"
-    code = (f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.02)\n"
-            "print('done')")
+    code = (
+        f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.02)\nprint('done')"
+    )
     runtime.start(WorkloadRequest("adopt", py(code)))
     fresh = LocalRuntime(runtime.settings)  # what a restarted server sees
     wait_until(lambda: fresh.observe("adopt").phase == Phase.RUNNING)
@@ -158,3 +172,26 @@ def test_killed_supervisor_is_lost_not_running(runtime: LocalRuntime) -> None:
 
 def test_unknown_workload_is_not_found(runtime: LocalRuntime) -> None:
     assert runtime.observe("never-started").phase == Phase.NOT_FOUND
+
+
+def test_cpu_share_and_limit_are_applied(runtime: LocalRuntime, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    code = f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)"
+    runtime.start(WorkloadRequest("capped", py(code), cpu=0.5, cpu_limit=0.25))
+    shim_file = runtime.runs / "capped" / "shim.json"
+    wait_until(shim_file.exists)
+    limits = runtime.observe("capped").details["limits"]
+    env = (runtime.runs / "capped" / "spec.json").read_text()
+    assert '"OMP_NUM_THREADS": "1"' in env
+    if "cpuLimit" in limits:  # cgroups are writable here: check what the kernel was told
+        cgroup_dirs = list(Path("/sys/fs/cgroup").glob("**/dockyard/capped"))
+        quota_files = [
+            d / name
+            for d in cgroup_dirs
+            for name in ("cpu.cfs_quota_us", "cpu.max")
+            if (d / name).exists()
+        ]
+        assert quota_files and quota_files[0].read_text().split()[0] == "25000"
+    gate.write_text("")
+    wait_until(lambda: runtime.observe("capped").done)
+    assert runtime.observe("capped").phase == Phase.SUCCEEDED

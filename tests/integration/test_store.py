@@ -27,8 +27,14 @@ def store(database_url: str) -> Store:
 
 def test_schema_created(store: Store) -> None:
     tables = set(inspect(store.engine).get_table_names())
-    assert {"resources", "events", "workloads", "model_versions", "model_aliases",
-            "alembic_version"} <= tables
+    assert {
+        "resources",
+        "events",
+        "workloads",
+        "model_versions",
+        "model_aliases",
+        "alembic_version",
+    } <= tables
 
 
 def test_apply_is_idempotent_and_bumps_generation(store: Store) -> None:
@@ -44,8 +50,10 @@ def test_apply_is_idempotent_and_bumps_generation(store: Store) -> None:
         row, action = repo.apply(s, changed)
         assert (action, row.generation) == ("configured", 2)
         assert row.spec["command"] == ["python", "y.py"]
-    labelled = validate_data(f.job("train", ["python", "y.py"]) | {
-        "metadata": {"name": "train", "labels": {"team": "a"}}})
+    labelled = validate_data(
+        f.job("train", ["python", "y.py"])
+        | {"metadata": {"name": "train", "labels": {"team": "a"}}}
+    )
     with store.session() as s:
         row, action = repo.apply(s, labelled)
         assert (action, row.generation) == ("configured", 2)  # labels are not spec
@@ -94,9 +102,20 @@ def test_model_versions_are_unique(store: Store) -> None:
 
     def add(version: int, key: str) -> None:
         with store.session() as s:
-            s.add(ModelVersionRow(project="default", model="m", version=version,
-                                  flavor="sklearn", path="m.joblib", files={}, metrics={},
-                                  lineage={}, signature={}, source_key=key))
+            s.add(
+                ModelVersionRow(
+                    project="default",
+                    model="m",
+                    version=version,
+                    flavor="sklearn",
+                    path="m.joblib",
+                    files={},
+                    metrics={},
+                    lineage={},
+                    signature={},
+                    source_key=key,
+                )
+            )
 
     add(1, "a")
     with pytest.raises(IntegrityError):

@@ -200,11 +200,6 @@ def test_deleting_without_a_version_still_stops() -> None:
     assert p.stop == [replica(0).id]
 
 
-@pytest.mark.xfail(
-    reason="BUG: plan counts replicas ended by Dockyard itself (scale-down 'Stopped', server "
-    "shutdown 'Interrupted') as crashes: backoff and CrashLoopBackOff",
-    strict=True,
-)
 @pytest.mark.parametrize("reason", ["Stopped", "Interrupted"])
 def test_replica_ended_by_dockyard_is_not_a_crash(reason: str) -> None:
     ended = replica(1, phase="Failed", ready=False, finished_at=NOW, reason=reason)

@@ -219,10 +219,6 @@ def test_gpu_refuses_the_rest(value: Any) -> None:
     assert info.value.errors()[0]["msg"].startswith("expected an integer ≥ 0, got ")
 
 
-@pytest.mark.xfail(
-    reason="BUG: parse_cpu accepts NaN (YAML '.nan'); the scheduler then admits it anywhere",
-    strict=True,
-)
 def test_nan_cpu_is_refused(tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -372,7 +368,7 @@ def test_unknown_nested_field_suggests_camel_case() -> None:
     message = data_error(doc("Job", spec))
     assert (
         "spec.resources.cpus: unknown field 'cpus'; did you mean 'cpu'? "
-        "valid fields: cpu, gpu, gpuType, memory"
+        "valid fields: cpu, cpuLimit, gpu, gpuType, memory"
     ) in message
     assert "spec.volumes[0].readonly: unknown field 'readonly'; did you mean 'readOnly'?" in message
 
@@ -547,11 +543,6 @@ def test_documents_without_content_are_skipped(text: str, names: list[str]) -> N
     assert [x.resource.name for x in load_text(text)] == names
 
 
-@pytest.mark.xfail(
-    reason="BUG: parse_yaml skips only node=None; an explicit empty document ('---' at the end "
-    "or '---\\n---') is a null scalar node and is refused as not a document",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "text",
     [MODEL_DOC + "---\n", "---\n---\n" + MODEL_DOC, MODEL_DOC + "---\n# trailing comment\n"],
@@ -707,11 +698,6 @@ def test_env_names_refused(name: str) -> None:
     )
 
 
-@pytest.mark.xfail(
-    reason="BUG: only WorkloadSpec (Job) validates env names; Service, Dataset.prepare and "
-    "Environment accept names such as 'A=B' that fail when the process starts",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("kind", "spec"),
     [

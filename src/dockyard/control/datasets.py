@@ -156,8 +156,8 @@ class DatasetReconciler:
                 "message": "waiting for resources",
             },
         )
-        cpu, memory, gpu = wl.request_of(prep["resources"])
-        return Demand(row.uid, cpu, memory, gpu, 0, row.created_at), (row, spec, inputs)
+        demand = wl.need_of(prep["resources"]).demand(row.uid, 0, row.created_at)
+        return demand, (row, spec, inputs)
 
     def start(
         self, pending: tuple[ResourceRow, DatasetSpec, wl.Inputs], decision: Decision
@@ -180,7 +180,7 @@ class DatasetReconciler:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         wid = wl.workload_id("prepare", row, f"g{row.generation}")
-        cpu, memory, gpu = wl.request_of(spec.prepare.resources.model_dump())
+        need = wl.need_of(spec.prepare.resources.model_dump())
         request = WorkloadRequest(
             id=wid,
             command=spec.prepare.command,
@@ -189,9 +189,10 @@ class DatasetReconciler:
             code_dir=inputs.code_dir,
             mounts=(),
             output_dir=staging,
-            cpu=cpu,
-            memory=memory or None,
-            gpu=gpu,
+            cpu=need.cpu,
+            cpu_limit=need.cpu_limit,
+            memory=need.memory or None,
+            gpu=need.gpu,
             labels={"dockyard.dev/dataset": row.name},
         )
         wl.start(self.ctx, row, wid, "prepare", row.generation, 1, request)

@@ -215,8 +215,9 @@ class JobReconciler:
                 status["logTail"] = tail
         write_status(self.ctx, row, status)
         if p.start_attempt is not None and inputs is not None and not row.deleted_at:
-            cpu, memory, gpu = wl.request_of(row.spec["resources"])
-            demand = Demand(row.uid, cpu, memory, gpu, spec.priority, row.created_at)
+            demand = wl.need_of(row.spec["resources"]).demand(
+                row.uid, spec.priority, row.created_at
+            )
             return demand, (row, spec, inputs, p.start_attempt)
         if row.deleted_at is not None and not any(w.phase in wl.ACTIVE for w in current):
             return None, ("delete", row)
@@ -244,7 +245,7 @@ class JobReconciler:
         }
         if decision.gpu_indices:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, decision.gpu_indices))
-        cpu, memory, gpu = wl.request_of(row.spec["resources"])
+        need = wl.need_of(row.spec["resources"])
         request = WorkloadRequest(
             id=wid,
             command=spec.command,
@@ -254,9 +255,10 @@ class JobReconciler:
             working_dir=spec.working_dir,
             mounts=tuple(inputs.mounts),
             output_dir=self.output_dir(wid),
-            cpu=cpu,
-            memory=memory or None,
-            gpu=gpu,
+            cpu=need.cpu,
+            cpu_limit=need.cpu_limit,
+            memory=need.memory or None,
+            gpu=need.gpu,
             timeout=spec.timeout_seconds,
             labels={"dockyard.dev/job": row.name},
         )

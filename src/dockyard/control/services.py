@@ -27,6 +27,7 @@ from dockyard.store.tables import ResourceRow, WorkloadRow
 PACKAGE = Path(__file__).resolve().parent.parent
 BOOT = PACKAGE / "serving" / "boot.py"
 MAX_BACKOFF = 60.0
+NOT_CRASHES = ("Stopped", "Interrupted")  # ended by Dockyard itself, not by a fault
 
 
 @dataclass(frozen=True)
@@ -83,11 +84,12 @@ def plan(spec: ServiceSpec, obs: Observed) -> Plan:
             ready += any(r.ready for r in running)
             result.stop += [r.id for r in running[1:]]
             continue
+        crashes = [r for r in mine if r.reason not in NOT_CRASHES]
         restarts = len(mine)
-        if mine:
+        if mine and mine[-1].reason not in NOT_CRASHES:
             last = mine[-1]
             crash = f"replica {number} exited: {last.reason} {last.message}".strip()
-            due = (last.finished_at or obs.now) + timedelta(seconds=backoff(restarts))
+            due = (last.finished_at or obs.now) + timedelta(seconds=backoff(len(crashes)))
             if due > obs.now:
                 result.recheck_at = min(filter(None, [result.recheck_at, due]))
                 continue
@@ -226,9 +228,8 @@ class ServiceReconciler:
             )
             return None, None
         write_status(self.ctx, row, status)
-        cpu, memory, gpu = wl.request_of(row.spec["resources"])
         number, restart = p.start[0]
-        demand = Demand(f"{row.uid}:{number}", cpu, memory, gpu, 0, row.created_at)
+        demand = wl.need_of(row.spec["resources"]).demand(f"{row.uid}:{number}", 0, row.created_at)
         return demand, (row, spec, model_row, environment, number, restart)
 
     def start(self, pending: tuple[Any, ...], decision: Decision) -> None:
@@ -292,15 +293,16 @@ class ServiceReconciler:
             str(port),
         ]
         prepared: PreparedEnvironment | None = environment
-        cpu, memory, gpu = wl.request_of(row.spec["resources"])
+        need = wl.need_of(row.spec["resources"])
         request = WorkloadRequest(
             id=wid,
             command=command,
             env=dict(spec.env),
             environment=prepared,
-            cpu=cpu,
-            memory=memory or None,
-            gpu=gpu,
+            cpu=need.cpu,
+            cpu_limit=need.cpu_limit,
+            memory=need.memory or None,
+            gpu=need.gpu,
             extra_pythonpath=serving_paths(),
             labels={"dockyard.dev/service": row.name},
         )

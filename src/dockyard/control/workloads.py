@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from dockyard.control.context import Context, World, iso, now
+from dockyard.control.scheduler import Demand
 from dockyard.data import datasets as data
 from dockyard.errors import ChecksumMismatch
 from dockyard.runtimes.base import Mount, Phase, PreparedEnvironment, WorkloadRequest
-from dockyard.spec import parse_cpu
 from dockyard.spec.common import DatasetMount, Resources, VolumeMount
 from dockyard.store.tables import ResourceRow, WorkloadRow
 
@@ -136,9 +137,22 @@ def verify_datasets(ctx: Context, world: World, row: ResourceRow, spec: dict[str
     return ""
 
 
-def request_of(resources: dict[str, Any]) -> tuple[float, int, int]:
+@dataclass(frozen=True)
+class Need:
+    """What a workload reserves (cpu, memory, gpu) and its hard CPU cap."""
+
+    cpu: float
+    memory: int
+    gpu: int
+    cpu_limit: float | None
+
+    def demand(self, key: str, priority: int, created_at: datetime) -> Demand:
+        return Demand(key, self.cpu, self.memory, self.gpu, priority, created_at)
+
+
+def need_of(resources: dict[str, Any]) -> Need:
     r = Resources.model_validate(resources)
-    return parse_cpu(r.cpu), r.memory or 0, r.gpu
+    return Need(r.cpu, r.memory or 0, r.gpu, r.cpu_limit)
 
 
 def start(
@@ -206,7 +220,9 @@ def refresh(ctx: Context, row: WorkloadRow) -> WorkloadRow:
             return row  # recorded but never started: the owner starts it again
         phase, reason, message = "Failed", "Lost", "the workload disappeared from the runtime"
     elif state.phase == Phase.RUNNING:
-        if row.phase == "Running":
+        if row.phase == "Running" and all(
+            row.details.get(k) == v for k, v in state.details.items()
+        ):
             return row
         phase, reason, message = "Running", "", ""
     else:

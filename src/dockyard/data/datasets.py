@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 
-from dockyard.data.files import manifest, manifest_digest, sha256_file
+from dockyard.data.files import manifest, manifest_digest, sha256_file, walk_files
 from dockyard.errors import ChecksumMismatch, DockyardError, NotFound
 
 Progress = Callable[[int, int | None], None]
@@ -28,7 +28,12 @@ def fetch(source: str, staging: Path, progress: Progress) -> None:
     """Copy or download ``source`` into the (empty) directory ``staging``."""
     url = urlparse(source)
     if url.scheme == "file":
-        path = Path(unquote(url.netloc + url.path))
+        if url.netloc not in ("", "localhost"):
+            raise DockyardError(
+                f"dataset source {source}: file:// URIs name a local path",
+                hint="use file:///absolute/path",
+            )
+        path = Path(unquote(url.path))
         if not path.exists():
             raise NotFound(
                 f"dataset source {source} does not exist",
@@ -97,7 +102,7 @@ def verify(target: Path, files: dict[str, dict[str, Any]], what: str) -> None:
         raise ChecksumMismatch(
             f"{what}: its directory {target} is gone", hint="re-apply the Dataset to fetch it again"
         )
-    present = {p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()}
+    present = {p.relative_to(target).as_posix() for p in walk_files(target)}
     problems = [f"{rel} added" for rel in sorted(present - set(files))]
     problems += [f"{rel} removed" for rel in sorted(set(files) - present)]
     for rel, info in files.items():

@@ -75,8 +75,9 @@ class WorkloadRequest:
     working_dir: str | None = None
     mounts: tuple[Mount, ...] = ()
     output_dir: Path | None = None
-    cpu: float | None = None
-    memory: int | None = None
+    cpu: float | None = None  # reserved share (soft)
+    cpu_limit: float | None = None  # hard cap
+    memory: int | None = None  # hard limit
     gpu: int = 0
     timeout: float | None = None
     labels: dict[str, str] = field(default_factory=dict)

@@ -147,7 +147,7 @@ class LocalRuntime:
             "log": str(run_dir / "log"),
             "timeout": request.timeout,
             "stopGrace": self.settings.stop_grace_seconds,
-            "limits": {"memory": request.memory, "cpu": request.cpu},
+            "limits": {"memory": request.memory, "cpu": request.cpu, "cpuLimit": request.cpu_limit},
         }
         tmp = run_dir / "spec.json.tmp"
         tmp.write_text(json.dumps(spec))
@@ -184,9 +184,10 @@ class LocalRuntime:
             )
         env["PYTHONUNBUFFERED"] = "1"
         env["DOCKYARD_WORKLOAD_ID"] = request.id
-        if request.cpu:
+        threads = request.cpu_limit or request.cpu
+        if threads:
             for var in THREAD_VARS:
-                env[var] = str(max(1, math.ceil(request.cpu)))
+                env[var] = str(max(1, math.ceil(threads)))
         if request.output_dir is not None:
             request.output_dir.mkdir(parents=True, exist_ok=True)
             env["DOCKYARD_OUTPUT_DIR"] = str(request.output_dir)

@@ -64,22 +64,28 @@ class Cgroup:
                 return path
         return None
 
-    def setup(self, memory: int | None, cpu: float | None) -> dict[str, str]:
+    def setup(
+        self, memory: int | None, cpu: float | None, cpu_limit: float | None
+    ) -> dict[str, str]:
         enforced: dict[str, str] = {}
-        if not memory and not cpu:
-            return enforced
         try:
             if (CGROUP_ROOT / "cgroup.controllers").exists():
-                self._setup_v2(memory, cpu, enforced)
+                self._setup_v2(memory, cpu, cpu_limit, enforced)
             else:
-                self._setup_v1(memory, cpu, enforced)
+                self._setup_v1(memory, cpu, cpu_limit, enforced)
         except OSError:
             pass
         return enforced
 
-    def _setup_v1(self, memory: int | None, cpu: float | None, enforced: dict[str, str]) -> None:
+    def _setup_v1(
+        self,
+        memory: int | None,
+        cpu: float | None,
+        cpu_limit: float | None,
+        enforced: dict[str, str],
+    ) -> None:
         self.version = 1
-        for controller, wanted in (("memory", memory), ("cpu", cpu)):
+        for controller, wanted in (("memory", memory), ("cpu", cpu or cpu_limit)):
             own = self._own(controller)
             base = CGROUP_ROOT / controller
             if not wanted or own is None or not base.is_dir():
@@ -91,21 +97,32 @@ class Cgroup:
                     (path / "memory.limit_in_bytes").write_text(str(memory))
                     with contextlib.suppress(OSError):
                         (path / "memory.memsw.limit_in_bytes").write_text(str(memory))
-                elif cpu:
-                    period = 100_000
-                    (path / "cpu.cfs_period_us").write_text(str(period))
-                    (path / "cpu.cfs_quota_us").write_text(str(max(1000, int(cpu * period))))
+                    enforced["memory"] = "cgroup-v1"
+                else:
+                    if cpu:
+                        (path / "cpu.shares").write_text(str(max(2, int(cpu * 1024))))
+                        enforced["cpu"] = "cgroup-v1 shares"
+                    if cpu_limit:
+                        (path / "cpu.cfs_period_us").write_text("100000")
+                        quota = max(1000, int(cpu_limit * 100_000))
+                        (path / "cpu.cfs_quota_us").write_text(str(quota))
+                        enforced["cpuLimit"] = "cgroup-v1 quota"
             except OSError:
                 with contextlib.suppress(OSError):
                     path.rmdir()
                 continue
             self.dirs[controller] = path
-            enforced[controller] = "cgroup-v1"
 
-    def _setup_v2(self, memory: int | None, cpu: float | None, enforced: dict[str, str]) -> None:
+    def _setup_v2(
+        self,
+        memory: int | None,
+        cpu: float | None,
+        cpu_limit: float | None,
+        enforced: dict[str, str],
+    ) -> None:
         self.version = 2
         own = self._own("")
-        if own is None:
+        if own is None or not (memory or cpu or cpu_limit):
             return
         parent = CGROUP_ROOT / own.lstrip("/") / "dockyard"
         parent.mkdir(exist_ok=True)
@@ -118,9 +135,12 @@ class Cgroup:
             with contextlib.suppress(OSError):
                 (path / "memory.swap.max").write_text("0")
             enforced["memory"] = "cgroup-v2"
-        if cpu and (path / "cpu.max").exists():
-            (path / "cpu.max").write_text(f"{max(1000, int(cpu * 100_000))} 100000")
-            enforced["cpu"] = "cgroup-v2"
+        if cpu and (path / "cpu.weight").exists():
+            (path / "cpu.weight").write_text(str(min(10000, max(1, int(cpu * 100)))))
+            enforced["cpu"] = "cgroup-v2 weight"
+        if cpu_limit and (path / "cpu.max").exists():
+            (path / "cpu.max").write_text(f"{max(1000, int(cpu_limit * 100_000))} 100000")
+            enforced["cpuLimit"] = "cgroup-v2 max"
         if enforced:
             self.dirs["unified"] = path
         else:
@@ -210,7 +230,7 @@ def main(run_dir: Path) -> int:
     limits = spec.get("limits", {})
     memory, cpu = limits.get("memory"), limits.get("cpu")
     cgroup = Cgroup(run_dir.name)
-    enforced = cgroup.setup(memory, cpu)
+    enforced = cgroup.setup(memory, cpu, limits.get("cpuLimit"))
     rlimit_as = None
     if memory and "memory" not in enforced:
         rlimit_as = int(memory)

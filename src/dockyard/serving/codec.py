@@ -57,7 +57,9 @@ def decode(tensor: dict[str, Any]) -> np.ndarray[Any, Any]:
             f"input '{name}': unknown datatype {datatype!r}; expected one of {', '.join(DATATYPES)}"
         )
     shape = tensor.get("shape")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
         raise TensorError(f"input '{name}': 'shape' must be a list of integers ≥ 0")
     if "data" not in tensor:
         raise TensorError(f"input '{name}': 'data' is missing")
@@ -70,8 +72,16 @@ def decode(tensor: dict[str, Any]) -> np.ndarray[Any, Any]:
         if datatype == "BYTES":
             array = np.empty(len(flat), dtype=object)
             array[:] = [x.encode() if isinstance(x, str) else x for x in flat]
+        elif datatype == "BOOL":
+            if not all(isinstance(x, bool) or x in (0, 1) for x in flat):
+                raise TensorError(f"input '{name}': BOOL data must be true/false (or 0/1)")
+            array = np.asarray(flat, dtype=np.bool_)
         else:
             array = np.asarray(flat, dtype=DATATYPES[datatype])
+            if array.dtype.kind in "iu" and not all(
+                isinstance(x, int) or (isinstance(x, float) and x.is_integer()) for x in flat
+            ):
+                raise TensorError(f"input '{name}': {datatype} data must be whole numbers")
     except (ValueError, TypeError, OverflowError) as exc:
         raise TensorError(f"input '{name}': data does not fit datatype {datatype}: {exc}") from exc
     return array.reshape(shape)

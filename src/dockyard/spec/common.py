@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     WithJsonSchema,
-    field_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
@@ -84,7 +85,7 @@ def parse_cpu(value: Any) -> float:
             "expected a CPU amount such as 2, 0.5 or '500m', got {got}",
             {"got": _describe(value)},
         )
-    if cores < 0:
+    if cores < 0 or not math.isfinite(cores):
         raise PydanticCustomError("cpu", "expected a CPU amount ≥ 0, got {got}", {"got": value})
     return cores
 
@@ -187,8 +188,13 @@ class Metadata(SpecModel):
 class Resources(SpecModel):
     """What a workload needs from the node; also its limits where the runtime enforces them."""
 
-    cpu: Cpu = Field(default=1.0, description="Cores: 2, 0.5 or '500m'.")
-    memory: Bytes | None = Field(default=None, description="Memory limit: '512Mi', '2Gi'.")
+    cpu: Cpu = Field(default=1.0, description="Cores reserved by the scheduler: 2, 0.5 or '500m'.")
+    cpu_limit: Cpu | None = Field(
+        default=None, description="Hard cap on CPU use; unset = may use idle cores."
+    )
+    memory: Bytes | None = Field(
+        default=None, description="Memory reserved and enforced as a limit: '512Mi', '2Gi'."
+    )
     gpu: NonNegativeInt = Field(default=0, description="Number of GPUs.")
     gpu_type: str | None = Field(default=None, description="GPU model, e.g. 'A100'.")
 
@@ -235,6 +241,9 @@ def _check_env(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+EnvVars = Annotated[dict[str, str], AfterValidator(_check_env)]
+
+
 class WorkloadSpec(SpecModel):
     """What every runnable thing has: a command in an environment with mounts."""
 
@@ -247,15 +256,10 @@ class WorkloadSpec(SpecModel):
         description="Directory with the code, relative to the file; snapshotted at apply.",
     )
     working_dir: str | None = Field(default=None, description="Directory inside the code.")
-    env: dict[str, str] = Field(default_factory=dict)
+    env: EnvVars = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
     volumes: list[VolumeMount] = Field(default_factory=list)
     datasets: list[DatasetMount] = Field(default_factory=list)
-
-    @field_validator("env")
-    @classmethod
-    def _valid_env(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_env(value)
 
 
 class Condition(BaseModel):

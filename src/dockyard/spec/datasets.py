@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from dockyard.spec.common import Name, Resource, Resources, SpecModel
+from dockyard.spec.common import EnvVars, Name, Resource, Resources, SpecModel
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 SOURCE_SCHEMES = ("file://", "https://", "http://")
@@ -20,7 +20,7 @@ class PrepareSpec(SpecModel):
     environment: Name | None = None
     command: list[str] = Field(min_length=1)
     code: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    env: EnvVars = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
 
 

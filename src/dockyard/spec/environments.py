@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from dockyard.spec.common import Resource, SpecModel
+from dockyard.spec.common import EnvVars, Resource, SpecModel
 
 _PY_RE = re.compile(r"^3\.\d{1,2}$")
 
@@ -25,7 +25,7 @@ class EnvironmentSpec(SpecModel):
         default_factory=list, description="Debian packages (container images only)."
     )
     base: str | None = Field(default=None, description="Base image (container runtimes).")
-    env: dict[str, str] = Field(default_factory=dict)
+    env: EnvVars = Field(default_factory=dict)
 
     @field_validator("python")
     @classmethod

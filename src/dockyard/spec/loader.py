@@ -123,8 +123,8 @@ def parse_yaml(text: str, source: str = "<stdin>") -> list[SourceDoc]:
     docs: list[SourceDoc] = []
     try:
         for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
-            if node is None:
-                continue
+            if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
+                continue  # an empty document (a trailing '---')
             lines: dict[Path_, int] = {}
             data = composer.convert(node, (), lines)
             docs.append(SourceDoc(source, node.start_mark.line + 1, data, lines))

@@ -8,7 +8,15 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from dockyard.spec.common import NAME_RE, Name, NonNegativeInt, Resource, Resources, SpecModel
+from dockyard.spec.common import (
+    NAME_RE,
+    EnvVars,
+    Name,
+    NonNegativeInt,
+    Resource,
+    Resources,
+    SpecModel,
+)
 from dockyard.spec.models import ALIAS_RE
 
 
@@ -22,9 +30,11 @@ class ModelRef:
 
     @classmethod
     def parse(cls, text: str) -> ModelRef:
-        name, _, ref = text.partition("@")
+        name, at, ref = text.partition("@")
         if not NAME_RE.match(name):
             raise ValueError(f"bad model name {name!r}")
+        if at and not ref:
+            raise ValueError("nothing after '@'")
         if not ref:
             return cls(name, alias="latest")
         if ref.isdigit() and int(ref) > 0:
@@ -44,7 +54,7 @@ class ServiceSpec(SpecModel):
     environment: Name | None = Field(
         default=None, description="Override the environment the model was trained in."
     )
-    env: dict[str, str] = Field(default_factory=dict)
+    env: EnvVars = Field(default_factory=dict)
     resources: Resources = Field(default_factory=lambda: Resources(cpu=0.5))
 
     @field_validator("model")
