@@ -1,0 +1,180 @@
+"""The CLI as a user runs it: real processes, the digits example, errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+DOCKYARD = [sys.executable, "-m", "dockyard.cli.main"]
+
+
+class CLI:
+    def __init__(self, home: Path, env_cache: Path, **extra: str) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+        self.env.update(
+            DOCKYARD_HOME=str(home),
+            DOCKYARD_ENV_CACHE=str(env_cache),
+            DOCKYARD_RESYNC_SECONDS="0.2",
+            DOCKYARD_STOP_GRACE_SECONDS="2",
+            COLUMNS="200",
+            **extra,
+        )
+
+    def __call__(
+        self, *args: str, ok: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*DOCKYARD, *args],
+            env=self.env,
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert "Traceback" not in result.stderr, result.stderr
+        if ok:
+            assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
+        else:
+            assert result.returncode != 0, f"{args} should fail: {result.stdout}"
+        return result
+
+    def json(self, *args: str) -> object:
+        return json.loads(self(*args, "-o", "json").stdout)
+
+
+@pytest.fixture
+def cli(home: Path, env_cache: Path) -> Iterator[CLI]:
+    runner = CLI(home, env_cache)
+    yield runner
+    subprocess.run(
+        [*DOCKYARD, "server", "stop"], env=runner.env, capture_output=True, timeout=120, check=False
+    )
+
+
+@pytest.mark.slow
+def test_digits_example_end_to_end(cli: CLI) -> None:
+    out = cli("apply", "-f", "examples/digits/", "--wait").stdout
+    for name in (
+        "volume/digits-data",
+        "environment/sklearn",
+        "dataset/digits",
+        "job/train-digits",
+        "service/digits",
+    ):
+        assert f"{name} created" in out
+    prediction = cli.json("predict", "digits", "--file", "examples/digits/sample-request.json")
+    assert prediction["outputs"][0]["data"] == [8]  # type: ignore[index]
+    assert prediction["id"] == "demo-1"  # type: ignore[index]
+    job = cli.json("get", "job", "train-digits")
+    assert job["status"]["phase"] == "Succeeded"  # type: ignore[index]
+    version = cli.json("models", "show", "digits", "1")
+    assert version["metrics"]["accuracy"] > 0.9  # type: ignore[index]
+    dataset = cli.json("get", "dataset", "digits")
+    assert version["lineage"]["datasets"] == [  # type: ignore[index]
+        {"name": "digits", "sha256": dataset["status"]["sha256"]}
+    ]  # type: ignore[index]
+    assert version["lineage"]["codeHash"].startswith("sha256:")  # type: ignore[index]
+    cli("models", "alias", "digits", "production", "1")
+    listed = cli.json("models", "list")
+    assert listed[0]["status"]["aliases"] == {"latest": 1, "production": 1}  # type: ignore[index]
+    assert "accuracy" in cli("logs", "train-digits").stdout
+    assert "Attempts" in cli("describe", "job", "train-digits").stdout
+    again = cli("apply", "-f", "examples/digits/").stdout
+    assert again.count("unchanged") == 6 and "created" not in again
+    table = cli("get").stdout
+    assert "train-digits" in table and "Succeeded" in table
+    url = cli.json("get", "service", "digits")["status"]["url"]  # type: ignore[index]
+    cli("server", "stop")
+    status = cli("server", "status", ok=False)
+    assert "not running" in status.stdout
+    import httpx
+
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{url}/v2/health/ready", timeout=2)  # the model server stopped too
+
+
+def test_bad_file_gives_one_line_with_file_and_line(cli: CLI, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        textwrap.dedent("""\
+        apiVersion: dockyard.dev/v1
+        kind: Job
+        metadata:
+          name: train
+        spec:
+          command: [python, train.py]
+          resources:
+            cpu: 2
+            gpu: two
+        """)
+    )
+    result = cli("apply", "-f", str(bad), ok=False)
+    assert result.returncode == 1
+    assert f"{bad}:9 spec.resources.gpu: expected an integer ≥ 0, got 'two'" in result.stderr
+    missing = cli("apply", "-f", str(tmp_path / "nope.yaml"), ok=False)
+    assert "nope.yaml: no such file or directory" in missing.stderr
+
+
+def test_server_side_errors_point_at_the_file(cli: CLI, tmp_path: Path) -> None:
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        textwrap.dedent("""\
+        apiVersion: dockyard.dev/v1
+        kind: Job
+        metadata:
+          name: train
+        spec:
+          command: [python, -c, "print(1)"]
+          environment: nope
+        """)
+    )
+    result = cli("apply", "-f", str(job), ok=False)
+    assert f"{job}:7 spec.environment: environment 'nope' not found" in result.stderr
+    assert "nothing was changed" in result.stderr
+
+
+def test_server_lifecycle_and_remote_url(cli: CLI, home: Path, env_cache: Path) -> None:
+    assert "not running" in cli("server", "status", ok=False).stdout
+    started = cli("server", "start").stdout
+    assert "Dockyard server running at http://127.0.0.1:" in started
+    url = started.split(" at ")[1].split()[0]
+    status = cli("server", "status").stdout
+    assert url in status and "runtime local" in status
+    remote = CLI(home.parent / "elsewhere", env_cache, DOCKYARD_URL=url)
+    remote("apply", "-f", "examples/digits/", "--dry-run")
+    assert remote.json("get", "jobs") == []  # dry run changed nothing
+    cli("server", "stop")
+    down = remote("get", "jobs", ok=False)
+    assert "cannot reach the Dockyard server" in down.stderr
+
+
+def test_predict_input_errors(cli: CLI) -> None:
+    result = cli("predict", "digits", "--json", "{not json", ok=False)
+    assert "not valid JSON" in result.stderr
+    result = cli("predict", "digits", ok=False)
+    assert "exactly one of --json or --file" in result.stderr
+
+
+def test_schema(cli: CLI) -> None:
+    everything = json.loads(cli("schema").stdout)
+    assert {v["$ref"].split("/")[-1] for v in everything["oneOf"]} == {
+        "Volume",
+        "Environment",
+        "Dataset",
+        "Model",
+        "Job",
+        "Service",
+    }
+    job = json.loads(cli("schema", "job").stdout)
+    assert "spec" in job["properties"]
+    assert "unknown kind 'jbo'" in cli("schema", "jbo", ok=False).stderr
