@@ -179,10 +179,10 @@ Name = Annotated[
 
 
 class Metadata(SpecModel):
-    name: Name
-    project: Name = "default"
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    name: Name = Field(description="Unique per kind and project.")
+    project: Name = Field(default="default", description="Namespace of names.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Selectable labels.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Free-form notes.")
 
 
 class Resources(SpecModel):
@@ -216,7 +216,7 @@ class VolumeMount(SpecModel):
     name: Name = Field(description="Name of a Volume.")
     path: MountPath | None = Field(default=None, description="Mount path; default /volumes/NAME.")
     sub_path: str | None = Field(default=None, description="A directory inside the volume.")
-    read_only: bool = False
+    read_only: bool = Field(default=False, description="Mount read-only (containers).")
 
     def mount_path(self) -> str:
         return self.path or f"/volumes/{self.name}"
@@ -256,10 +256,12 @@ class WorkloadSpec(SpecModel):
         description="Directory with the code, relative to the file; snapshotted at apply.",
     )
     working_dir: str | None = Field(default=None, description="Directory inside the code.")
-    env: EnvVars = Field(default_factory=dict)
-    resources: Resources = Field(default_factory=Resources)
-    volumes: list[VolumeMount] = Field(default_factory=list)
-    datasets: list[DatasetMount] = Field(default_factory=list)
+    env: EnvVars = Field(default_factory=dict, description="Environment variables.")
+    resources: Resources = Field(default_factory=Resources, description="cpu, memory, gpu.")
+    volumes: list[VolumeMount] = Field(default_factory=list, description="Volumes to mount.")
+    datasets: list[DatasetMount] = Field(
+        default_factory=list, description="Datasets to mount (read-only in containers)."
+    )
 
 
 class Condition(BaseModel):

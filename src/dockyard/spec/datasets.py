@@ -17,11 +17,11 @@ SOURCE_SCHEMES = ("file://", "https://", "http://")
 class PrepareSpec(SpecModel):
     """A command that writes the dataset's files into ``$DOCKYARD_OUTPUT_DIR``."""
 
-    environment: Name | None = None
-    command: list[str] = Field(min_length=1)
-    code: str | None = None
-    env: EnvVars = Field(default_factory=dict)
-    resources: Resources = Field(default_factory=Resources)
+    environment: Name | None = Field(default=None, description="Environment to run in.")
+    command: list[str] = Field(min_length=1, description="Program and arguments.")
+    code: str | None = Field(default=None, description="Code directory, relative to the file.")
+    env: EnvVars = Field(default_factory=dict, description="Extra environment variables.")
+    resources: Resources = Field(default_factory=Resources, description="cpu, memory, gpu.")
 
 
 class DatasetSpec(SpecModel):

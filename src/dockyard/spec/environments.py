@@ -25,7 +25,7 @@ class EnvironmentSpec(SpecModel):
         default_factory=list, description="Debian packages (container images only)."
     )
     base: str | None = Field(default=None, description="Base image (container runtimes).")
-    env: EnvVars = Field(default_factory=dict)
+    env: EnvVars = Field(default_factory=dict, description="Environment variables.")
 
     @field_validator("python")
     @classmethod

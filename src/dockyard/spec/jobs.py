@@ -21,7 +21,7 @@ class RetryPolicy(SpecModel):
     limit: NonNegativeInt = Field(default=0, description="Extra attempts after a failure.")
     backoff_seconds: float = Field(default=5.0, ge=0, description="Wait before attempt 2.")
     backoff_factor: float = Field(default=2.0, ge=1, description="Multiplier per attempt.")
-    max_backoff_seconds: float = Field(default=300.0, ge=0)
+    max_backoff_seconds: float = Field(default=300.0, ge=0, description="Backoff cap.")
     on_exit_codes: list[int] | None = Field(
         default=None, description="Retry only these exit codes; unset = any failure."
     )
@@ -45,7 +45,7 @@ class ModelOutput(SpecModel):
     metrics: str | None = Field(
         default="metrics.json", description="JSON file of metrics in the output dir."
     )
-    flavor: Literal["sklearn"] = "sklearn"
+    flavor: Literal["sklearn"] = Field(default="sklearn", description="Framework of the model.")
 
     @field_validator("path", "metrics")
     @classmethod
@@ -60,15 +60,19 @@ class ModelOutput(SpecModel):
 
 
 class JobOutputs(SpecModel):
-    model: ModelOutput | None = None
+    model: ModelOutput | None = Field(default=None, description="A model to register.")
 
 
 class JobSpec(WorkloadSpec):
     priority: int = Field(default=0, description="Higher runs first when resources are short.")
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Restarts on failure.")
     timeout_seconds: float | None = Field(default=None, gt=0, description="Per-attempt time limit.")
-    checkpoint: CheckpointPolicy | None = None
-    outputs: JobOutputs = Field(default_factory=JobOutputs)
+    checkpoint: CheckpointPolicy | None = Field(
+        default=None, description="A volume directory kept across attempts."
+    )
+    outputs: JobOutputs = Field(
+        default_factory=JobOutputs, description="What to register after success."
+    )
 
 
 class Job(Resource[JobSpec]):

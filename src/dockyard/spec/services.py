@@ -49,13 +49,15 @@ class ModelRef:
 
 class ServiceSpec(SpecModel):
     model: str = Field(description="NAME, NAME@ALIAS or NAME@VERSION of a registered model.")
-    replicas: NonNegativeInt = Field(default=1)
+    replicas: NonNegativeInt = Field(default=1, description="Model server processes.")
     port: int | None = Field(default=None, ge=1, le=65535, description="Fixed port; unset = any.")
     environment: Name | None = Field(
         default=None, description="Override the environment the model was trained in."
     )
-    env: EnvVars = Field(default_factory=dict)
-    resources: Resources = Field(default_factory=lambda: Resources(cpu=0.5))
+    env: EnvVars = Field(default_factory=dict, description="Environment variables.")
+    resources: Resources = Field(
+        default_factory=lambda: Resources(cpu=0.5), description="Per replica."
+    )
 
     @field_validator("model")
     @classmethod
