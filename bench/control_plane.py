@@ -40,8 +40,12 @@ def start_server(home: Path, database_url: str | None) -> tuple[subprocess.Popen
     env.update(DOCKYARD_HOME=str(home), DOCKYARD_NODE_CPU="1000", DOCKYARD_LOG_LEVEL="warning")
     if database_url:
         env["DOCKYARD_DATABASE_URL"] = database_url
-    proc = subprocess.Popen([sys.executable, "-m", "dockyard.api"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dockyard.api"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     server_file = home / "server.json"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -57,10 +61,13 @@ def start_server(home: Path, database_url: str | None) -> tuple[subprocess.Popen
 
 
 def job_doc(name: str, marker: Path) -> dict[str, object]:
-    code = (f"import time; open({str(marker)!r}, 'w').write(repr(time.time())); "
-            "time.sleep(1)")
-    return {"apiVersion": "dockyard.dev/v1", "kind": "Job", "metadata": {"name": name},
-            "spec": {"command": ["python", "-c", code], "resources": {"cpu": 0.01}}}
+    code = f"import time; open({str(marker)!r}, 'w').write(repr(time.time())); time.sleep(1)"
+    return {
+        "apiVersion": "dockyard.dev/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"command": ["python", "-c", code], "resources": {"cpu": 0.01}},
+    }
 
 
 def latency(client: httpx.Client, jobs: int, work: Path) -> tuple[list[float], list[float]]:
@@ -68,8 +75,7 @@ def latency(client: httpx.Client, jobs: int, work: Path) -> tuple[list[float], l
     for i in range(jobs):
         name, marker = f"bench-{i}", work / f"started-{i}"
         t0_wall, t0 = time.time(), time.perf_counter()
-        client.post("/api/v1/apply", json={"documents": [job_doc(name, marker)]}
-                    ).raise_for_status()
+        client.post("/api/v1/apply", json={"documents": [job_doc(name, marker)]}).raise_for_status()
         while client.get(f"/api/v1/jobs/{name}").json()["status"].get("phase") != "Running":
             time.sleep(0.001)
         to_running.append((time.perf_counter() - t0) * 1000)
@@ -116,27 +122,38 @@ def main() -> None:
             proc.terminate()
             proc.wait(120)
     result = {
-        "jobs": args.jobs, "database": "postgresql" if args.database_url else "sqlite",
-        "apply_to_running_ms": {"p50": percentile(running, 50), "p99": percentile(running, 99),
-                                "mean": statistics.mean(running)},
-        "apply_to_executing_ms": {"p50": percentile(executing, 50),
-                                  "p99": percentile(executing, 99),
-                                  "mean": statistics.mean(executing)},
-        "get_job_rps": get_rps, "list_jobs_rps": list_rps, "list_size": args.jobs,
+        "jobs": args.jobs,
+        "database": "postgresql" if args.database_url else "sqlite",
+        "apply_to_running_ms": {
+            "p50": percentile(running, 50),
+            "p99": percentile(running, 99),
+            "mean": statistics.mean(running),
+        },
+        "apply_to_executing_ms": {
+            "p50": percentile(executing, 50),
+            "p99": percentile(executing, 99),
+            "mean": statistics.mean(executing),
+        },
+        "get_job_rps": get_rps,
+        "list_jobs_rps": list_rps,
+        "list_size": args.jobs,
         "machine": f"{platform.machine()}, {os.cpu_count()} cpu, Python "
-                   f"{platform.python_version()}",
+        f"{platform.python_version()}",
     }
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"control_plane-{int(time.time())}.json").write_text(json.dumps(result, indent=2))
-    r, e = result["apply_to_running_ms"], result["apply_to_executing_ms"]
-    print(f"| metric | p50 | p99 |\n| --- | ---: | ---: |\n"
-          f"| apply → Running ({args.jobs} jobs, {result['database']}) | {r['p50']:.0f} ms | "  # type: ignore[index]
-          f"{r['p99']:.0f} ms |\n"  # type: ignore[index]
-          f"| apply → job code executing | {e['p50']:.0f} ms | {e['p99']:.0f} ms |\n"  # type: ignore[index]
-          f"\n| API (8 client threads) | requests/s |\n| --- | ---: |\n"
-          f"| GET /api/v1/jobs/NAME | {get_rps:.0f} |\n"
-          f"| GET /api/v1/jobs ({args.jobs} items) | {list_rps:.0f} |")
+    db = result["database"]
+    print(
+        "| metric | p50 | p99 |\n| --- | ---: | ---: |\n"
+        f"| apply → Running ({args.jobs} jobs, {db}) | {percentile(running, 50):.0f} ms | "
+        f"{percentile(running, 99):.0f} ms |\n"
+        f"| apply → job code executing | {percentile(executing, 50):.0f} ms | "
+        f"{percentile(executing, 99):.0f} ms |\n\n"
+        "| API (8 client threads) | requests/s |\n| --- | ---: |\n"
+        f"| GET /api/v1/jobs/NAME | {get_rps:.0f} |\n"
+        f"| GET /api/v1/jobs ({args.jobs} items) | {list_rps:.0f} |"
+    )
 
 
 if __name__ == "__main__":

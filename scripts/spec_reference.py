@@ -27,12 +27,22 @@ def type_of(schema: dict[str, Any], defs: dict[str, Any]) -> str:
 
 
 def table(name: str, schema: dict[str, Any], defs: dict[str, Any], seen: set[str]) -> list[str]:
-    lines = [f"#### {name}", "", "| field | type | default | meaning |", "| --- | --- | --- | --- |"]
+    lines = [
+        f"#### {name}",
+        "",
+        "| field | type | default | meaning |",
+        "| --- | --- | --- | --- |",
+    ]
     nested = []
     for field, prop in schema.get("properties", {}).items():
         default = prop.get("default", "required" if field in schema.get("required", []) else "")
-        default_text = "" if default == "" else f"`{json.dumps(default)}`" \
-            if default != "required" else "required"
+        default_text = (
+            ""
+            if default == ""
+            else f"`{json.dumps(default)}`"
+            if default != "required"
+            else "required"
+        )
         desc = prop.get("description", "")
         lines.append(f"| `{field}` | {type_of(prop, defs)} | {default_text} | {desc} |")
         for ref in json.dumps(prop).split('"$ref": "#/$defs/')[1:]:

@@ -16,7 +16,8 @@ def test_spec_reference_matches_the_models() -> None:
         runpy.run_path(str(ROOT / "scripts" / "spec_reference.py"), run_name="__main__")
     generated = out.getvalue().strip()
     assert generated in (ROOT / "docs" / "spec.md").read_text(), (
-        "docs/spec.md is out of date: paste the output of scripts/spec_reference.py")
+        "docs/spec.md is out of date: paste the output of scripts/spec_reference.py"
+    )
 
 
 def test_readme_starts_with_the_two_commands() -> None:
