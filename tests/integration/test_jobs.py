@@ -47,6 +47,8 @@ def test_job_succeeds_with_logs_and_env(server: ServerProcess) -> None:
     job = wait_phase(c, "Job", "hello", {"Succeeded", "Failed"})
     assert job["status"]["phase"] == "Succeeded", job["status"]
     assert job["status"]["exitCode"] == 0 and job["status"]["attempts"] == 1
+    usage = job["status"]["usage"]
+    assert usage["cpuSeconds"] > 0 and usage["maxRssBytes"] > 1_000_000  # a Python process
     assert b"".join(c.logs("Job", "hello")) == b"job hello 1 hi\n"
     assert job["status"]["conditions"][0]["type"] == "Ready"
     assert job["status"]["conditions"][0]["status"] == "True"

@@ -77,6 +77,12 @@ def _res(spec: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _usage(usage: dict[str, Any] | None) -> str:
+    if not usage:
+        return "-"
+    return f"{usage['cpuSeconds']:.1f}s cpu, {size(usage['maxRssBytes'])} peak"
+
+
 def short(value: Any, width: int = 70) -> str:
     text = str(value or "")
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -111,6 +117,7 @@ COLUMNS: dict[str, list[tuple[str, Any]]] = {
     "Job": [
         ("ATTEMPTS", lambda r: r["status"].get("attempts", 0)),
         ("RESOURCES", lambda r: _res(r["spec"])),
+        ("USED", lambda r: _usage(r["status"].get("usage"))),
         ("PRIORITY", lambda r: r["spec"].get("priority", 0)),
     ],
     "Service": [

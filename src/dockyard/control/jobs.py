@@ -205,6 +205,8 @@ class JobReconciler:
             else None,
             "exitCode": last.exit_code if last else None,
         }
+        if last is not None and last.details.get("usage"):
+            status["usage"] = last.details["usage"]
         if obs.registered:
             status["modelVersion"] = obs.registered
         if obs.registration_error:

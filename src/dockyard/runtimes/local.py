@@ -252,6 +252,8 @@ class LocalRuntime:
                 started_at=started,
                 details=details,
             )
+        if status.get("usage"):
+            details["usage"] = status["usage"]
         code = status.get("exitCode")
         ok = code == 0 and status.get("reason") == "Completed"
         return WorkloadState(

@@ -197,9 +197,14 @@ def main(run_dir: Path) -> int:
         return 0  # it already ran
 
     def finish(exit_code: int | None, reason: str, message: str = "", **extra: Any) -> int:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         write_json(
             status_file,
             {
+                "usage": {
+                    "cpuSeconds": round(usage.ru_utime + usage.ru_stime, 3),
+                    "maxRssBytes": usage.ru_maxrss * 1024,
+                },
                 "exitCode": exit_code,
                 "reason": reason,
                 "message": message,
