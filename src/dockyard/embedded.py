@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -14,21 +13,13 @@ from pathlib import Path
 
 import httpx
 
+from dockyard import filelock
 from dockyard.errors import ServerUnavailable
 from dockyard.settings import Settings
 
 
 def _lock_held(home: Path) -> bool:
-    path = home / "server.lock"
-    if not path.exists():
-        return False
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        return False
+    return filelock.held(home / "server.lock")
 
 
 def info(settings: Settings) -> dict[str, object] | None:

@@ -164,17 +164,7 @@ class DatasetReconciler:
     ) -> None:
         row, spec, inputs = pending
         assert spec.prepare is not None
-        if not decision.admitted:
-            write_status(
-                self.ctx,
-                row,
-                {
-                    **row.status,
-                    "phase": "Pending",
-                    "reason": "Unschedulable",
-                    "message": decision.reason,
-                },
-            )
+        if wl.unschedulable(self.ctx, row, decision):
             return
         staging = self.staging(row)
         shutil.rmtree(staging, ignore_errors=True)

@@ -229,14 +229,7 @@ class JobReconciler:
         self, pending: tuple[ResourceRow, JobSpec, wl.Inputs, int], decision: Decision
     ) -> None:
         row, spec, inputs, number = pending
-        if not decision.admitted:
-            status = {
-                **row.status,
-                "phase": "Pending",
-                "reason": "Unschedulable",
-                "message": decision.reason,
-            }
-            write_status(self.ctx, row, status)
+        if wl.unschedulable(self.ctx, row, decision):
             return
         wid = wl.workload_id("job", row, f"g{row.generation}", f"a{number}")
         env = {

@@ -234,17 +234,7 @@ class ServiceReconciler:
 
     def start(self, pending: tuple[Any, ...], decision: Decision) -> None:
         row, spec, model_row, environment, number, restart = pending
-        if not decision.admitted:
-            write_status(
-                self.ctx,
-                row,
-                {
-                    **row.status,
-                    "phase": "Pending",
-                    "reason": "Unschedulable",
-                    "message": decision.reason,
-                },
-            )
+        if wl.unschedulable(self.ctx, row, decision):
             return
         port = (spec.port + number) if spec.port else free_port()
         if spec.port and not port_free(port):

@@ -9,8 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dockyard.control.context import Context, World, iso, now
-from dockyard.control.scheduler import Demand
+from dockyard.control.context import Context, World, now, write_status
+from dockyard.control.scheduler import Decision, Demand
 from dockyard.data import datasets as data
 from dockyard.errors import ChecksumMismatch
 from dockyard.runtimes.base import Mount, Phase, PreparedEnvironment, WorkloadRequest
@@ -263,14 +263,15 @@ def log_tail(ctx: Context, wid: str, lines: int = 5) -> str:
     return " | ".join(t for t in text.strip().splitlines()[-lines:] if t.strip())
 
 
-def attempt_view(w: WorkloadRow) -> dict[str, Any]:
-    return {
-        "number": w.number,
-        "id": w.id,
-        "phase": w.phase,
-        "exitCode": w.exit_code,
-        "reason": w.reason,
-        "message": w.message,
-        "startedAt": iso(w.started_at),
-        "finishedAt": iso(w.finished_at),
+def unschedulable(ctx: Context, row: ResourceRow, decision: Decision) -> bool:
+    """Record why a workload cannot start yet; True if so."""
+    if decision.admitted:
+        return False
+    status = {
+        **row.status,
+        "phase": "Pending",
+        "reason": "Unschedulable",
+        "message": decision.reason,
     }
+    write_status(ctx, row, status)
+    return True

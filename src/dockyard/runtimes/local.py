@@ -8,7 +8,6 @@ them again through the shim's lock file, so nothing is lost or started twice.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
 import os
@@ -23,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from dockyard import filelock
 from dockyard.runtimes.base import (
     NodeCapacity,
     Phase,
@@ -207,16 +207,7 @@ class LocalRuntime:
     @staticmethod
     def _locked(run_dir: Path) -> bool:
         """True while a shim holds the workload's lock (it is alive)."""
-        try:
-            with open(run_dir / "lock", "a+") as fh:
-                try:
-                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    return True
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-                return False
-        except OSError:
-            return False
+        return filelock.held(run_dir / "lock")
 
     def observe(self, workload_id: str) -> WorkloadState:
         run_dir = self._dir(workload_id)
