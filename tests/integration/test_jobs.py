@@ -319,7 +319,8 @@ def test_datasets_fetch_checksum_mount_and_detect_changes(
     st = wait_phase(c, "Job", "reader2", {"Succeeded", "Failed"})["status"]
     assert st["phase"] == "Failed"
     assert "dataset 'local' changed on its volume" in st["message"]
-    assert "rows.txt changed content" in st["message"]
+    assert "rows.txt changed content" in st["message"] and st["reason"] == "DatasetChanged"
+    assert phase_of(c, "Job", "reader") == "Succeeded"  # what already ran stays as it was
 
 
 def test_dataset_prepared_by_a_command(server: ServerProcess) -> None:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ class Observed:
     stale_active: tuple[str, ...] = ()  # attempts of an older generation still running
     blocked: str = ""
     fatal: str = ""
+    fatal_reason: str = "InvalidSpec"
     cancelled: bool = False
     deleting: bool = False
     registered: str | None = None  # "digits@3" once the model version exists
@@ -70,7 +71,7 @@ def plan(spec: JobSpec, obs: Observed) -> Plan:
     if obs.cancelled:
         return Plan("Cancelled", "Cancelled", "cancelled on request", stop=stop + active)
     if obs.fatal:
-        return Plan("Failed", "InvalidSpec", obs.fatal, stop=stop + active)
+        return Plan("Failed", obs.fatal_reason, obs.fatal, stop=stop + active)
     last = obs.attempts[-1] if obs.attempts else None
     next_number = (last.number + 1) if last else 1
     if last is None:
@@ -139,7 +140,7 @@ class JobReconciler:
 
     def observe(
         self, world: World, row: ResourceRow, spec: JobSpec
-    ) -> tuple[Observed, list[WorkloadRow], wl.Inputs | None]:
+    ) -> tuple[Observed, list[WorkloadRow]]:
         owned = [wl.refresh(self.ctx, w) for w in world.owned(row.uid)]
         current = [w for w in owned if w.generation == row.generation]
         stale = tuple(
@@ -149,13 +150,6 @@ class JobReconciler:
             Attempt(w.number, w.id, w.phase, w.exit_code, w.reason, w.message, w.finished_at)
             for w in current
         )
-        inputs = None
-        blocked = fatal = ""
-        if row.deleted_at is None:
-            inputs = wl.resolve_inputs(self.ctx, world, row, row.spec, row.spec.get("checkpoint"))
-            blocked, fatal = inputs.blocked, inputs.fatal
-            if not blocked and not fatal and (not attempts or attempts[-1].phase not in wl.ACTIVE):
-                fatal = wl.verify_datasets(self.ctx, world, row, row.spec)
         registered, reg_error = None, ""
         model = spec.outputs.model
         if attempts and attempts[-1].phase == "Succeeded" and model is not None:
@@ -173,20 +167,29 @@ class JobReconciler:
             row.generation,
             attempts,
             stale,
-            blocked,
-            fatal,
             cancelled=row.control.get("cancelledGeneration") == row.generation,
             deleting=row.deleted_at is not None,
             registered=registered,
             registration_error=reg_error,
             now=world.at,
         )
-        return obs, current, inputs
+        return obs, current
 
     def reconcile(self, world: World, row: ResourceRow) -> tuple[Demand | None, Any]:
         spec = JobSpec.model_validate(row.spec)
-        obs, current, inputs = self.observe(world, row, spec)
+        obs, current = self.observe(world, row, spec)
         p = plan(spec, obs)
+        inputs = None
+        if p.start_attempt is not None:
+            # what the attempt needs is only looked at when one is about to start
+            inputs = wl.resolve_inputs(self.ctx, world, row, row.spec, row.spec.get("checkpoint"))
+            fatal, reason = inputs.fatal, "InvalidSpec"
+            if not inputs.blocked and not fatal:
+                fatal, reason = wl.verify_datasets(self.ctx, world, row, row.spec), "DatasetChanged"
+            if inputs.blocked or fatal:
+                p = plan(
+                    spec, replace(obs, blocked=inputs.blocked, fatal=fatal, fatal_reason=reason)
+                )
         for wid in p.stop:
             self.ctx.runtime.stop(wid, self.ctx.settings.stop_grace_seconds)
             wl.refresh(self.ctx, _row(self.ctx, wid))
