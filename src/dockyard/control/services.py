@@ -274,14 +274,23 @@ class ServiceReconciler:
             "python",
             str(BOOT),
             "--model",
-            f"{name}={main}",
-            "--model-version",
-            str(version),
+            f"{name}:{version}={main}",
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
         ]
+        batching = spec.batching
+        command += (
+            [
+                "--max-batch-size",
+                str(batching.max_batch_size),
+                "--max-latency-ms",
+                f"{batching.max_latency_ms:g}",
+            ]
+            if batching.enabled
+            else ["--no-batching"]
+        )
         prepared: PreparedEnvironment | None = environment
         need = wl.need_of(row.spec["resources"])
         request = WorkloadRequest(

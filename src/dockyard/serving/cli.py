@@ -1,33 +1,81 @@
-"""``python -m dockyard.serving --model NAME=PATH --port N``: the model server process."""
+"""``python -m dockyard.serving``: the model server process (also behind ``dockyard serve``).
+
+    python -m dockyard.serving --model digits=./model.joblib --port 8080
+    python -m dockyard.serving --model digits:2=./v2/ --model iris=./iris/ --max-batch-size 32
+    python -m dockyard.serving --model-repository ./models --port 8080
+
+The server answers health checks at once; it turns ready when every model is loaded and has
+passed one warm-up inference. A model that fails to load stops the server with exit code 1.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import sys
 import time
 from pathlib import Path
+from typing import Any
+
+START = time.perf_counter()
+log = logging.getLogger("dockyard.serving")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    p = argparse.ArgumentParser(
         prog="dockyard-serve", description="Open Inference Protocol model server"
     )
-    parser.add_argument(
+    p.add_argument(
         "--model",
         action="append",
-        required=True,
-        metavar="NAME=PATH",
-        help="a model file or directory to serve (repeatable)",
+        default=[],
+        metavar="NAME[:VERSION]=PATH",
+        help="a model file or directory (repeatable)",
     )
-    parser.add_argument("--model-version", default="1", help="version label of the models")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--log-level", default="info")
-    return parser.parse_args(argv)
+    p.add_argument(
+        "--model-repository",
+        type=Path,
+        metavar="DIR",
+        help="a directory with one subdirectory per model",
+    )
+    p.add_argument(
+        "--default-version",
+        action="append",
+        default=[],
+        metavar="NAME=VERSION",
+        help="the version served when a request names none (default: newest)",
+    )
+    p.add_argument("--runtime", help="force the runtime of --model entries")
+    p.add_argument("--max-batch-size", type=int, help="adaptive batching: rows per call")
+    p.add_argument("--max-latency-ms", type=float, help="adaptive batching: longest wait")
+    p.add_argument("--no-batching", action="store_true", help="one runtime call per request")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--log-level", default="info")
+    args = p.parse_args(argv)
+    if not args.model and args.model_repository is None:
+        p.error("give at least one --model NAME=PATH or --model-repository DIR")
+    return args
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.runtime:
+        out["runtime"] = args.runtime
+    if args.no_batching:
+        out["batching"] = None
+    elif args.max_batch_size is not None or args.max_latency_ms is not None:
+        batching: dict[str, Any] = {}
+        if args.max_batch_size is not None:
+            batching["maxBatchSize"] = args.max_batch_size
+        if args.max_latency_ms is not None:
+            batching["maxLatencyMs"] = args.max_latency_ms
+        out["batching"] = batching
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
-    started = time.perf_counter()
     args = parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -36,27 +84,58 @@ def main(argv: list[str] | None = None) -> None:
 
     from dockyard.serving.app import InferenceApp
     from dockyard.serving.repository import Repository
+    from dockyard.serving.settings import SettingsError
 
     repo = Repository()
-    for item in args.model:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise SystemExit(f"--model expects NAME=PATH, got {item!r}")
-        if not Path(path).exists():
-            raise SystemExit(f"--model {name}: {path} does not exist")
-        repo.load(name, Path(path), args.model_version)
-    logging.getLogger("dockyard.serving").info(
-        "serving %d model(s) on http://%s:%d (ready %.2fs after start)",
-        len(repo.models),
-        args.host,
-        args.port,
-        time.perf_counter() - started,
-    )
-    uvicorn.run(
-        InferenceApp(repo),
+    extra = overrides(args)
+    try:
+        for item in args.model:
+            target, sep, path = item.partition("=")
+            name, _, version = target.partition(":")
+            if not sep or not name or not path:
+                raise SettingsError(f"--model expects NAME[:VERSION]=PATH, got {item!r}")
+            repo.add(name, Path(path), version or None, extra)
+        if args.model_repository is not None:
+            repo.add_repository(args.model_repository)
+        for item in args.default_version:
+            name, _, version = item.partition("=")
+            repo.default_version[name] = version
+    except SettingsError as exc:
+        print(f"dockyard-serve: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+    failed: list[str] = []
+    server: Any = None
+
+    async def load() -> None:
+        try:
+            await repo.load_all()
+        except Exception as exc:  # a model that does not load stops the server
+            failed.append(str(exc))
+            log.error("%s", exc)
+            server.should_exit = True
+            return
+        log.info(
+            "ready: %d model version(s) on http://%s:%d, %.2fs after start",
+            sum(len(v) for v in repo.models.values()),
+            args.host,
+            args.port,
+            time.perf_counter() - START,
+        )
+
+    async def startup() -> None:
+        asyncio.get_running_loop().create_task(load())
+
+    config = uvicorn.Config(
+        InferenceApp(repo, startup),
         host=args.host,
         port=args.port,
         log_level="warning",
         access_log=False,
         lifespan="on",
+        timeout_graceful_shutdown=30,
     )
+    server = uvicorn.Server(config)
+    server.run()
+    if failed:
+        sys.exit(1)

@@ -1,27 +1,39 @@
-"""Open Inference Protocol tensors ↔ NumPy arrays."""
+"""Open Inference Protocol tensors ↔ NumPy arrays, in JSON and in the binary extension.
+
+The binary tensor data extension: the body is a JSON header followed by raw little-endian
+tensors; ``Inference-Header-Content-Length`` gives the JSON's length; each binary input says
+its byte size in ``parameters.binary_data_size``; BYTES elements are prefixed by a 4-byte
+little-endian length.
+"""
 
 from __future__ import annotations
 
 import math
+import struct
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
+
+Array = np.ndarray[Any, Any]
 
 DATATYPES: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype(np.uint8),
-    "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32),
-    "UINT64": np.dtype(np.uint64),
-    "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32),
-    "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16),
-    "FP32": np.dtype(np.float32),
-    "FP64": np.dtype(np.float64),
+    "UINT8": np.dtype("<u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "INT8": np.dtype("<i1"),
+    "INT16": np.dtype("<i2"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
     "BYTES": np.dtype(object),
 }
+_INTEGER = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
 
 
 class TensorError(ValueError):
@@ -29,68 +41,231 @@ class TensorError(ValueError):
 
 
 def datatype_of(dtype: np.dtype[Any]) -> str:
-    for name, dt in DATATYPES.items():
-        if dt == dtype:
-            return name
     if dtype.kind in ("U", "S", "O"):
         return "BYTES"
+    for name, dt in DATATYPES.items():
+        if dt == dtype.newbyteorder("<") or dt == dtype:
+            return name
     raise TensorError(f"no protocol datatype for {dtype}")
 
 
-def _flatten(data: Any) -> list[Any]:
-    if isinstance(data, list) and data and isinstance(data[0], list):
-        out: list[Any] = []
-        for item in data:
-            out.extend(_flatten(item))
-        return out
-    return data if isinstance(data, list) else [data]
+@dataclass
+class InferInput:
+    name: str
+    datatype: str
+    shape: list[int]
+    data: Array
+    parameters: dict[str, Any] | None = None
 
 
-def decode(tensor: dict[str, Any]) -> np.ndarray[Any, Any]:
-    """A request input (nested or flat ``data``) as an array of its declared shape."""
-    name = tensor.get("name")
-    if not isinstance(name, str):
-        raise TensorError("every input needs a 'name'")
-    datatype = tensor.get("datatype")
-    if datatype not in DATATYPES:
-        raise TensorError(
-            f"input '{name}': unknown datatype {datatype!r}; expected one of {', '.join(DATATYPES)}"
-        )
-    shape = tensor.get("shape")
+@dataclass
+class InferRequest:
+    inputs: list[InferInput]
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    outputs: list[str] = field(default_factory=list)  # requested names; [] = model default
+    binary_outputs: set[str] = field(default_factory=set)
+    binary_default: bool = False
+
+    def wants_binary(self, name: str) -> bool:
+        return name in self.binary_outputs or self.binary_default
+
+
+def _check_shape(name: str, shape: Any) -> list[int]:
     if not isinstance(shape, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
-        raise TensorError(f"input '{name}': 'shape' must be a list of integers ≥ 0")
-    if "data" not in tensor:
-        raise TensorError(f"input '{name}': 'data' is missing")
-    flat = _flatten(tensor["data"])
-    if len(flat) != math.prod(shape):
-        raise TensorError(
-            f"input '{name}': shape {shape} needs {math.prod(shape)} elements, got {len(flat)}"
-        )
+        raise TensorError(f"input '{name}': 'shape' must be a list of integers ≥ 0, got {shape}")
+    return shape
+
+
+def decode_json_data(name: str, datatype: str, shape: list[int], data: Any) -> Array:
+    """``data`` (nested or flat) as an array of ``shape``."""
+    expected = math.prod(shape)
     try:
         if datatype == "BYTES":
+            flat = _flatten(data)
             array = np.empty(len(flat), dtype=object)
             array[:] = [x.encode() if isinstance(x, str) else x for x in flat]
         elif datatype == "BOOL":
-            if not all(isinstance(x, bool) or x in (0, 1) for x in flat):
-                raise TensorError(f"input '{name}': BOOL data must be true/false (or 0/1)")
-            array = np.asarray(flat, dtype=np.bool_)
-        else:
-            array = np.asarray(flat, dtype=DATATYPES[datatype])
-            if array.dtype.kind in "iu" and not all(
-                isinstance(x, int) or (isinstance(x, float) and x.is_integer()) for x in flat
+            raw = np.asarray(data)
+            if raw.dtype != np.bool_ and not (
+                raw.dtype.kind in "iu" and bool(np.isin(raw, (0, 1)).all())
             ):
+                raise TensorError(f"input '{name}': BOOL data must be true/false (or 0/1)")
+            array = raw.astype(np.bool_)
+        elif datatype in _INTEGER:
+            raw = np.asarray(data)
+            if raw.dtype.kind == "f" and not bool(np.all(np.mod(raw, 1) == 0)):
                 raise TensorError(f"input '{name}': {datatype} data must be whole numbers")
+            if raw.dtype.kind not in "iufb" and raw.size:
+                raise TensorError(f"input '{name}': {datatype} data must be numbers")
+            array = raw.astype(DATATYPES[datatype])
+            if raw.dtype.kind in "iu" and raw.size and not np.array_equal(array, raw):
+                raise TensorError(f"input '{name}': values do not fit {datatype}")
+        else:
+            array = np.asarray(data, dtype=DATATYPES[datatype])
+    except TensorError:
+        raise
     except (ValueError, TypeError, OverflowError) as exc:
         raise TensorError(f"input '{name}': data does not fit datatype {datatype}: {exc}") from exc
+    if array.size != expected:
+        raise TensorError(
+            f"input '{name}': shape {shape} needs {expected} elements, got {array.size}"
+        )
     return array.reshape(shape)
 
 
-def encode(name: str, array: np.ndarray[Any, Any]) -> dict[str, Any]:
-    datatype = datatype_of(array.dtype)
+def _flatten(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    out: list[Any] = []
+    for item in data:
+        out.extend(_flatten(item) if isinstance(item, list) else [item])
+    return out
+
+
+def decode_bytes(buffer: memoryview, count: int, name: str) -> Array:
+    """BYTES elements, each a 4-byte little-endian length then the bytes."""
+    out = np.empty(count, dtype=object)
+    offset = 0
+    for i in range(count):
+        if offset + 4 > len(buffer):
+            raise TensorError(f"input '{name}': binary BYTES data ends early")
+        (length,) = struct.unpack_from("<I", buffer, offset)
+        offset += 4
+        if offset + length > len(buffer):
+            raise TensorError(f"input '{name}': binary BYTES element runs past the data")
+        out[i] = bytes(buffer[offset : offset + length])
+        offset += length
+    if offset != len(buffer):
+        raise TensorError(
+            f"input '{name}': {len(buffer) - offset} extra bytes after {count} BYTES elements"
+        )
+    return out
+
+
+def encode_bytes(array: Array) -> bytes:
+    parts = []
+    for x in array.ravel():
+        raw = x if isinstance(x, bytes) else str(x).encode()
+        parts.append(struct.pack("<I", len(raw)))
+        parts.append(raw)
+    return b"".join(parts)
+
+
+def decode_binary(name: str, datatype: str, shape: list[int], buffer: memoryview) -> Array:
+    count = math.prod(shape)
     if datatype == "BYTES":
-        data = [x.decode() if isinstance(x, bytes) else str(x) for x in array.ravel()]
-    else:
-        data = array.ravel().tolist()
-    return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": data}
+        return decode_bytes(buffer, count, name).reshape(shape)
+    dtype = DATATYPES[datatype]
+    if len(buffer) != count * dtype.itemsize:
+        raise TensorError(
+            f"input '{name}': shape {shape} of {datatype} needs "
+            f"{count * dtype.itemsize} bytes, got {len(buffer)}"
+        )
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+
+
+def decode_request(body: bytes, header_length: int | None) -> InferRequest:
+    """Parse a JSON or binary-extension inference request."""
+    head = body if header_length is None else body[:header_length]
+    if header_length is not None and not 0 < header_length <= len(body):
+        raise TensorError(
+            f"Inference-Header-Content-Length {header_length} does not fit a "
+            f"body of {len(body)} bytes"
+        )
+    try:
+        request = orjson.loads(head)
+    except orjson.JSONDecodeError as exc:
+        raise TensorError(f"request body is not valid JSON: {exc}") from exc
+    if (
+        not isinstance(request, dict)
+        or not isinstance(request.get("inputs"), list)
+        or not request["inputs"]
+    ):
+        raise TensorError("request must be a JSON object with a non-empty 'inputs' list")
+    binary = memoryview(body)[header_length:] if header_length is not None else memoryview(b"")
+    offset = 0
+    inputs = []
+    for tensor in request["inputs"]:
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+            raise TensorError("each input must be an object with a 'name'")
+        name = tensor["name"]
+        datatype = tensor.get("datatype")
+        if datatype not in DATATYPES:
+            raise TensorError(
+                f"input '{name}': unknown datatype {datatype!r}; expected one of "
+                f"{', '.join(DATATYPES)}"
+            )
+        shape = _check_shape(name, tensor.get("shape"))
+        params = tensor.get("parameters") or {}
+        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                raise TensorError(
+                    f"input '{name}': binary_data_size {size} runs past the binary data"
+                )
+            data = decode_binary(name, datatype, shape, binary[offset : offset + size])
+            offset += size
+        elif "data" in tensor:
+            data = decode_json_data(name, datatype, shape, tensor["data"])
+        else:
+            raise TensorError(f"input '{name}': 'data' is missing")
+        inputs.append(InferInput(name, datatype, shape, data, params or None))
+    if offset != len(binary):
+        raise TensorError(f"{len(binary) - offset} bytes of binary data belong to no input")
+    parameters = request.get("parameters")
+    out = InferRequest(
+        inputs, request.get("id"), parameters if isinstance(parameters, dict) else None
+    )
+    if isinstance(parameters, dict) and parameters.get("binary_data_output"):
+        out.binary_default = True
+    for item in request.get("outputs") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise TensorError("each requested output must be an object with a 'name'")
+        out.outputs.append(item["name"])
+        params = item.get("parameters") or {}
+        if isinstance(params, dict) and params.get("binary_data"):
+            out.binary_outputs.add(item["name"])
+    return out
+
+
+def encode_response(
+    model: str,
+    version: str,
+    request: InferRequest,
+    datatypes: dict[str, str],
+    outputs: dict[str, Array],
+) -> tuple[bytes, int | None]:
+    """The response body, and the JSON header's length when binary outputs follow it."""
+    tensors = []
+    blobs: list[bytes] = []
+    for name, array in outputs.items():
+        datatype = datatypes.get(name) or datatype_of(array.dtype)
+        tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+        if request.wants_binary(name):
+            raw = (
+                encode_bytes(array)
+                if datatype == "BYTES"
+                else np.ascontiguousarray(array, dtype=DATATYPES[datatype]).tobytes()
+            )
+            tensor["parameters"] = {"binary_data_size": len(raw)}
+            blobs.append(raw)
+        elif datatype == "BYTES":
+            tensor["data"] = [
+                x.decode(errors="replace") if isinstance(x, bytes) else str(x)
+                for x in array.ravel()
+            ]
+        else:
+            tensor["data"] = np.ascontiguousarray(array.ravel())
+        tensors.append(tensor)
+    response: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": tensors}
+    if request.id is not None:
+        response["id"] = request.id
+    if request.parameters is not None:
+        response["parameters"] = request.parameters
+    head = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not blobs:
+        return head, None
+    return head + b"".join(blobs), len(head)

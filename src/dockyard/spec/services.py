@@ -47,6 +47,14 @@ class ModelRef:
         return f"{self.name}@{self.version if self.version is not None else self.alias}"
 
 
+class Batching(SpecModel):
+    enabled: bool = Field(default=True, description="Merge concurrent requests per model.")
+    max_batch_size: int = Field(default=64, ge=1, le=4096, description="Rows per model call.")
+    max_latency_ms: float = Field(
+        default=2.0, ge=0, le=10_000, description="Longest a request waits for company."
+    )
+
+
 class ServiceSpec(SpecModel):
     model: str = Field(description="NAME, NAME@ALIAS or NAME@VERSION of a registered model.")
     replicas: NonNegativeInt = Field(default=1, description="Model server processes.")
@@ -55,6 +63,7 @@ class ServiceSpec(SpecModel):
         default=None, description="Override the environment the model was trained in."
     )
     env: EnvVars = Field(default_factory=dict, description="Environment variables.")
+    batching: Batching = Field(default_factory=Batching, description="Adaptive batching.")
     resources: Resources = Field(
         default_factory=lambda: Resources(cpu=0.5), description="Per replica."
     )

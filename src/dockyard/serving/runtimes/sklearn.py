@@ -1,4 +1,4 @@
-"""scikit-learn models saved with joblib or pickle."""
+"""scikit-learn models (and anything with a scikit-learn API) saved with joblib or pickle."""
 
 from __future__ import annotations
 
@@ -8,25 +8,24 @@ from typing import Any
 
 import numpy as np
 
-from dockyard.serving.codec import TensorError, datatype_of
-from dockyard.serving.runtimes.base import Signature, TensorSpec
+from dockyard.serving.codec import datatype_of
+from dockyard.serving.runtimes.base import (
+    Array,
+    Signature,
+    TensorSpec,
+    model_file,
+    single_input,
+    unknown_outputs,
+)
+from dockyard.serving.settings import ModelSettings, SettingsError
 
 SUFFIXES = (".joblib", ".pkl", ".pickle")
-
-
-def find_model_file(path: Path) -> Path:
-    if path.is_file():
-        return path
-    for suffix in SUFFIXES:
-        found = sorted(path.glob(f"*{suffix}"))
-        if found:
-            return found[0]
-    raise FileNotFoundError(f"no model file ({', '.join(SUFFIXES)}) in {path}")
+METHODS = ("predict", "predict_proba", "decision_function", "transform")
 
 
 class SklearnRuntime:
-    def __init__(self, path: Path, settings: dict[str, Any]) -> None:
-        file = find_model_file(path)
+    def __init__(self, path: Path, settings: ModelSettings) -> None:
+        file = model_file(path, settings, SUFFIXES)
         if file.suffix == ".joblib":
             import joblib
 
@@ -34,49 +33,43 @@ class SklearnRuntime:
         else:
             with open(file, "rb") as fh:
                 self.model = pickle.load(fh)
+        method = settings.method or "predict"
+        if method not in METHODS or not hasattr(self.model, method):
+            have = [m for m in METHODS if hasattr(self.model, m)]
+            raise SettingsError(
+                f"{file}: method '{method}' is not available; this "
+                f"{type(self.model).__name__} has: {', '.join(have)}"
+            )
         n = getattr(self.model, "n_features_in_", None)
-        self.n_features = int(n) if n is not None else None
-        self.input_name = "input-0"
-        outputs = [TensorSpec("predict", self._predict_type(), (-1,))]
-        if hasattr(self.model, "predict_proba"):
-            classes = len(getattr(self.model, "classes_", [])) or -1
-            outputs.append(TensorSpec("predict_proba", "FP64", (-1, classes)))
+        self.n_features = int(n) if n is not None else -1
+        outputs = []
+        for m in METHODS:
+            if hasattr(self.model, m):
+                outputs.append(self._output_spec(m))
         self.signature = Signature(
-            inputs=(TensorSpec(self.input_name, "FP64", (-1, self.n_features or -1)),),
+            inputs=(TensorSpec("input-0", "FP64", (-1, self.n_features)),),
             outputs=tuple(outputs),
             platform="sklearn",
+            default_outputs=(method,),
             extra={"class": type(self.model).__name__},
-        )
+        ).with_settings(settings)
 
-    def _predict_type(self) -> str:
+    def _output_spec(self, method: str) -> TensorSpec:
         classes = getattr(self.model, "classes_", None)
-        if classes is not None:
-            return datatype_of(np.asarray(classes).dtype)
-        return "FP64"
+        if method == "predict":
+            dtype = datatype_of(np.asarray(classes).dtype) if classes is not None else "FP64"
+            return TensorSpec("predict", dtype, (-1,))
+        if method == "predict_proba" and classes is not None:
+            return TensorSpec(method, "FP64", (-1, len(classes)))
+        return TensorSpec(method, "FP64", (-1, -1))
 
-    def predict(
-        self, inputs: dict[str, np.ndarray[Any, Any]], outputs: list[str] | None
-    ) -> dict[str, np.ndarray[Any, Any]]:
-        if len(inputs) != 1:
-            raise TensorError(f"this model takes exactly one input, got {len(inputs)}")
-        name, x = next(iter(inputs.items()))
-        if x.ndim == 1 and self.n_features is not None and x.shape[0] == self.n_features:
-            x = x.reshape(1, -1)
-        if x.ndim != 2 or (self.n_features is not None and x.shape[1] != self.n_features):
-            raise TensorError(
-                f"input '{name}': expected shape [-1, {self.n_features}], got {list(x.shape)}"
-            )
-        wanted = outputs or ["predict"]
-        result: dict[str, np.ndarray[Any, Any]] = {}
-        for out in wanted:
-            if out == "predict":
-                result[out] = np.asarray(self.model.predict(x))
-            elif out == "predict_proba" and hasattr(self.model, "predict_proba"):
-                result[out] = np.asarray(self.model.predict_proba(x))
-            else:
-                valid = ", ".join(o.name for o in self.signature.outputs)
-                raise TensorError(f"unknown output '{out}'; this model has: {valid}")
-        return result
+    def predict(self, inputs: dict[str, Array], outputs: list[str]) -> dict[str, Array]:
+        x = single_input(inputs, self.signature)
+        unknown_outputs(outputs, self.signature)
+        return {name: np.asarray(getattr(self.model, name)(x)) for name in outputs}
 
     def unload(self) -> None:
-        del self.model
+        self.model = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"class": type(self.model).__name__}
