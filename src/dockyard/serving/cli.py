@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +128,13 @@ def main(argv: list[str] | None = None) -> None:
     async def startup() -> None:
         asyncio.get_running_loop().create_task(load())
 
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
     config = uvicorn.Config(
         InferenceApp(repo, startup),
         host=args.host,
@@ -135,7 +144,9 @@ def main(argv: list[str] | None = None) -> None:
         lifespan="on",
         timeout_graceful_shutdown=30,
     )
-    server = uvicorn.Server(config)
+    server = Server(config)
     server.run()
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; a drained, clean stop is a
+    # success for us (exit 0), so forget the captured signal
     if failed:
         sys.exit(1)

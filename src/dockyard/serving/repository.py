@@ -199,9 +199,22 @@ class Repository:
 
     def _load_one(self, source: Source) -> LoadedModel:
         started = time.perf_counter()
-        settings = load_settings(source.path, source.overrides)
-        runtime = load_runtime(source.path, settings)
         version = source.version
+        settings = load_settings(source.path, source.overrides)
+        try:
+            runtime = load_runtime(source.path, settings)
+        except SettingsError as exc:
+            raise SettingsError(f"model '{source.name}' version {version}: {exc}") from exc
+        except ModuleNotFoundError as exc:
+            raise SettingsError(
+                f"model '{source.name}' version {version}: the runtime needs "
+                f"the '{exc.name}' package; install it where the server runs"
+            ) from exc
+        except Exception as exc:
+            raise SettingsError(
+                f"model '{source.name}' version {version}: cannot load "
+                f"{source.path}: {type(exc).__name__}: {exc}"
+            ) from exc
         metrics = self.metrics.bind(source.name, version)
         rows = settings.batching.max_batch_size if settings.batching else 1
         try:

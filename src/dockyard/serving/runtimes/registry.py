@@ -17,6 +17,7 @@ RUNTIMES = {
     "torch": "dockyard.serving.runtimes.torch:TorchRuntime",
     "custom": "dockyard.serving.runtimes.custom:CustomRuntime",
 }
+FRAMEWORKS = {"sklearn", "joblib", "xgboost", "lightgbm", "onnxruntime", "torch"}
 BY_SUFFIX = {
     ".joblib": "sklearn",
     ".pkl": "sklearn",
@@ -26,6 +27,7 @@ BY_SUFFIX = {
     ".pth": "torch",
     ".torchscript": "torch",
     ".ts": "torch",
+    ".pt2": "torch",
     ".ubj": "xgboost",
     ".bst": "xgboost",
     ".xgb": "xgboost",
@@ -82,9 +84,11 @@ def load_runtime(path: Path, settings: ModelSettings) -> ModelRuntime:
     module_name, _, class_name = RUNTIMES[name].partition(":")
     try:
         module = importlib.import_module(module_name)
+        runtime: ModelRuntime = getattr(module, class_name)(path, settings)
     except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in FRAMEWORKS:
+            raise
         raise SettingsError(
             f"the {name} runtime needs the '{exc.name}' package: pip install 'dockyard[{name}]'"
         ) from exc
-    runtime: ModelRuntime = getattr(module, class_name)(path, settings)
     return runtime

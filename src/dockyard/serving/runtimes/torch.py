@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 from dockyard.serving.runtimes.base import Array, Signature, TensorSpec, model_file, unknown_outputs
 from dockyard.serving.settings import ModelSettings
 
-SUFFIXES = (".pt", ".pth", ".torchscript", ".ts")
+SUFFIXES = (".pt", ".pth", ".torchscript", ".ts", ".pt2")
 
 
 class TorchRuntime:
@@ -22,8 +23,14 @@ class TorchRuntime:
         threads = settings.parameters.get("threads")
         if threads:
             torch.set_num_threads(int(threads))
-        self.model: Any = torch.jit.load(str(file), map_location="cpu")  # type: ignore[no-untyped-call]
-        self.model.eval()
+        self.model: Any
+        if file.suffix == ".pt2":  # torch.export, the successor of TorchScript
+            self.model = torch.export.load(str(file)).module()
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.model = torch.jit.load(str(file), map_location="cpu")  # type: ignore[no-untyped-call]
+                self.model.eval()
         sig = Signature(
             inputs=(TensorSpec("input-0", "FP32", (-1, -1)),),
             outputs=(TensorSpec("output-0", "FP32", (-1, -1)),),
