@@ -6,7 +6,10 @@ demand. Errors come back as the same ``DockyardError`` classes the server raised
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -281,6 +284,38 @@ class Client:
             "GET", f"/api/v1/models/{name}/versions/{ref}", params={"project": project}
         )
         return result
+
+    def download_model(
+        self, name: str, ref: str, dest: Path, project: str = "default"
+    ) -> tuple[dict[str, Any], Path]:
+        """Fetch a model version's files into ``dest/<version>`` (verified); reuse a copy."""
+        view = self.model_version(name, ref, project)
+        target = dest / str(view["version"])
+        if (target / ".dockyard-complete").exists():
+            return view, target
+        tmp = dest / f".{view['version']}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        for rel, info in view["files"].items():
+            out = tmp / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256()
+            url = f"/api/v1/models/{name}/versions/{view['version']}/files/{rel}"
+            with self._http.stream("GET", url, params={"project": project}) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._raise(response)
+                with open(out, "wb") as fh:
+                    for chunk in response.iter_bytes():
+                        digest.update(chunk)
+                        fh.write(chunk)
+            if digest.hexdigest() != info["sha256"]:
+                raise DockyardError(
+                    f"{rel} of {name}@{view['version']} arrived corrupted", hint="try again"
+                )
+        (tmp / ".dockyard-complete").write_text("")
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        return view, target
 
     def set_alias(
         self, name: str, alias: str, version: int, project: str = "default"

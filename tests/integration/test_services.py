@@ -142,3 +142,58 @@ def test_deleting_a_service_stops_its_replicas(served: ServerProcess) -> None:
         )
     )
     assert json.dumps(c.list("Model"))  # the model stays
+
+
+def test_dockyard_serve_a_registry_version(server: ServerProcess) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port, http_ok
+
+    c = server.client
+    train(c)
+    c.set_alias("tiny", "production", 1)
+    port = free_port()
+    env = {**server.env, "DOCKYARD_URL": c.url}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dockyard.cli.main",
+            "serve",
+            "--model",
+            "prod=models:/tiny@production",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(
+            lambda: http_ok(f"http://127.0.0.1:{port}/v2/health/ready"),
+            60,
+            message="dockyard serve ready",
+        )
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v2/models/prod/infer", json=request(3.0), timeout=10
+        )
+        assert r.json()["model_version"] == "1" and r.json()["outputs"][0]["data"] == [1]
+        cached = list((server.home / "serve-cache" / "default" / "tiny" / "1").iterdir())
+        assert {p.name for p in cached} >= {"model.pkl", ".dockyard-complete"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0, out
+    assert "loaded prod version 1" in out
+    bad = subprocess.run(
+        [sys.executable, "-m", "dockyard.cli.main", "serve", "--model", "x=models:/tiny@nope"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 1 and "has no alias 'nope'" in bad.stderr

@@ -118,11 +118,7 @@ def test_numeric_runtimes_agree_with_their_frameworks(
     out = infer(server, model, [fp(name, FEATURES[:4], datatype)])["outputs"][0]
     values = np.asarray(out["data"]).reshape(out["shape"])
     if model in ("onnx", "torch"):  # y = x·W + b with known weights
-        w = (
-            np.array([[1, 0], [0, 1], [1, 1]])
-            if model == "onnx"
-            else np.array([[1, 0], [0, 1], [1, 1]])
-        )
+        w = np.array([[1, 0], [0, 1], [1, 1]])  # both models were built with these weights
         expected = FEATURES[:4] @ w + np.array([0.5, -0.5])
         np.testing.assert_allclose(values, expected, rtol=1e-5)
     else:  # boosted trees separate the two classes of the training data

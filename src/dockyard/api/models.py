@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from dockyard.api.state import ServerState, get_state
@@ -49,6 +50,24 @@ def version(name: str, ref: str, state: State, project: str = "default") -> dict
             raise NotFound(f"model '{name}' not found", hint="list them: dockyard models list")
         row = registry.resolve(session, project, model_ref)
         return registry.version_view(row, versions_repo.aliases(session, project, name))
+
+
+@router.get("/{name}/versions/{ref}/files/{path:path}")
+def version_file(
+    name: str, ref: str, path: str, state: State, project: str = "default"
+) -> FileResponse:
+    """One file of a model version, checked against its sha256 before it is sent."""
+    view = version(name, ref, state, project)
+    info = view["files"].get(path)
+    if info is None:
+        raise NotFound(
+            f"model '{name}' version {view['version']} has no file '{path}'",
+            hint=f"files: {', '.join(sorted(view['files']))}",
+        )
+    blob = state.ctx.artifacts.verified(info["sha256"])
+    return FileResponse(
+        blob, media_type="application/octet-stream", headers={"X-Dockyard-Sha256": info["sha256"]}
+    )
 
 
 @router.put("/{name}/aliases/{alias}")

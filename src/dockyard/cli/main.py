@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from dockyard.cli import models, predict, resources, server
+from dockyard.cli import models, predict, resources, serve, server
 from dockyard.cli.output import err_console
 from dockyard.errors import DockyardError
 
@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 resources.register(app)
 predict.register(app)
+serve.register(app)
 app.add_typer(models.app, name="models", help="The model registry: versions, metrics, aliases.")
 app.add_typer(server.app, name="server", help="The embedded control plane.")
 
