@@ -7,8 +7,10 @@ lookups. Errors are always ``{"error": "..."}`` with a fitting status.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -80,6 +82,20 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return value  # type: ignore[no-any-return]
     return None
+
+
+def _decompress(body: bytes, encoding: bytes) -> bytes:
+    """Request bodies that clients compressed (tritonclient's request_compression_algorithm)."""
+    try:
+        if encoding == b"gzip":
+            return gzip.decompress(body)
+        if encoding == b"deflate":
+            return zlib.decompress(body)
+    except (OSError, zlib.error) as exc:
+        raise HTTPError(400, f"the body is not valid {encoding.decode()} data: {exc}") from exc
+    if encoding == b"identity":
+        return body
+    raise HTTPError(415, f"unsupported Content-Encoding {encoding.decode()!r}; use gzip or deflate")
 
 
 class InferenceApp:
@@ -196,6 +212,9 @@ class InferenceApp:
         try:
             raw_length = _header(scope, HEADER_LENGTH)
             body = await read_body(receive)
+            encoding = _header(scope, b"content-encoding")
+            if encoding is not None:
+                body = _decompress(body, encoding)
             if raw_length is not None:
                 try:
                     header_length = int(raw_length)
