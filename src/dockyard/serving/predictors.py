@@ -19,6 +19,8 @@ release the GIL in their heavy parts).
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -31,8 +33,12 @@ import numpy as np
 from dockyard.serving.codec import TensorError
 from dockyard.serving.metrics import ModelMetrics
 from dockyard.serving.runtimes.base import Array, ModelRuntime
+from dockyard.serving.worker import WorkerProcess
 
-INLINE_BELOW = 0.0005
+log = logging.getLogger("dockyard.serving")
+INLINE_BELOW = 0.0005  # a largest batch faster than this runs on the event loop
+PROCESS_ABOVE = 0.002  # slower than this and mostly holding the GIL: a worker process
+GIL_BOUND_BELOW = 0.5  # "mostly holding the GIL": other threads got less than half a turn
 
 
 class Predictor(Protocol):
@@ -42,19 +48,35 @@ class Predictor(Protocol):
 
 
 class Runner:
-    """Calls the runtime inline or in one dedicated worker thread; records predict time."""
+    """Calls the runtime inline, in one dedicated worker thread, or through a worker process
+    (once that has loaded the model; until then in the thread); records predict time."""
 
     def __init__(self, runtime: ModelRuntime, inline: bool, metrics: ModelMetrics) -> None:
         self.runtime = runtime
         self.inline = inline
         self.metrics = metrics
+        self.worker: WorkerProcess | None = None
         self.executor = (
             None if inline else ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
         )
 
+    def use_worker(self, worker: WorkerProcess) -> None:
+        """Hand predictions to ``worker`` as soon as it has loaded the model."""
+
+        def switch() -> None:
+            if worker.wait_ready():
+                self.worker = worker
+            else:
+                log.warning("model worker failed, predicting in a thread: %s", worker.error)
+
+        threading.Thread(target=switch, daemon=True, name="worker-start").start()
+
     def _call(self, inputs: dict[str, Array], outputs: list[str]) -> dict[str, Array]:
         started = time.perf_counter()
         try:
+            worker = self.worker
+            if worker is not None:
+                return worker.predict(inputs, outputs)
             return self.runtime.predict(inputs, outputs)
         finally:
             self.metrics.predict.observe(time.perf_counter() - started)
@@ -68,6 +90,45 @@ class Runner:
     def close(self) -> None:
         if self.executor is not None:
             self.executor.shutdown(wait=True)
+        if self.worker is not None:
+            self.worker.close()
+
+
+def gil_share(call: Callable[[], object], seconds: float = 0.3) -> float:
+    """How much of the time ``call`` leaves the interpreter lock to other threads (0..1).
+
+    A second thread counts how often it gets the lock, first alone, then while ``call`` runs
+    in a loop; native code that releases the lock (NumPy, trees in C++) scores near 1, Python
+    code near 0.
+    """
+
+    def ticks(during: Callable[[], None]) -> float:
+        count = [0]
+        stop = threading.Event()
+
+        def tick() -> None:
+            while not stop.is_set():
+                count[0] += 1
+                time.sleep(0)
+
+        ticker = threading.Thread(target=tick, daemon=True)
+        started = time.perf_counter()
+        ticker.start()
+        during()
+        stop.set()
+        ticker.join()
+        return count[0] / (time.perf_counter() - started)
+
+    def idle() -> None:
+        time.sleep(seconds / 3)
+
+    def busy() -> None:
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            call()
+
+    alone = ticks(idle)
+    return min(1.0, ticks(busy) / alone) if alone else 1.0
 
 
 class Direct:

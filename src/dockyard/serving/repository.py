@@ -19,10 +19,20 @@ import numpy as np
 
 from dockyard.serving.codec import DATATYPES, InferInput, TensorError
 from dockyard.serving.metrics import Metrics, ModelMetrics
-from dockyard.serving.predictors import INLINE_BELOW, Batched, Direct, Predictor, Runner
+from dockyard.serving.predictors import (
+    GIL_BOUND_BELOW,
+    INLINE_BELOW,
+    PROCESS_ABOVE,
+    Batched,
+    Direct,
+    Predictor,
+    Runner,
+    gil_share,
+)
 from dockyard.serving.runtimes.base import Array, ModelRuntime, Signature, TensorSpec
 from dockyard.serving.runtimes.registry import load_runtime
 from dockyard.serving.settings import ModelSettings, SettingsError, load_settings
+from dockyard.serving.worker import WorkerProcess
 
 log = logging.getLogger("dockyard.serving")
 
@@ -231,8 +241,15 @@ class Repository:
                 f"model '{source.name}' version {version}: the warm-up inference failed: {exc}"
             ) from exc
         mode = settings.parameters.get("executor", "auto")
-        inline = mode == "inline" or (mode == "auto" and statistics.median(timings) < INLINE_BELOW)
+        took = statistics.median(timings)
+        inline = mode == "inline" or (mode == "auto" and took < INLINE_BELOW)
+        share = 1.0
+        if mode == "auto" and took >= PROCESS_ABOVE:
+            share = gil_share(lambda: runtime.predict(big, outputs))
+        use_process = mode == "process" or (mode == "auto" and share < GIL_BOUND_BELOW)
         runner = Runner(runtime, inline, metrics)
+        if use_process:
+            runner.use_worker(WorkerProcess(source.path, settings.model_dump(by_alias=True)))
         predictor: Predictor
         if settings.batching is not None and settings.batching.max_batch_size > 1:
             predictor = Batched(
@@ -252,7 +269,13 @@ class Repository:
             runtime.signature.platform,
             f", {runtime.signature.extra['class']}" if "class" in runtime.signature.extra else "",
             seconds,
-            "on the event loop" if inline else "in a worker thread",
+            "on the event loop"
+            if inline
+            else (
+                f"in a worker process (GIL share {share:.2f})"
+                if use_process
+                else "in a worker thread"
+            ),
             f"up to {settings.batching.max_batch_size} rows / "
             f"{settings.batching.max_latency_ms:g} ms"
             if settings.batching

@@ -40,6 +40,11 @@ class SklearnRuntime:
                 f"{file}: method '{method}' is not available; this "
                 f"{type(self.model).__name__} has: {', '.join(have)}"
             )
+        self.compiled = None
+        if settings.parameters.get("compileTrees", True):
+            from dockyard.serving.runtimes.forest import compile_forest
+
+            self.compiled = compile_forest(self.model)
         n = getattr(self.model, "n_features_in_", None)
         self.n_features = int(n) if n is not None else -1
         outputs = []
@@ -51,7 +56,9 @@ class SklearnRuntime:
             outputs=tuple(outputs),
             platform="sklearn",
             default_outputs=(method,),
-            extra={"class": type(self.model).__name__},
+            extra={
+                "class": type(self.model).__name__ + (" (trees compiled)" if self.compiled else "")
+            },
         ).with_settings(settings)
 
     def _output_spec(self, method: str) -> TensorSpec:
@@ -66,6 +73,10 @@ class SklearnRuntime:
     def predict(self, inputs: dict[str, Array], outputs: list[str]) -> dict[str, Array]:
         x = single_input(inputs, self.signature)
         unknown_outputs(outputs, self.signature)
+        if self.compiled is not None and all(o in ("predict", "predict_proba") for o in outputs):
+            forest, prefix = self.compiled
+            rows = prefix.transform(x) if prefix is not None else x
+            return {name: getattr(forest, name)(rows) for name in outputs}
         return {name: np.asarray(getattr(self.model, name)(x)) for name in outputs}
 
     def unload(self) -> None:
