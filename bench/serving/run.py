@@ -158,6 +158,31 @@ def dockyard(batching: bool, compile_trees: bool = True) -> Any:
     return setup
 
 
+POOL: dict[str, Any] = {}
+
+
+def warm_pool() -> Path:
+    """One warm pool for the whole run (started once, not counted in any cold start)."""
+    sock = WORK / "warm.sock"
+    if "proc" not in POOL:
+        sock.unlink(missing_ok=True)
+        POOL["proc"] = subprocess.Popen(
+            [sys.executable, "-m", "dockyard.serving.warm", "--socket", str(sock)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return sock
+
+
+def dockyard_warm(name: str, path: Path, port: int) -> tuple[list[str], dict[str, str]]:
+    argv, env = dockyard(True)(name, path, port)
+    return [*argv, "--warm", str(warm_pool())], env
+
+
 def mlserver(batching: bool, workers: int) -> Any:
     def setup(name: str, path: Path, port: int) -> tuple[list[str], dict[str, str]]:
         python = VENVS / "mlserver" / "bin" / "python"
@@ -220,6 +245,9 @@ def servers(workers: int) -> dict[str, Server]:
             "oip.json",
             infer,
             dockyard(True, compile_trees=False),
+        ),
+        "dockyard-warm": Server(
+            "Dockyard started from its warm pool (batching)", "oip.json", infer, dockyard_warm
         ),
         "mlserver": Server(
             f"MLServer 1.7.1 (batching 32 / 10 ms, {workers} workers)",
@@ -299,7 +327,7 @@ def wrk(url: str, body: str, connections: int, duration: float) -> dict[str, flo
             "wrk",
             f"-t{threads}",
             f"-c{connections}",
-            f"-d{duration}s",
+            f"-d{max(1, round(duration))}s",
             "-s",
             str(HERE / "post.lua"),
             url,
@@ -383,7 +411,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Serving benchmark")
     parser.add_argument(
         "--servers",
-        default="dockyard,dockyard-nobatch,dockyard-sklearn,"
+        default="dockyard,dockyard-warm,dockyard-nobatch,dockyard-sklearn,"
         "mlserver,mlserver-nobatch,bentoml,bentoml-nobatch,fastapi",
     )
     parser.add_argument("--models", default="lr,rf")
@@ -433,6 +461,8 @@ def main() -> None:
                 ),
                 flush=True,
             )
+    if "proc" in POOL:
+        stop(POOL["proc"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     record = {
         "when": time.strftime("%Y-%m-%d %H:%M"),

@@ -166,3 +166,66 @@ def test_health_and_node(server: ServerProcess) -> None:
     assert health["status"] == "ok" and health["runtime"] == "local"
     node = server.client.node()
     assert node["capacity"]["cpu"] >= 1 and node["capacity"]["memory"] > 0
+
+
+def test_odd_inputs_are_client_errors(server: ServerProcess) -> None:
+    url = server.client.url
+    r = httpx.post(
+        url + "/api/v1/apply",
+        json={"documents": [{"apiVersion": "dockyard.dev/v1", "kind": ["Job"]}]},
+        timeout=10,
+    )
+    assert r.status_code == 422 and r.json()["code"] == "invalid-spec"
+    assert httpx.get(url + "/api/v1/events?limit=1e20", timeout=10).status_code == 422
+    r = httpx.get(url + "/api/v1/jobs?selector=team", timeout=10)
+    assert r.status_code == 400 and "bad selector" in r.json()["detail"]
+
+
+def test_dataset_directories_may_not_overlap(server: ServerProcess) -> None:
+    c = server.client
+    src = "file:///etc/hostname"
+    with pytest.raises(InvalidSpec, match="expected a relative path inside the volume"):
+        c.apply([f.volume("v"), f.dataset("d", "v", source=src, path=".")])
+    with pytest.raises(InvalidSpec, match="where jobs keep checkpoints"):
+        c.apply([f.volume("v"), f.dataset("checkpoints", "v", source=src)])
+    c.apply([f.volume("v"), f.dataset("a", "v", source=src, path="data/a")])
+    with pytest.raises(InvalidSpec, match="overlaps dataset 'a'"):
+        c.apply([f.dataset("b", "v", source=src, path="data")])
+    with pytest.raises(InvalidSpec, match="expected a relative path inside the volume"):
+        c.apply([f.job("j", ["true"], volumes=[{"name": "v", "subPath": "../../etc"}])])
+
+
+def test_concurrent_applies_never_fail_with_500(server: ServerProcess) -> None:
+    import threading
+
+    results: list[int] = []
+
+    def one(i: int) -> None:
+        doc = f.job("race", f.python(f"print({i})"))
+        r = httpx.post(server.client.url + "/api/v1/apply", json={"documents": [doc]}, timeout=30)
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(results) <= {200, 409} and results.count(200) >= 1
+    job = server.client.get("Job", "race")
+    assert job["metadata"]["generation"] == results.count(200)  # no generation was lost
+
+
+def test_the_loop_rests_while_a_job_cannot_be_scheduled(server: ServerProcess) -> None:
+    import time
+
+    c = server.client
+    c.apply([f.job("huge", f.python("pass"), resources={"cpu": 4096})])
+    from tests.conftest import wait_until
+
+    wait_until(lambda: c.get("Job", "huge")["status"].get("reason") == "Unschedulable")
+    before = c.health()["controller"]["passes"]
+    time.sleep(2)
+    passes = c.health()["controller"]["passes"] - before
+    assert passes < 40, f"{passes} passes in 2 s: the control loop is spinning"
+    events = [e["reason"] for e in c.events("Job", "huge")]
+    assert events.count("Unschedulable") == 1

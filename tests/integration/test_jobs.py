@@ -339,3 +339,27 @@ def test_dataset_prepared_by_a_command(server: ServerProcess) -> None:
     c.apply([f.dataset("broken", prepare=broken)])
     st = wait_phase(c, "Dataset", "broken", {"Ready", "Failed"})["status"]
     assert st["phase"] == "Failed" and "no data today" in st["message"]
+
+
+def test_a_deleted_model_stays_deleted(server: ServerProcess) -> None:
+    from dockyard.errors import NotFound
+
+    c = server.client
+    c.apply(
+        [
+            f.job(
+                "train", f.python(f.TRAIN), outputs={"model": {"name": "gone", "path": "model.pkl"}}
+            )
+        ]
+    )
+    wait_phase(c, "Job", "train", {"Succeeded"})
+    c.delete("Model", "gone")
+    wait_until(lambda: not c.list("Model"), message="model deleted")
+    for _ in range(10):  # several passes of the loop: the finished job must not register again
+        c.health()
+        import time
+
+        time.sleep(0.1)
+    with pytest.raises(NotFound):
+        c.get("Model", "gone")
+    assert phase_of(c, "Job", "train") == "Succeeded"

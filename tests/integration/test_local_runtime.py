@@ -195,3 +195,22 @@ def test_cpu_share_and_limit_are_applied(runtime: LocalRuntime, tmp_path: Path) 
     gate.write_text("")
     wait_until(lambda: runtime.observe("capped").done)
     assert runtime.observe("capped").phase == Phase.SUCCEEDED
+
+
+def test_a_stop_right_after_start_leaves_nothing_running(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    for i in range(15):
+        marker = tmp_path / f"ran-{i}"
+        wid = f"quick-{i}"
+        runtime.start(
+            WorkloadRequest(
+                wid, py(f"import time; open({str(marker)!r}, 'w').write('x'); time.sleep(30)")
+            )
+        )
+        runtime.stop(wid, grace=1)
+        state = runtime.observe(wid)
+        assert state.phase == Phase.FAILED and state.reason == "Stopped", state
+        pid = state.details.get("pid")
+        if pid:
+            wait_until(lambda p=pid: not _alive(p), 10, message="child gone")

@@ -71,3 +71,28 @@ def test_a_graceful_stop_ends_workloads_and_a_restart_reruns_them(
     attempts = c.workloads("Job", "resumable")
     assert [a["reason"] for a in attempts] == ["Interrupted", "Completed"]
     assert marker.read_text() == "started\nstarted\n"
+
+
+def test_a_dataset_preparation_stopped_with_the_server_runs_again(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    code = (
+        f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)\n"
+        "open(os.environ['DOCKYARD_OUTPUT_DIR'] + '/rows.csv', 'w').write('1,2')"
+    )
+    srv: ServerProcess = server_factory()
+    c = srv.start()
+    c.apply(
+        [
+            f.volume("data"),
+            f.dataset("made", prepare={"command": f.python(code), "resources": {"cpu": 0.1}}),
+        ]
+    )
+    wait_until(lambda: c.get("Dataset", "made")["status"].get("phase") == "Preparing")
+    srv.stop()
+    gate.write_text("")
+    c = srv.start()
+    ds = c.wait("Dataset", "made", until={"Ready", "Failed"}, timeout=60)
+    assert ds["status"]["phase"] == "Ready", ds["status"]
+    assert [w["reason"] for w in c.workloads("Dataset", "made")] == ["Interrupted", "Completed"]

@@ -197,3 +197,19 @@ def test_dockyard_serve_a_registry_version(server: ServerProcess) -> None:
         check=False,
     )
     assert bad.returncode == 1 and "has no alias 'nope'" in bad.stderr
+
+
+def test_a_fixed_port_moves_to_the_new_version(server: ServerProcess) -> None:
+    from tests.conftest import free_port
+
+    c = server.client
+    train(c)
+    port = free_port()
+    c.apply([f.service("pinned", "tiny@latest", port=port)])
+    svc = ready(c, "pinned", 1)
+    assert svc["status"]["url"] == f"http://127.0.0.1:{port}"
+    train(c, "train-v2", threshold=0.5)
+    svc = ready(c, "pinned", 2)
+    assert svc["status"]["url"] == f"http://127.0.0.1:{port}"
+    r = httpx.post(f"http://127.0.0.1:{port}/v2/models/tiny/infer", json=request(1.0), timeout=5)
+    assert r.json()["model_version"] == "2"

@@ -439,3 +439,42 @@ def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
     srv = ModelServer("--model", f"x={tmp_path / 'nope'}")
     assert srv.proc.wait(60) == 2
     assert "does not exist" in srv.output()
+
+
+def test_warm_pool_starts_servers_from_a_ready_interpreter(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    sock = tmp_path / "pool.sock"
+    pool = subprocess.Popen(
+        [sys.executable, "-m", "dockyard.serving.warm", "--socket", str(sock)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(sock.exists, 60, message="warm pool ready")
+        srv = ModelServer("--warm", str(sock), "--model", f"onnx={models['onnx']}")
+        try:
+            srv.wait_ready()
+            out = infer(srv, "onnx", [fp("x", [[1.0, 2.0, 3.0]], "FP32")])
+            assert out["outputs"][0]["data"] == [4.5, 4.5]
+            srv.proc.send_signal(signal.SIGTERM)  # forwarded to the forked server
+            assert srv.proc.wait(30) == 0
+            log = srv.output()
+            assert "loaded onnx version 1" in log  # the fork wrote to our stdout
+        finally:
+            srv.stop()
+        assert pool.poll() is None  # the pool outlives the servers it forked
+    finally:
+        pool.terminate()
+        pool.communicate(timeout=30)
+    # without a pool the server simply starts cold
+    cold = ModelServer("--warm", str(tmp_path / "absent.sock"), "--model", f"onnx={models['onnx']}")
+    try:
+        cold.wait_ready()
+        assert infer(cold, "onnx", [fp("x", [[0.0, 0.0, 0.0]], "FP32")])["outputs"][0]["data"] == [
+            0.5,
+            -0.5,
+        ]
+    finally:
+        cold.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -37,7 +38,11 @@ def build_state(settings: Settings) -> ServerState:
         artifacts=artifacts,
         code=CodeStore(artifacts, settings.home / "code"),
         volumes=VolumeDirs(settings.volumes_dir),
-        tasks=Tasks(store),
+        tasks=Tasks(
+            store,
+            owner="controller-"
+            + hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:16],
+        ),
     )
     return ServerState(ctx, Controller(ctx))
 

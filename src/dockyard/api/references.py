@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from dockyard.data.code import CodeStore
 from dockyard.errors import InUse
 from dockyard.spec import AnyResource, Dataset, Job, Service
+from dockyard.spec.datasets import RESERVED
 from dockyard.store import resources as repo
 from dockyard.store.tables import ResourceRow
 
@@ -120,3 +121,39 @@ def check_delete(session: Session, row: ResourceRow, force: bool) -> None:
             hint="delete those first, or pass --force",
             details={"users": users},
         )
+
+
+def _inside(a: str, b: str) -> bool:
+    pa, pb = a.split("/"), b.split("/")
+    return pa[: len(pb)] == pb or pb[: len(pa)] == pa
+
+
+def dataset_overlaps(
+    resource: AnyResource, others: list[tuple[str, str, str]]
+) -> list[tuple[str, str]]:
+    """A dataset's directory must not hold or sit inside another's, nor the checkpoints.
+
+    ``others`` lists (name, volume, directory) of the project's other datasets.
+    """
+    if not isinstance(resource, Dataset):
+        return []
+    target = resource.spec.target(resource.name)
+    field = "spec.path" if resource.spec.path else "metadata.name"
+    if target.split("/")[0] == RESERVED:
+        return [
+            (
+                field,
+                f"'{target}' is where jobs keep checkpoints on the volume; set "
+                "spec.path to another directory",
+            )
+        ]
+    for name, volume, directory in others:
+        if name != resource.name and volume == resource.spec.volume and _inside(target, directory):
+            return [
+                (
+                    field,
+                    f"directory '{target}' overlaps dataset '{name}' ('{directory}') "
+                    f"on volume '{volume}'; give each dataset its own spec.path",
+                )
+            ]
+    return []

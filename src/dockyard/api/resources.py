@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from dockyard.api import references, views
 from dockyard.api.state import ServerState, get_state
-from dockyard.errors import Conflict, InvalidSpec, NotFound
-from dockyard.spec import AnyResource, Job, kind_of
+from dockyard.errors import Conflict, InvalidRequest, InvalidSpec, NotFound
+from dockyard.spec import AnyResource, Dataset, Job, kind_of
 from dockyard.spec.loader import FieldError, raise_errors, validate_data
 from dockyard.store import events
 from dockyard.store import resources as repo
@@ -69,6 +72,19 @@ def _validate(documents: list[dict[str, Any]]) -> list[AnyResource]:
 def apply(body: ApplyRequest, state: State) -> list[ApplyResult]:
     """Record the desired state of one or more resources, all or nothing."""
     resources = _validate(body.documents)
+    for attempt in range(5):  # concurrent applies of the same names: read again and retry
+        try:
+            return _apply(resources, body.dry_run, state)
+        except (repo.StaleWrite, IntegrityError):
+            if attempt == 4:
+                raise Conflict(
+                    "the same resources are being applied concurrently", hint="apply again"
+                ) from None
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _apply(resources: list[AnyResource], dry_run: bool, state: ServerState) -> list[ApplyResult]:
     batch = {(r.kind, r.project, r.name) for r in resources}
     producers = {
         (r.project, r.spec.outputs.model.name)
@@ -86,6 +102,22 @@ def apply(body: ApplyRequest, state: State) -> list[ApplyResult]:
             and r.deleted_at is None
             and (r.spec.get("outputs") or {}).get("model")
         }
+        datasets: dict[str, list[tuple[str, str, str]]] = {}
+        batch_datasets = {(r.project, r.name) for r in resources if isinstance(r, Dataset)}
+        for r in resources:
+            if isinstance(r, Dataset):
+                datasets.setdefault(r.project, []).append(
+                    (r.name, r.spec.volume, r.spec.target(r.name))
+                )
+        for row in stored:
+            if (
+                row.kind == "Dataset"
+                and row.deleted_at is None
+                and (row.project, row.name) not in batch_datasets
+            ):
+                datasets.setdefault(row.project, []).append(
+                    (row.name, row.spec["volume"], row.spec.get("path") or row.name)
+                )
         errors: list[FieldError] = []
         for i, r in enumerate(resources):
 
@@ -95,6 +127,8 @@ def apply(body: ApplyRequest, state: State) -> list[ApplyResult]:
                 return (kind, project, name) in batch or (kind, project, name) in live
 
             for path, message in references.check(r, exists, state.ctx.code):
+                errors.append(FieldError(f"document {i + 1}", 1, path, message))
+            for path, message in references.dataset_overlaps(r, datasets.get(r.project, [])):
                 errors.append(FieldError(f"document {i + 1}", 1, path, message))
         raise_errors(errors)
         for r in resources:
@@ -115,7 +149,7 @@ def apply(body: ApplyRequest, state: State) -> list[ApplyResult]:
                     "Applied" if action == "created" else "Updated",
                     f"generation {row.generation}",
                 )
-        if body.dry_run:
+        if dry_run:
             session.rollback()
             return results
     state.controller.wake()
@@ -123,7 +157,9 @@ def apply(body: ApplyRequest, state: State) -> list[ApplyResult]:
 
 
 @router.get("/events")
-def all_events(state: State, project: str | None = None, limit: int = 200) -> dict[str, Any]:
+def all_events(
+    state: State, project: str | None = None, limit: Annotated[int, Query(ge=1, le=10_000)] = 200
+) -> dict[str, Any]:
     with state.ctx.store.session() as session:
         return {"items": [views.event(e) for e in events.recent(session, project, limit)]}
 
@@ -133,7 +169,12 @@ def list_resources(
     plural: str, state: State, project: str | None = None, selector: str | None = None
 ) -> dict[str, Any]:
     kind = kind_of(plural)
-    labels = dict(p.split("=", 1) for p in selector.split(",") if "=" in p) if selector else None
+    labels = None
+    if selector:
+        pairs = [p.split("=", 1) for p in selector.split(",")]
+        if any(len(p) != 2 or not p[0] for p in pairs):
+            raise InvalidRequest(f"bad selector {selector!r}", hint="use key=value[,key=value]")
+        labels = {k: v for k, v in pairs}
     with state.ctx.store.session() as session:
         rows = repo.list_rows(session, kind, project, labels)
         return {"items": [views.resource(r) for r in rows]}
@@ -228,22 +269,31 @@ def logs(
         workload = _pick(workloads_repo.for_owner(session, row.uid), attempt, row.generation)
     runtime, store = state.ctx.runtime, state.ctx.store
 
-    def stream() -> Iterator[bytes]:
+    def read(offset: int) -> bytes:
+        return b"".join(runtime.logs(workload.id, offset=offset))
+
+    def finished() -> bool:
+        with store.session() as session:
+            live = session.get(WorkloadRow, workload.id)
+            return live is None or live.phase not in workloads_repo.ACTIVE_PHASES
+
+    async def stream() -> AsyncIterator[bytes]:
+        # async, so that many followers wait on the event loop, not in the thread pool
         offset = 0
         while True:
-            for chunk in runtime.logs(workload.id, offset=offset):
+            chunk = await run_in_threadpool(read, offset)
+            if chunk:
                 offset += len(chunk)
                 yield chunk
             if not follow:
                 return
-            with store.session() as session:
-                live = session.get(WorkloadRow, workload.id)
-                done = live is None or live.phase not in workloads_repo.ACTIVE_PHASES
-            if done:
-                for chunk in runtime.logs(workload.id, offset=offset):
-                    yield chunk
-                return
-            time.sleep(0.2)
+            if not chunk:
+                if await run_in_threadpool(finished):
+                    tail = await run_in_threadpool(read, offset)
+                    if tail:
+                        yield tail
+                    return
+                await asyncio.sleep(0.2)
 
     return StreamingResponse(
         stream(),

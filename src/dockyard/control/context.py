@@ -104,7 +104,7 @@ def write_status(
         elif phase_changed and full.get("phase"):
             record_phase_event(session, row, full)
     row.status = full
-    ctx.changed = True
+    ctx.changed = ctx.changed or phase_changed  # what others wait for is a phase, not a message
     return True
 
 

@@ -38,6 +38,8 @@ class DatasetReconciler:
             for w in active:
                 self.ctx.runtime.stop(w.id, self.ctx.settings.stop_grace_seconds)
                 wl.refresh(self.ctx, w)
+            if self.ctx.tasks.busy(row.uid):
+                return None, None  # a fetch is writing: delete after it ends
             if row.control.get("purge"):
                 shutil.rmtree(self.target(row), ignore_errors=True)
             return None, ("delete", row)
@@ -95,6 +97,9 @@ class DatasetReconciler:
         assert spec.prepare is not None
         mine = [w for w in owned if w.generation == row.generation]
         last = mine[-1] if mine else None
+        number = 1 if last is None else last.number + (0 if last.phase in wl.ACTIVE else 1)
+        if last is not None and last.reason == "Interrupted":
+            last = None  # stopped with the server: prepare again
         base = {"observedGeneration": row.generation}
         if last is not None and last.phase in wl.ACTIVE:
             write_status(
@@ -146,30 +151,31 @@ class DatasetReconciler:
                 },
             )
             return None, None
-        write_status(
-            self.ctx,
-            row,
-            {
-                **base,
-                "phase": "Pending",
-                "reason": "Scheduling",
-                "message": "waiting for resources",
-            },
-        )
+        if row.status.get("reason") not in wl.WAITING_REASONS:
+            write_status(
+                self.ctx,
+                row,
+                {
+                    **base,
+                    "phase": "Pending",
+                    "reason": "Scheduling",
+                    "message": "waiting for resources",
+                },
+            )
         demand = wl.need_of(prep["resources"]).demand(row.uid, 0, row.created_at)
-        return demand, (row, spec, inputs)
+        return demand, (row, spec, inputs, number)
 
     def start(
-        self, pending: tuple[ResourceRow, DatasetSpec, wl.Inputs], decision: Decision
+        self, pending: tuple[ResourceRow, DatasetSpec, wl.Inputs, int], decision: Decision
     ) -> None:
-        row, spec, inputs = pending
+        row, spec, inputs, number = pending
         assert spec.prepare is not None
         if wl.unschedulable(self.ctx, row, decision):
             return
         staging = self.staging(row)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        wid = wl.workload_id("prepare", row, f"g{row.generation}")
+        wid = wl.workload_id("prepare", row, f"g{row.generation}", f"r{number}")
         need = wl.need_of(spec.prepare.resources.model_dump())
         request = WorkloadRequest(
             id=wid,
@@ -185,7 +191,7 @@ class DatasetReconciler:
             gpu=need.gpu,
             labels={"dockyard.dev/dataset": row.name},
         )
-        wl.start(self.ctx, row, wid, "prepare", row.generation, 1, request)
+        wl.start(self.ctx, row, wid, "prepare", row.generation, number, request)
         write_status(
             self.ctx,
             row,

@@ -155,6 +155,8 @@ class JobReconciler:
         if attempts and attempts[-1].phase == "Succeeded" and model is not None:
             registered = registry.registered_ref(self.ctx.store, self.source_key(row, attempts[-1]))
             status_gen = row.status.get("observedGeneration") == row.generation
+            if registered is None and status_gen and row.status.get("modelVersion"):
+                registered = row.status["modelVersion"]  # done once; the model may be gone
             reg_error = row.status.get("registrationError", "") if status_gen else ""
             task = self.ctx.tasks.take(f"{row.uid}:register:{row.generation}")
             if task is not None:
@@ -218,6 +220,8 @@ class JobReconciler:
             tail = wl.log_tail(self.ctx, last.id)
             if tail:
                 status["logTail"] = tail
+        if p.start_attempt is not None and row.status.get("reason") in wl.WAITING_REASONS:
+            status.update({k: row.status[k] for k in ("phase", "reason", "message")})
         write_status(self.ctx, row, status)
         if p.start_attempt is not None and inputs is not None and not row.deleted_at:
             demand = wl.need_of(row.spec["resources"]).demand(

@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import Any, Protocol
 
 from dockyard.control import workloads as wl
-from dockyard.control.context import Context, World, now
+from dockyard.control.context import Context, World, now, write_status
 from dockyard.control.datasets import DatasetReconciler
 from dockyard.control.environments import EnvironmentReconciler
 from dockyard.control.jobs import JobReconciler
@@ -21,9 +21,10 @@ from dockyard.control.models import ModelReconciler
 from dockyard.control.scheduler import Decision, Demand, Usage, schedule
 from dockyard.control.services import ServiceReconciler
 from dockyard.control.volumes import VolumeReconciler
+from dockyard.errors import DockyardError
 from dockyard.store import resources as repo
 from dockyard.store import workloads as workloads_repo
-from dockyard.store.tables import WorkloadRow
+from dockyard.store.tables import ResourceRow, WorkloadRow
 
 log = logging.getLogger("dockyard.control")
 
@@ -93,7 +94,11 @@ class Controller:
         demands: list[tuple[Demand, Starter, Any]] = []
         for reconciler in self.reconcilers:
             for row in world.of_kind(reconciler.kind):
-                demand, extra = reconciler.reconcile(world, row)
+                try:
+                    demand, extra = reconciler.reconcile(world, row)
+                except Exception as exc:  # one broken resource must not stop the others
+                    self._report(row, exc)
+                    continue
                 if demand is not None:
                     demands.append((demand, reconciler, extra))
                 elif isinstance(extra, tuple) and extra and extra[0] == "delete":
@@ -124,8 +129,26 @@ class Controller:
                 )
         decisions = schedule(self.ctx.runtime.node(), used, [d for d, _, _ in demands])
         for demand, starter, extra in demands:
-            starter.start(extra, decisions[demand.key])
-        self._soon = 0.05
+            try:
+                starter.start(extra, decisions[demand.key])
+            except Exception as exc:
+                row = extra[0] if isinstance(extra, tuple) and extra else None
+                if isinstance(row, ResourceRow):
+                    self._report(row, exc)
+                else:  # pragma: no cover - every starter passes its row first
+                    log.exception("start failed")
+        if any(d.admitted for d in decisions.values()):
+            self._soon = 0.05  # a start changes what runs: look again soon
+
+    def _report(self, row: ResourceRow, exc: Exception) -> None:
+        log.warning("reconciling %s %s failed: %s", row.kind, row.name, exc, exc_info=exc)
+        message = str(exc) if isinstance(exc, DockyardError) else f"{type(exc).__name__}: {exc}"
+        try:
+            write_status(
+                self.ctx, row, {**row.status, "reason": "ReconcileError", "message": message}
+            )
+        except Exception:  # the store itself may be what failed
+            log.exception("could not record the error")
 
     def _finalize(self, uid: str) -> None:
         with self.ctx.store.session() as session:
@@ -147,4 +170,9 @@ class Controller:
             active = workloads_repo.active(session)
         for w in active:
             self.ctx.runtime.stop(w.id, self.ctx.settings.stop_grace_seconds)
-            wl.mark(self.ctx, w.id, "Failed", "Interrupted", "stopped with the server")
+            ended = wl.refresh(self.ctx, w)
+            if ended.phase in wl.ACTIVE or ended.reason in ("Stopped", "Lost", "Signaled"):
+                # ended by this shutdown, not by itself: run again on the next start
+                wl.mark(
+                    self.ctx, w.id, "Failed", "Interrupted", "stopped with the server", force=True
+                )

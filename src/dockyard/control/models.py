@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 from dockyard.control.context import Context, World, write_status
@@ -19,6 +20,9 @@ class ModelReconciler:
         with self.ctx.store.session() as session:
             if row.deleted_at is not None:
                 versions_repo.delete_model(session, row.project, row.name)
+                shutil.rmtree(
+                    self.ctx.settings.home / "models" / row.project / row.name, ignore_errors=True
+                )
                 return None, ("delete", row)
             versions = versions_repo.versions(session, row.project, row.name)
             aliases = versions_repo.aliases(session, row.project, row.name)

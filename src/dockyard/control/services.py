@@ -22,6 +22,7 @@ from dockyard.errors import DockyardError
 from dockyard.registry import models as registry
 from dockyard.runtimes.base import PreparedEnvironment, WorkloadRequest
 from dockyard.spec import ServiceSpec
+from dockyard.store import workloads as workloads_repo
 from dockyard.store.tables import ResourceRow, WorkloadRow
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -193,11 +194,13 @@ class ServiceReconciler:
                 wl.refresh(self.ctx, w)
         if row.deleted_at is not None and not p.stop:
             return None, ("delete", row)
-        urls = [
-            w.details["url"]
+        serving = [
+            w
             for w in owned
             if w.phase in wl.ACTIVE and w.details.get("ready") and w.id not in p.stop
         ]
+        urls = [w.details["url"] for w in serving]
+        served = sorted({int(w.details.get("version", 0)) for w in serving})
         status = {
             "phase": p.phase,
             "reason": p.reason,
@@ -207,7 +210,9 @@ class ServiceReconciler:
             "readyReplicas": len(urls),
             "url": urls[0] if urls else None,
             "endpoints": urls,
-            "modelVersion": f"{spec.model_ref().name}@{version}" if version else None,
+            # what the ready replicas really serve (during a rollout, old and new)
+            "modelVersion": ", ".join(f"{spec.model_ref().name}@{v}" for v in served) or None,
+            "targetVersion": f"{spec.model_ref().name}@{version}" if version else None,
             "restarts": sum(
                 1
                 for w in owned
@@ -227,16 +232,33 @@ class ServiceReconciler:
                 {**status, "phase": "Pending", "reason": "Waiting", "message": env_blocked},
             )
             return None, None
+        if row.status.get("reason") in wl.WAITING_REASONS:  # keep why it could not start
+            status.update({k: row.status[k] for k in ("phase", "reason", "message")})
         write_status(self.ctx, row, status)
         number, restart = p.start[0]
         demand = wl.need_of(row.spec["resources"]).demand(f"{row.uid}:{number}", 0, row.created_at)
         return demand, (row, spec, model_row, environment, number, restart)
+
+    def _release_port(self, row: ResourceRow, port: int) -> None:
+        """A fixed port moves to the new replica: stop this service's old one holding it
+        (serving pauses for that moment; without a fixed port, rollouts have no gap)."""
+        with self.ctx.store.session() as session:
+            holders = [
+                w
+                for w in workloads_repo.for_owner(session, row.uid)
+                if w.phase in wl.ACTIVE and w.details.get("port") == port
+            ]
+        for w in holders:
+            self.ctx.runtime.stop(w.id, self.ctx.settings.stop_grace_seconds)
+            wl.refresh(self.ctx, w)
 
     def start(self, pending: tuple[Any, ...], decision: Decision) -> None:
         row, spec, model_row, environment, number, restart = pending
         if wl.unschedulable(self.ctx, row, decision):
             return
         port = (spec.port + number) if spec.port else free_port()
+        if spec.port and not port_free(port):
+            self._release_port(row, port)  # an older replica of this service may hold it
         if spec.port and not port_free(port):
             write_status(
                 self.ctx,

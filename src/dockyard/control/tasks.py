@@ -35,9 +35,11 @@ class TaskState:
 
 
 class Tasks:
-    def __init__(self, store: Store, workers: int = 4) -> None:
+    def __init__(self, store: Store, workers: int = 4, owner: str | None = None) -> None:
         self.store = store
-        self.owner = f"controller-{uuid.uuid4().hex[:12]}"
+        # stable per home: after a crash, the restarted server takes its own leases back
+        # at once instead of waiting for them to expire
+        self.owner = owner or f"controller-{uuid.uuid4().hex[:12]}"
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="task")
         self._tasks: dict[str, TaskState] = {}
         self._lock = threading.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,8 @@ from dockyard.spec.common import DatasetMount, Resources, VolumeMount
 from dockyard.store.tables import ResourceRow, WorkloadRow
 
 ACTIVE = ("Starting", "Running")
+WAITING_REASONS = ("Unschedulable", "PortInUse")  # set by a start that could not happen
+log = logging.getLogger("dockyard.control")
 
 
 def env_var(prefix: str, name: str) -> str:
@@ -197,7 +200,15 @@ def start(
             session.add(row)
         else:
             row = existing
-    state = ctx.runtime.start(request)
+    try:
+        state = ctx.runtime.start(request)
+    except Exception as exc:  # the runtime could not even start it: say why, never hang
+        log.exception("starting %s failed", wid)
+        mark(ctx, wid, "Failed", "StartFailed", f"could not start: {type(exc).__name__}: {exc}")
+        with ctx.store.session() as session:
+            failed = session.get(WorkloadRow, wid)
+            assert failed is not None
+            return failed
     with ctx.store.session() as session:
         live = session.get(WorkloadRow, wid)
         assert live is not None
@@ -216,9 +227,11 @@ def refresh(ctx: Context, row: WorkloadRow) -> WorkloadRow:
         return row
     state = ctx.runtime.observe(row.id)
     if state.phase == Phase.NOT_FOUND:
-        if row.phase == "Starting":
-            return row  # recorded but never started: the owner starts it again
-        phase, reason, message = "Failed", "Lost", "the workload disappeared from the runtime"
+        if row.phase == "Starting":  # recorded, but the server stopped before starting it
+            phase, reason = "Failed", "Interrupted"
+            message = "recorded but never started (the server stopped in between)"
+        else:
+            phase, reason, message = "Failed", "Lost", "the workload disappeared from the runtime"
     elif state.phase == Phase.RUNNING:
         if row.phase == "Running" and all(
             row.details.get(k) == v for k, v in state.details.items()
@@ -243,10 +256,13 @@ def refresh(ctx: Context, row: WorkloadRow) -> WorkloadRow:
         return live
 
 
-def mark(ctx: Context, wid: str, phase: str, reason: str, message: str) -> None:
+def mark(
+    ctx: Context, wid: str, phase: str, reason: str, message: str, force: bool = False
+) -> None:
+    """Record how a workload ended (``force`` overrides an end already recorded)."""
     with ctx.store.session() as session:
         live = session.get(WorkloadRow, wid)
-        if live is not None:
+        if live is not None and (force or live.phase in ACTIVE):
             live.phase, live.reason, live.message = phase, reason, message
             live.finished_at = live.finished_at or now()
 

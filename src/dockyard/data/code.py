@@ -35,7 +35,13 @@ def pack(directory: Path) -> bytes:
         for path in walk_files(directory):
             rel = path.relative_to(directory).as_posix()
             info = tarfile.TarInfo(rel)
-            data = path.read_bytes()
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise InvalidSpec(
+                    f"code directory {directory}: cannot read {rel}: {exc.strerror}",
+                    hint="remove broken links and unreadable files from spec.code",
+                ) from exc
             total += len(data)
             if total > MAX_CODE_BYTES:
                 raise InvalidSpec(

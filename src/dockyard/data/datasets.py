@@ -21,6 +21,8 @@ MANIFEST = ".dockyard-manifest.json"
 
 def staging_dir(target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.staging-*"):  # from a crashed fetch
+        shutil.rmtree(stale, ignore_errors=True)
     return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging-"))
 
 

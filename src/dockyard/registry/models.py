@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -183,7 +184,8 @@ def set_alias(session: Session, project: str, model: str, alias: str, version: i
 
 def materialize(artifacts: ArtifactStore, home: Path, row: ModelVersionRow) -> Path:
     """A directory with the version's files, copied out of the store and verified."""
-    dest = home / "models" / row.project / row.model / str(row.version)
+    digest = hashlib.sha256("".join(sorted(f["sha256"] for f in row.files.values())).encode())
+    dest = home / "models" / row.project / row.model / f"{row.version}-{digest.hexdigest()[:12]}"
     return artifacts.materialize(row.files, dest)
 
 

@@ -267,6 +267,14 @@ class LocalRuntime:
         run_dir = self._dir(workload_id)
         if not (run_dir / "spec.json").exists():
             return
+        (run_dir / "stop").write_text("")  # a shim that has not started its child yet sees it
+        deadline = time.monotonic() + 2
+        while (
+            self._locked(run_dir)
+            and not (run_dir / "shim.json").exists()
+            and (time.monotonic() < deadline)
+        ):
+            time.sleep(0.01)  # the shim holds the lock but has not written its pids yet
         shim = _read_json(run_dir / "shim.json") or {}
         if self._locked(run_dir) and shim.get("pid"):
             with contextlib.suppress(ProcessLookupError):
@@ -299,6 +307,10 @@ class LocalRuntime:
     def remove(self, workload_id: str) -> None:
         self.stop(workload_id, grace=1.0)
         self._procs.pop(workload_id, None)
+        shim = _read_json(self._dir(workload_id) / "shim.json") or {}
+        for cgroup in shim.get("cgroups", []):  # left behind if the shim itself was killed
+            with contextlib.suppress(OSError):
+                Path(cgroup).rmdir()
         shutil.rmtree(self._dir(workload_id), ignore_errors=True)
 
     def logs(self, workload_id: str, *, offset: int = 0) -> Iterator[bytes]:

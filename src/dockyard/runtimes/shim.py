@@ -195,6 +195,7 @@ def main(run_dir: Path) -> int:
     status_file = run_dir / "status.json"
     if status_file.exists():
         return 0  # it already ran
+    stop_file = run_dir / "stop"
 
     def finish(exit_code: int | None, reason: str, message: str = "", **extra: Any) -> int:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -232,6 +233,12 @@ def main(run_dir: Path) -> int:
         )
         return finish(127, "CommandNotFound", message)
 
+    if stop_file.exists():  # stopped before it could start
+        write_json(
+            run_dir / "shim.json",
+            {"pid": os.getpid(), "childPid": None, "startedAt": now(), "limits": {}},
+        )
+        return finish(None, "Stopped", "stopped before it started")
     limits = spec.get("limits", {})
     memory, cpu = limits.get("memory"), limits.get("cpu")
     cgroup = Cgroup(run_dir.name)
@@ -258,7 +265,13 @@ def main(run_dir: Path) -> int:
     started = now()
     write_json(
         run_dir / "shim.json",
-        {"pid": os.getpid(), "childPid": child.pid, "startedAt": started, "limits": enforced},
+        {
+            "pid": os.getpid(),
+            "childPid": child.pid,
+            "startedAt": started,
+            "limits": enforced,
+            "cgroups": [str(d) for d in cgroup.dirs.values()],
+        },
     )
     outcome: dict[str, str] = {}
     grace = float(spec.get("stopGrace", 10))
@@ -279,6 +292,8 @@ def main(run_dir: Path) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: terminate("Stopped"))
     signal.signal(signal.SIGINT, lambda *_: terminate("Stopped"))
+    if stop_file.exists():  # a stop that came while the child was starting
+        terminate("Stopped")
     timeout = spec.get("timeout")
     if timeout:
         timer = threading.Timer(float(timeout), terminate, args=("Timeout",))

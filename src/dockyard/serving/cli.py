@@ -55,6 +55,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--log-level", default="info")
+    p.add_argument(
+        "--warm",
+        type=Path,
+        metavar="SOCKET",
+        help="start as a fork of the warm pool listening there (see "
+        "dockyard.serving.warm); cold in this process if it does not answer",
+    )
     args = p.parse_args(argv)
     if not args.model and args.model_repository is None:
         p.error("give at least one --model NAME=PATH or --model-repository DIR")
@@ -78,7 +85,17 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    global START
+    START = time.perf_counter()  # a fork of the warm pool starts now, not at import
     args = parse_args(argv)
+    if args.warm is not None:
+        from dockyard.serving.warm import run_via_pool
+
+        rest = list(sys.argv[1:] if argv is None else argv)
+        i = rest.index("--warm")
+        code = run_via_pool(args.warm, rest[:i] + rest[i + 2 :])
+        if code is not None:
+            sys.exit(code)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -96,13 +96,20 @@ def decode_json_data(name: str, datatype: str, shape: list[int], data: Any) -> A
             array = raw.astype(np.bool_)
         elif datatype in _INTEGER:
             raw = np.asarray(data)
-            if raw.dtype.kind == "f" and not bool(np.all(np.mod(raw, 1) == 0)):
-                raise TensorError(f"input '{name}': {datatype} data must be whole numbers")
-            if raw.dtype.kind not in "iufb" and raw.size:
+            if raw.dtype.kind == "f" and any(isinstance(x, float) for x in _flatten(data)):
+                if not bool(np.all(np.mod(raw, 1) == 0)):
+                    raise TensorError(f"input '{name}': {datatype} data must be whole numbers")
+                if raw.size and (
+                    raw.min() < np.iinfo(DATATYPES[datatype]).min
+                    or raw.max() > np.iinfo(DATATYPES[datatype]).max
+                ):
+                    raise TensorError(f"input '{name}': values do not fit {datatype}")
+                array = raw.astype(DATATYPES[datatype])
+            elif raw.dtype.kind in "iubfO" or not raw.size:
+                # straight from the Python integers: out-of-range values raise OverflowError
+                array = np.asarray(data, dtype=DATATYPES[datatype])
+            else:
                 raise TensorError(f"input '{name}': {datatype} data must be numbers")
-            array = raw.astype(DATATYPES[datatype])
-            if raw.dtype.kind in "iu" and raw.size and not np.array_equal(array, raw):
-                raise TensorError(f"input '{name}': values do not fit {datatype}")
         else:
             array = np.asarray(data, dtype=DATATYPES[datatype])
     except TensorError:

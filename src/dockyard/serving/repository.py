@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,13 +244,25 @@ class Repository:
         mode = settings.parameters.get("executor", "auto")
         took = statistics.median(timings)
         inline = mode == "inline" or (mode == "auto" and took < INLINE_BELOW)
-        share = 1.0
-        if mode == "auto" and took >= PROCESS_ABOVE:
-            share = gil_share(lambda: runtime.predict(big, outputs))
-        use_process = mode == "process" or (mode == "auto" and share < GIL_BOUND_BELOW)
         runner = Runner(runtime, inline, metrics)
-        if use_process:
-            runner.use_worker(WorkerProcess(source.path, settings.model_dump(by_alias=True)))
+        settings_dict = settings.model_dump(by_alias=True)
+        if mode == "process":
+            runner.use_worker(WorkerProcess(source.path, settings_dict))
+        elif mode == "auto" and took >= PROCESS_ABOVE:
+            # a slow model: measure off the start-up path whether it holds the GIL, and move
+            # it to a worker process if so; until then (and otherwise) it runs in a thread
+            def place() -> None:
+                share = gil_share(lambda: runtime.predict(big, outputs))
+                if share < GIL_BOUND_BELOW:
+                    log.info(
+                        "%s version %s holds the GIL (share %.2f): moving it to a worker process",
+                        source.name,
+                        version,
+                        share,
+                    )
+                    runner.use_worker(WorkerProcess(source.path, settings_dict))
+
+            threading.Thread(target=place, daemon=True, name="placement").start()
         predictor: Predictor
         if settings.batching is not None and settings.batching.max_batch_size > 1:
             predictor = Batched(
@@ -269,13 +282,7 @@ class Repository:
             runtime.signature.platform,
             f", {runtime.signature.extra['class']}" if "class" in runtime.signature.extra else "",
             seconds,
-            "on the event loop"
-            if inline
-            else (
-                f"in a worker process (GIL share {share:.2f})"
-                if use_process
-                else "in a worker thread"
-            ),
+            "on the event loop" if inline else "off the event loop",
             f"up to {settings.batching.max_batch_size} rows / "
             f"{settings.batching.max_latency_ms:g} ms"
             if settings.batching

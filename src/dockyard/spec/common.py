@@ -212,10 +212,27 @@ def _check_abs_path(value: str) -> str:
 MountPath = Annotated[str, BeforeValidator(_check_abs_path)]
 
 
+def check_rel_path(value: Any) -> str:
+    """A path strictly inside a directory: relative, no '..', not '.' or empty."""
+    parts = (
+        [p for p in str(value).split("/") if p not in ("", ".")] if isinstance(value, str) else []
+    )
+    if not isinstance(value, str) or value.startswith("/") or ".." in parts or not parts:
+        raise PydanticCustomError(
+            "rel_path",
+            "expected a relative path inside the volume such as 'data/train', got {got}",
+            {"got": _describe(value)},
+        )
+    return "/".join(parts)
+
+
+RelPath = Annotated[str, BeforeValidator(check_rel_path)]
+
+
 class VolumeMount(SpecModel):
     name: Name = Field(description="Name of a Volume.")
     path: MountPath | None = Field(default=None, description="Mount path; default /volumes/NAME.")
-    sub_path: str | None = Field(default=None, description="A directory inside the volume.")
+    sub_path: RelPath | None = Field(default=None, description="A directory inside the volume.")
     read_only: bool = Field(default=False, description="Mount read-only (containers).")
 
     def mount_path(self) -> str:

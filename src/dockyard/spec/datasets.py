@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from dockyard.spec.common import EnvVars, Name, Resource, Resources, SpecModel
+from dockyard.spec.common import (
+    EnvVars,
+    Name,
+    Resource,
+    Resources,
+    SpecModel,
+    check_rel_path,
+)
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 SOURCE_SCHEMES = ("file://", "https://", "http://")
+RESERVED = "checkpoints"  # the top-level directory of a volume where job checkpoints live
 
 
 class PrepareSpec(SpecModel):
@@ -57,16 +65,23 @@ class DatasetSpec(SpecModel):
             )
         return value
 
-    @field_validator("path")
+    @field_validator("path", mode="before")
     @classmethod
-    def _valid_path(cls, value: str | None) -> str | None:
-        if value is not None and (value.startswith("/") or ".." in value.split("/")):
+    def _valid_path(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        path = check_rel_path(value)
+        if path.split("/")[0] == RESERVED:
             raise PydanticCustomError(
-                "rel_path",
-                "expected a relative path inside the volume, got {got}",
-                {"got": repr(value)},
+                "reserved_path",
+                "'{reserved}/' holds job checkpoints; choose another path",
+                {"reserved": RESERVED},
             )
-        return value
+        return path
+
+    def target(self, name: str) -> str:
+        """The dataset's directory inside its volume."""
+        return self.path or name
 
     @model_validator(mode="after")
     def _one_origin(self) -> DatasetSpec:

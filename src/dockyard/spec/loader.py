@@ -251,7 +251,7 @@ def validate_doc(doc: SourceDoc) -> AnyResource:
         )
         errors.append(FieldError(doc.source, doc.line_of(("apiVersion",)), "apiVersion", message))
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         valid = ", ".join(KINDS)
         close = difflib.get_close_matches(str(kind), list(KINDS), n=1)
         guess = f" (did you mean '{close[0]}'?)" if close else ""

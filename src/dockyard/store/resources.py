@@ -72,8 +72,18 @@ def list_rows(
     return rows
 
 
+class StaleWrite(Conflict):
+    """Another writer changed the resource between our read and our write; try again."""
+
+    code = "stale-write"
+
+
 def apply(session: Session, resource: AnyResource) -> tuple[ResourceRow, ApplyAction]:
-    """Record desired state. Same spec → unchanged; a new spec bumps ``generation``."""
+    """Record desired state. Same spec → unchanged; a new spec bumps ``generation``.
+
+    The update only lands if the generation is still the one read (optimistic concurrency);
+    otherwise :class:`StaleWrite` asks the caller to read again and retry.
+    """
     key = Key(resource.kind, resource.project, resource.name)
     spec = resource.spec_dict()
     labels, annotations = resource.metadata.labels, resource.metadata.annotations
@@ -104,10 +114,23 @@ def apply(session: Session, resource: AnyResource) -> tuple[ResourceRow, ApplyAc
         )
     if row.spec == spec and row.labels == labels and row.annotations == annotations:
         return row, "unchanged"
-    if row.spec != spec:
-        row.generation += 1
-        row.spec = spec
-    row.labels, row.annotations, row.updated_at = labels, annotations, now
+    generation = row.generation + (1 if row.spec != spec else 0)
+    result = session.execute(
+        update(ResourceRow)
+        .where(
+            ResourceRow.uid == row.uid,
+            ResourceRow.generation == row.generation,
+            ResourceRow.deleted_at.is_(None),
+        )
+        .values(
+            spec=spec, generation=generation, labels=labels, annotations=annotations, updated_at=now
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(result, "rowcount", 0):
+        raise StaleWrite(f"{key} changed while it was being applied", hint="apply again")
+    session.expire(row)
+    session.refresh(row)
     return row, "configured"
 
 
