@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+RUNTIME ?= local
 
 .PHONY: demo test lint bench install dev clean
 
@@ -22,8 +23,18 @@ install: $(VENV)/.installed
 dev: $(VENV)/.dev-installed
 
 ## make demo: install, start the embedded control plane, train and serve the digits example
+## make demo RUNTIME=podman: the same in Podman containers (DOCKYARD_HOME ~/.dockyard-podman)
 demo: $(VENV)/.installed
+ifeq ($(RUNTIME),local)
 	@DOCKYARD="$(BIN)/dockyard" scripts/demo.sh
+else
+	@CONTAINERS_CONF=$(CURDIR)/deploy/podman/containers.conf deploy/podman/base-image.sh
+	@DOCKYARD="$(BIN)/dockyard" DOCKYARD_RUNTIME=$(RUNTIME) \
+	  DOCKYARD_HOME=$${DOCKYARD_HOME:-$$HOME/.dockyard-$(RUNTIME)} \
+	  DOCKYARD_CONTAINERS_CONF=$(CURDIR)/deploy/podman/containers.conf \
+	  DOCKYARD_BASE_IMAGE=$${DOCKYARD_BASE_IMAGE:-localhost/dockyard/base:bookworm} \
+	  scripts/demo.sh
+endif
 
 ## make test: the whole test suite (unit, integration with SQLite and PostgreSQL, end to end)
 test: $(VENV)/.dev-installed

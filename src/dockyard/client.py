@@ -7,6 +7,7 @@ demand. Errors come back as the same ``DockyardError`` classes the server raised
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -358,6 +359,48 @@ class Client:
                 f"prediction failed ({response.status_code}): {payload.get('error', payload)}"
             )
         return payload
+
+    # -- images -------------------------------------------------------------------------
+    def images(self, runtime: str | None = None) -> dict[str, Any]:
+        params = {"runtime": runtime} if runtime else {}
+        result: dict[str, Any] = self.request("GET", "/api/v1/images", params=params)
+        return result
+
+    def containerfile(
+        self, environment: str, project: str = "default", runtime: str | None = None
+    ) -> str:
+        params = {"project": project, **({"runtime": runtime} if runtime else {})}
+        response = self._http.get(
+            f"/api/v1/environments/{environment}/containerfile", params=params
+        )
+        if response.status_code >= 400:
+            self._raise(response)
+        return response.text
+
+    def build_image(
+        self,
+        environment: str,
+        project: str = "default",
+        runtime: str | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """Build (or find in the cache) the environment's image; progress line by line."""
+        params = {"project": project, **({"runtime": runtime} if runtime else {})}
+        with self._http.stream(
+            "POST", f"/api/v1/environments/{environment}/image", params=params, timeout=None
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+                self._raise(response)
+            for line in response.iter_lines():
+                if line.startswith("RESULT "):
+                    result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+                    if "error" in result:
+                        raise DockyardError(result["error"], hint=result.get("hint"))
+                    return result
+                if progress is not None:
+                    progress(line)
+        raise ServerUnavailable("the build stream ended without a result")
 
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self.request("GET", "/api/v1/healthz")

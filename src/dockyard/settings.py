@@ -27,7 +27,15 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=0, description="Server port; 0 picks a free one.")
-    runtime: Literal["local"] = "local"
+    runtime: Literal["local", "podman", "docker"] = Field(
+        default="local", description="Where workloads run unless their spec says otherwise."
+    )
+    containers_conf: Path | None = Field(
+        default=None, description="containers.conf for Podman (CONTAINERS_CONF)."
+    )
+    base_image: str | None = Field(
+        default=None, description="Base image of environments without spec.base."
+    )
     env_cache: Path | None = Field(
         default=None, description="Where environments (venvs) are cached; default home/envs."
     )

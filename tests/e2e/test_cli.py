@@ -178,3 +178,75 @@ def test_schema(cli: CLI) -> None:
     job = json.loads(cli("schema", "job").stdout)
     assert "spec" in job["properties"]
     assert "unknown kind 'jbo'" in cli("schema", "jbo", ok=False).stderr
+
+
+@pytest.mark.containers
+def test_digits_example_in_podman_containers(home: Path, env_cache: Path) -> None:
+    """`make demo RUNTIME=podman`, as tests: the same files, every workload in a container."""
+    import shutil
+
+    from tests.integration.test_containers import BASE, CONF, podman
+
+    if shutil.which("podman") is None:
+        if os.environ.get("DOCKYARD_REQUIRE_PODMAN"):
+            pytest.fail("Podman is required here but not installed")
+        pytest.skip("Podman is not installed")
+    subprocess.run(
+        [str(ROOT / "deploy" / "podman" / "base-image.sh"), BASE],
+        check=True,
+        env={**os.environ, "CONTAINERS_CONF": str(CONF)},
+        timeout=1200,
+    )
+    cli = CLI(
+        home,
+        env_cache,
+        DOCKYARD_RUNTIME="podman",
+        DOCKYARD_CONTAINERS_CONF=str(CONF),
+        DOCKYARD_BASE_IMAGE=BASE,
+    )
+    try:
+        out = cli("apply", "-f", "examples/digits/", "--wait", timeout=1800).stdout
+        assert "service/digits created" in out
+        prediction = cli.json("predict", "digits", "--file", "examples/digits/sample-request.json")
+        assert prediction["outputs"][0]["data"] == [8]  # type: ignore[index]
+        job = cli.json("get", "job", "train-digits")
+        attempt = job["status"]  # type: ignore[index]
+        assert attempt["phase"] == "Succeeded"
+        names = podman(
+            "ps",
+            "-a",
+            "--filter",
+            "label=dev.dockyard.managed=true",
+            "--format",
+            "{{.Names}} {{.Image}}",
+        ).stdout
+        assert "job-train-digits-" in names and "localhost/dockyard/env:" in names
+        assert "localhost/dockyard/serve-digits:1-" in names  # model server image
+        images = cli.json("images", "list")
+        assert any(
+            i["model"] == "digits" and i["modelVersion"] == "1"  # type: ignore[index]
+            for i in images
+        )  # type: ignore[union-attr]
+        assert "accuracy" in cli("logs", "train-digits").stdout
+        again = cli("apply", "-f", "examples/digits/").stdout
+        assert again.count("unchanged") == 6
+    finally:
+        subprocess.run(
+            [*DOCKYARD, "delete", "-f", "examples/digits/", "--purge"],
+            env=cli.env,
+            cwd=ROOT,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+        subprocess.run(
+            [*DOCKYARD, "server", "stop"],
+            env=cli.env,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+    left = podman(
+        "ps", "-a", "--filter", "label=dev.dockyard.managed=true", "--format", "{{.Names}}"
+    ).stdout
+    assert "train-digits" not in left and "svc-digits" not in left  # delete removed them

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from dockyard.api import errors, jobs, models, resources, system
+from dockyard.api import errors, images, jobs, models, resources, system
 from dockyard.api.state import ServerState
 from dockyard.control.context import Context
 from dockyard.control.loop import Controller
@@ -18,6 +18,7 @@ from dockyard.control.tasks import Tasks
 from dockyard.data.artifacts import ArtifactStore
 from dockyard.data.code import CodeStore
 from dockyard.data.volumes import VolumeDirs
+from dockyard.runtimes.base import Runtime
 from dockyard.runtimes.local import LocalRuntime
 from dockyard.settings import Settings
 from dockyard.store.db import Store
@@ -34,7 +35,7 @@ def build_state(settings: Settings) -> ServerState:
     ctx = Context(
         settings=settings,
         store=store,
-        runtime=LocalRuntime(settings),
+        runtime=make_runtime(settings, settings.runtime),
         artifacts=artifacts,
         code=CodeStore(artifacts, settings.home / "code"),
         volumes=VolumeDirs(settings.volumes_dir),
@@ -44,7 +45,17 @@ def build_state(settings: Settings) -> ServerState:
             + hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:16],
         ),
     )
+    ctx.factory = lambda name: make_runtime(settings, name)
     return ServerState(ctx, Controller(ctx))
+
+
+def make_runtime(settings: Settings, name: str) -> Runtime:
+    """The runtime called ``name``: local processes, or containers of Podman or Docker."""
+    if name == "local":
+        return LocalRuntime(settings)
+    from dockyard.runtimes.oci import OciRuntime
+
+    return OciRuntime(settings, name)
 
 
 def create_app(
@@ -73,6 +84,6 @@ def create_app(
         description="Run AI workloads together with their data.",
     )
     errors.install(app)
-    for module in (system, jobs, models, resources):
+    for module in (system, images, jobs, models, resources):
         app.include_router(module.router)
     return app

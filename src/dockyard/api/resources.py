@@ -267,7 +267,7 @@ def logs(
     with state.ctx.store.session() as session:
         row = repo.require(session, key)
         workload = _pick(workloads_repo.for_owner(session, row.uid), attempt, row.generation)
-    runtime, store = state.ctx.runtime, state.ctx.store
+    runtime, store = state.ctx.runtime_for(workload.runtime), state.ctx.store
 
     def read(offset: int) -> bytes:
         return b"".join(runtime.logs(workload.id, offset=offset))

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from dockyard.cli import models, predict, resources, serve, server
+from dockyard.cli import images, models, predict, resources, serve, server
 from dockyard.cli.output import err_console
 from dockyard.errors import DockyardError
 
@@ -23,6 +23,7 @@ predict.register(app)
 serve.register(app)
 app.add_typer(models.app, name="models", help="The model registry: versions, metrics, aliases.")
 app.add_typer(server.app, name="server", help="The embedded control plane.")
+app.add_typer(images.app, name="images", help="Container images of environments.")
 
 
 def main() -> None:

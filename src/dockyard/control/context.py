@@ -13,6 +13,7 @@ from dockyard.control.tasks import Tasks
 from dockyard.data.artifacts import ArtifactStore
 from dockyard.data.code import CodeStore
 from dockyard.data.volumes import VolumeDirs
+from dockyard.errors import RuntimeUnavailable
 from dockyard.runtimes.base import Runtime
 from dockyard.settings import Settings
 from dockyard.store import events
@@ -44,6 +45,21 @@ class Context:
     tasks: Tasks
     wake: Callable[[], None] = lambda: None
     changed: bool = False
+    runtimes: dict[str, Runtime] = field(default_factory=dict)
+    factory: Callable[[str], Runtime] | None = None
+
+    def runtime_for(self, name: str | None) -> Runtime:
+        """The runtime called ``name`` (None: the default), created on first use."""
+        if name is None or name == self.runtime.name:
+            return self.runtime
+        if name not in self.runtimes:
+            if self.factory is None:
+                raise RuntimeUnavailable(f"runtime '{name}' is not available here")
+            self.runtimes[name] = self.factory(name)
+        return self.runtimes[name]
+
+    def runtimes_in_use(self) -> list[Runtime]:
+        return [self.runtime, *[r for n, r in self.runtimes.items() if n != self.runtime.name]]
 
 
 @dataclass

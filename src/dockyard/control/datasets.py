@@ -36,8 +36,7 @@ class DatasetReconciler:
         active = [w for w in owned if w.phase in wl.ACTIVE]
         if row.deleted_at is not None:
             for w in active:
-                self.ctx.runtime.stop(w.id, self.ctx.settings.stop_grace_seconds)
-                wl.refresh(self.ctx, w)
+                wl.stop(self.ctx, w)
             if self.ctx.tasks.busy(row.uid):
                 return None, None  # a fetch is writing: delete after it ends
             if row.control.get("purge"):
@@ -45,8 +44,7 @@ class DatasetReconciler:
             return None, ("delete", row)
         for w in active:
             if w.generation != row.generation:
-                self.ctx.runtime.stop(w.id, self.ctx.settings.stop_grace_seconds)
-                wl.refresh(self.ctx, w)
+                wl.stop(self.ctx, w)
         spec = DatasetSpec.model_validate(row.spec)
         status = row.status
         current = status.get("observedGeneration") == row.generation
@@ -124,7 +122,7 @@ class DatasetReconciler:
             )
             return None, None
         if last is not None:
-            tail = wl.log_tail(self.ctx, last.id)
+            tail = wl.log_tail(self.ctx, last)
             write_status(
                 self.ctx,
                 row,
@@ -191,7 +189,16 @@ class DatasetReconciler:
             gpu=need.gpu,
             labels={"dockyard.dev/dataset": row.name},
         )
-        wl.start(self.ctx, row, wid, "prepare", row.generation, number, request)
+        wl.start(
+            self.ctx,
+            row,
+            wid,
+            "prepare",
+            row.generation,
+            number,
+            request,
+            runtime=spec.prepare.runtime,
+        )
         write_status(
             self.ctx,
             row,

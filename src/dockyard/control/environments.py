@@ -1,15 +1,36 @@
-"""Environments: build (or find in the cache) what the workloads' code runs in."""
+"""Environments: build (or find in the cache) what workloads run in, for every runtime in use.
+
+A local workload needs a virtual environment, a container workload an image; an Environment
+is prepared for the server's default runtime and for every runtime that a workload of its
+project names in ``spec.runtime``. Builds run as background tasks under the row's lease.
+"""
 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
-from dockyard.control.context import Context, World, write_status
-from dockyard.runtimes.base import PreparedEnvironment
-from dockyard.runtimes.venvs import current_python
+from dockyard.control.context import Context, World, iso, parse_iso, write_status
+from dockyard.errors import DockyardError
+from dockyard.runtimes.base import PreparedEnvironment, Runtime
 from dockyard.spec import EnvironmentSpec
 from dockyard.store.tables import ResourceRow
+
+RECHECK = timedelta(seconds=30)  # how often a ready environment is checked to still exist
+
+
+def runtimes_needed(ctx: Context, world: World, project: str) -> list[str]:
+    names = {ctx.runtime.name}
+    for row in world.rows.values():
+        if row.project != project or row.deleted_at is not None:
+            continue
+        spec = row.spec
+        if row.kind in ("Job", "Service") and spec.get("runtime"):
+            names.add(spec["runtime"])
+        if row.kind == "Dataset" and (spec.get("prepare") or {}).get("runtime"):
+            names.add(spec["prepare"]["runtime"])
+    return sorted(names)
 
 
 class EnvironmentReconciler:
@@ -22,82 +43,83 @@ class EnvironmentReconciler:
         if row.deleted_at is not None:
             return None, ("delete", row)
         spec = EnvironmentSpec.model_validate(row.spec)
-        wanted = spec.content_hash(spec.python or current_python())
-        status = row.status
-        prepared = status.get("prepared") or {}
-        key = f"{row.uid}:build:{wanted}"
-        current = status.get("observedGeneration") == row.generation
-        if (
-            current
-            and status.get("phase") == "Ready"
-            and prepared.get("hash") == wanted
-            and self.ctx.tasks.get(key) is None
-            and self.ctx.runtime.environment_ready(PreparedEnvironment.from_dict(prepared))
-        ):
-            return None, None
-        if current and status.get("phase") == "Failed" and self.ctx.tasks.get(key) is None:
-            return None, None  # fix the spec (a new generation) to try again
-        task = self.ctx.tasks.get(key)
-        if task is None:
-            task = self._submit(key, row, spec)
-            if task is None:
-                write_status(
-                    self.ctx,
-                    row,
-                    {
-                        "phase": "Pending",
-                        "reason": "Leased",
-                        "message": "another controller is building it",
-                    },
-                )
-                return None, None
-        if not task.done:
-            write_status(
-                self.ctx,
-                row,
-                {
-                    "phase": "Building",
-                    "reason": "Building",
-                    "message": task.progress or "building",
-                    "hash": wanted,
-                    "observedGeneration": row.generation,
-                },
+        old = row.status if row.status.get("observedGeneration") == row.generation else {}
+        prepared: dict[str, Any] = dict(old.get("prepared") or {})
+        failed: dict[str, str] = dict(old.get("failed") or {})
+        building: dict[str, str] = {}
+        checked = parse_iso(old.get("checkedAt"))
+        recheck = checked is None or world.at - checked > RECHECK
+        for name in runtimes_needed(self.ctx, world, row.project):
+            try:
+                runtime = self.ctx.runtime_for(name)
+            except DockyardError as exc:
+                failed[name] = str(exc)
+                continue
+            key = f"{row.uid}:build:{name}:{row.generation}"
+            task = self.ctx.tasks.get(key)
+            if task is not None and task.done:
+                self.ctx.tasks.take(key)
+                error = task.future.exception()
+                if error is not None:
+                    failed[name] = str(error)
+                else:
+                    prepared[name] = {
+                        **task.future.result().as_dict(),
+                        "seconds": round(task.extra.get("seconds", 0), 1),
+                        "built": bool(task.extra.get("built")),
+                    }
+                continue
+            if task is not None:
+                building[name] = task.progress or "building"
+                continue
+            if name in failed:
+                continue  # fix the spec (a new generation) to try again
+            have = prepared.get(name)
+            if have is not None and (
+                not recheck or runtime.environment_ready(PreparedEnvironment.from_dict(have))
+            ):
+                continue
+            prepared.pop(name, None)
+            if self._submit(key, row, spec, runtime) is None:
+                building[name] = "waiting for the lease"
+            else:
+                building[name] = "starting"
+        status: dict[str, Any] = {
+            "observedGeneration": row.generation,
+            "prepared": prepared,
+            "checkedAt": iso(world.at) if recheck else old.get("checkedAt"),
+        }
+        if failed:
+            status["failed"] = failed
+        default = prepared.get(self.ctx.runtime.name)
+        if default is not None:
+            status["hash"] = default["hash"]
+        if failed:
+            status.update(
+                phase="Failed",
+                reason="BuildFailed",
+                message="; ".join(f"{n}: {m}" for n, m in sorted(failed.items())),
             )
-            return None, None
-        self.ctx.tasks.take(key)
-        error = task.future.exception()
-        if error is not None:
-            write_status(
-                self.ctx,
-                row,
-                {
-                    "phase": "Failed",
-                    "reason": "BuildFailed",
-                    "message": str(error),
-                    "hash": wanted,
-                    "observedGeneration": row.generation,
-                },
+        elif building:
+            status.update(
+                phase="Building",
+                reason="Building",
+                message="; ".join(f"{n}: {m}" for n, m in sorted(building.items())),
             )
         else:
-            result = task.future.result()
-            seconds = task.extra.get("seconds", 0)
-            write_status(
-                self.ctx,
-                row,
-                {
-                    "phase": "Ready",
-                    "reason": "Built",
-                    "hash": wanted,
-                    "message": f"{len(spec.packages)} package(s) in {seconds:.1f}s"
-                    if task.extra.get("built")
-                    else "found in the cache",
-                    "prepared": result.as_dict(),
-                    "observedGeneration": row.generation,
-                },
+            done = [
+                f"{n} {'built in ' + str(p.get('seconds')) + 's' if p.get('built') else 'cached'}"
+                for n, p in sorted(prepared.items())
+            ]
+            status.update(
+                phase="Ready",
+                reason="Built",
+                message=f"{len(spec.packages)} package(s); " + ", ".join(done),
             )
+        write_status(self.ctx, row, status)
         return None, None
 
-    def _submit(self, key: str, row: ResourceRow, spec: EnvironmentSpec) -> Any:
+    def _submit(self, key: str, row: ResourceRow, spec: EnvironmentSpec, runtime: Runtime) -> Any:
         tasks = self.ctx.tasks
 
         def work(state: Any) -> Any:
@@ -113,7 +135,7 @@ class EnvironmentReconciler:
                     last_renew[0] = time.monotonic()
                 self.ctx.wake()
 
-            result = self.ctx.runtime.prepare_environment(row.name, spec, progress)
+            result = runtime.prepare_environment(row.name, spec, progress)
             state.extra["seconds"] = time.monotonic() - started
             return result
 

@@ -193,8 +193,7 @@ class JobReconciler:
                     spec, replace(obs, blocked=inputs.blocked, fatal=fatal, fatal_reason=reason)
                 )
         for wid in p.stop:
-            self.ctx.runtime.stop(wid, self.ctx.settings.stop_grace_seconds)
-            wl.refresh(self.ctx, _row(self.ctx, wid))
+            wl.stop(self.ctx, _row(self.ctx, wid))
         if p.register is not None:
             self._register(world, row, spec, p.register)
         last = current[-1] if current else None
@@ -217,7 +216,7 @@ class JobReconciler:
         if obs.registration_error:
             status["registrationError"] = obs.registration_error
         if p.phase == "Failed" and last is not None and last.phase == "Failed":
-            tail = wl.log_tail(self.ctx, last.id)
+            tail = wl.log_tail(self.ctx, last)
             if tail:
                 status["logTail"] = tail
         if p.start_attempt is not None and row.status.get("reason") in wl.WAITING_REASONS:
@@ -263,8 +262,11 @@ class JobReconciler:
             gpu=need.gpu,
             timeout=spec.timeout_seconds,
             labels={"dockyard.dev/job": row.name},
+            security=row.spec.get("security") or {},
         )
-        wl.start(self.ctx, row, wid, "attempt", row.generation, number, request)
+        wl.start(
+            self.ctx, row, wid, "attempt", row.generation, number, request, runtime=spec.runtime
+        )
         status = {
             **row.status,
             "phase": "Running",

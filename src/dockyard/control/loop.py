@@ -8,6 +8,7 @@ something changed (``wake``) and at least every ``resync_seconds``.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from collections import defaultdict
 from typing import Any, Protocol
@@ -44,7 +45,7 @@ class Controller:
         self.ctx = ctx
         ctx.wake = self.wake
         ctx.tasks.on_done = self.wake
-        ctx.runtime.set_listener(lambda _wid: self.wake())
+        ctx.runtime.set_listener(lambda _wid: self.wake())  # others are polled
         self.reconcilers: list[Any] = [
             VolumeReconciler(ctx),
             EnvironmentReconciler(ctx),
@@ -153,7 +154,8 @@ class Controller:
     def _finalize(self, uid: str) -> None:
         with self.ctx.store.session() as session:
             for w in workloads_repo.for_owner(session, uid):
-                self.ctx.runtime.remove(w.id)
+                self.ctx.runtime_for(w.runtime).remove(w.id)
+                shutil.rmtree(self.ctx.settings.home / "outputs" / w.id, ignore_errors=True)
             workloads_repo.remove_for_owner(session, uid)
             repo.purge(session, uid)
 
@@ -169,8 +171,7 @@ class Controller:
         with self.ctx.store.session() as session:
             active = workloads_repo.active(session)
         for w in active:
-            self.ctx.runtime.stop(w.id, self.ctx.settings.stop_grace_seconds)
-            ended = wl.refresh(self.ctx, w)
+            ended = wl.stop(self.ctx, w)
             if ended.phase in wl.ACTIVE or ended.reason in ("Stopped", "Lost", "Signaled"):
                 # ended by this shutdown, not by itself: run again on the next start
                 wl.mark(

@@ -20,8 +20,8 @@ from dockyard.control.context import Context, World, write_status
 from dockyard.control.scheduler import Decision, Demand
 from dockyard.errors import DockyardError
 from dockyard.registry import models as registry
-from dockyard.runtimes.base import PreparedEnvironment, WorkloadRequest
-from dockyard.spec import ServiceSpec
+from dockyard.runtimes.base import PreparedEnvironment, ServingImages, WorkloadRequest
+from dockyard.spec import EnvironmentSpec, ServiceSpec
 from dockyard.store import workloads as workloads_repo
 from dockyard.store.tables import ResourceRow, WorkloadRow
 
@@ -187,11 +187,9 @@ class ServiceReconciler:
             row.generation, version, tuple(replicas), blocked, row.deleted_at is not None, world.at
         )
         p = plan(spec, obs)
-        for wid in p.stop:
-            self.ctx.runtime.stop(wid, self.ctx.settings.stop_grace_seconds)
         for w in owned:
             if w.id in p.stop:
-                wl.refresh(self.ctx, w)
+                wl.stop(self.ctx, w)
         if row.deleted_at is not None and not p.stop:
             return None, ("delete", row)
         serving = [
@@ -222,9 +220,15 @@ class ServiceReconciler:
         if not p.start or model_row is None:
             write_status(self.ctx, row, status)
             return None, None
+        runtime = self.ctx.runtime_for(spec.runtime)
         environment, env_blocked = wl.resolve_environment(
-            world, row.project, spec.environment or model_row.lineage.get("environment")
+            world,
+            row.project,
+            spec.environment or model_row.lineage.get("environment"),
+            runtime.name,
         )
+        if not env_blocked and isinstance(runtime, ServingImages):
+            environment, env_blocked = self._serving_image(row, runtime, environment, model_row)
         if env_blocked:
             write_status(
                 self.ctx,
@@ -239,6 +243,44 @@ class ServiceReconciler:
         demand = wl.need_of(row.spec["resources"]).demand(f"{row.uid}:{number}", 0, row.created_at)
         return demand, (row, spec, model_row, environment, number, restart)
 
+    def _serving_image(
+        self,
+        row: ResourceRow,
+        runtime: ServingImages,
+        environment: PreparedEnvironment | None,
+        model_row: Any,
+    ) -> tuple[PreparedEnvironment | None, str]:
+        """Containers serve from an image of the model's environment + server + model files,
+        built once per model version in the background."""
+        if environment is None:
+            base = self.ctx.runtime_for(row.spec.get("runtime"))
+            environment = base.prepare_environment("default", EnvironmentSpec(), lambda _m: None)
+        key = f"{row.uid}:serving:{model_row.version}:{environment.hash[:16]}"
+        task = self.ctx.tasks.get(key)
+        if task is None:
+            model_dir = registry.materialize(self.ctx.artifacts, self.ctx.settings.home, model_row)
+            env = environment
+
+            def work(state: Any) -> PreparedEnvironment:
+                def progress(message: str) -> None:
+                    state.progress = message
+                    self.ctx.wake()
+
+                return runtime.prepare_serving(
+                    env, model_row.model, model_row.version, model_dir, progress
+                )
+
+            self.ctx.tasks.submit(key, row.uid, work)
+            return None, f"building the serving image of {model_row.model}@{model_row.version}"
+        if not task.done:
+            return None, f"building the serving image: {task.progress or 'starting'}"
+        error = task.future.exception()
+        if error is not None:
+            self.ctx.tasks.take(key)
+            return None, f"the serving image failed to build: {error}"
+        result: PreparedEnvironment = task.future.result()  # kept: the task caches it
+        return result, ""
+
     def _release_port(self, row: ResourceRow, port: int) -> None:
         """A fixed port moves to the new replica: stop this service's old one holding it
         (serving pauses for that moment; without a fixed port, rollouts have no gap)."""
@@ -249,8 +291,7 @@ class ServiceReconciler:
                 if w.phase in wl.ACTIVE and w.details.get("port") == port
             ]
         for w in holders:
-            self.ctx.runtime.stop(w.id, self.ctx.settings.stop_grace_seconds)
-            wl.refresh(self.ctx, w)
+            wl.stop(self.ctx, w)
 
     def start(self, pending: tuple[Any, ...], decision: Decision) -> None:
         row, spec, model_row, environment, number, restart = pending
@@ -291,17 +332,33 @@ class ServiceReconciler:
         wid = wl.workload_id(
             "svc", row, f"g{row.generation}", f"v{version}", f"r{number}", str(restart)
         )
-        main = model_dir / model_row.path if model_row.path != "." else model_dir
-        command = [
-            "python",
-            str(BOOT),
-            "--model",
-            f"{name}:{version}={main}",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
+        runtime = self.ctx.runtime_for(spec.runtime)
+        in_container = isinstance(runtime, ServingImages)
+        if in_container:  # the serving image holds the model at /model and Dockyard itself
+            main = "/model" if model_row.path == "." else f"/model/{model_row.path}"
+            command = [
+                "python",
+                "-m",
+                "dockyard.serving",
+                "--model",
+                f"{name}:{version}={main}",
+                "--host",
+                "0.0.0.0",
+                "--port",
+                str(port),
+            ]
+        else:
+            path = model_dir / model_row.path if model_row.path != "." else model_dir
+            command = [
+                "python",
+                str(BOOT),
+                "--model",
+                f"{name}:{version}={path}",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ]
         batching = spec.batching
         command += (
             [
@@ -313,18 +370,18 @@ class ServiceReconciler:
             if batching.enabled
             else ["--no-batching"]
         )
-        prepared: PreparedEnvironment | None = environment
         need = wl.need_of(row.spec["resources"])
         request = WorkloadRequest(
             id=wid,
             command=command,
             env=dict(spec.env),
-            environment=prepared,
+            environment=environment,
             cpu=need.cpu,
             cpu_limit=need.cpu_limit,
             memory=need.memory or None,
             gpu=need.gpu,
-            extra_pythonpath=serving_paths(),
+            extra_pythonpath=() if in_container else serving_paths(),
+            ports=(port,) if in_container else (),
             labels={"dockyard.dev/service": row.name},
         )
         url = f"http://127.0.0.1:{port}"
@@ -337,4 +394,5 @@ class ServiceReconciler:
             number,
             request,
             details={"port": port, "url": url, "version": version},
+            runtime=runtime.name,
         )

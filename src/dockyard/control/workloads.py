@@ -13,7 +13,7 @@ from typing import Any
 from dockyard.control.context import Context, World, now, write_status
 from dockyard.control.scheduler import Decision, Demand
 from dockyard.data import datasets as data
-from dockyard.errors import ChecksumMismatch
+from dockyard.errors import ChecksumMismatch, DockyardError
 from dockyard.runtimes.base import Mount, Phase, PreparedEnvironment, WorkloadRequest
 from dockyard.spec.common import DatasetMount, Resources, VolumeMount
 from dockyard.store.tables import ResourceRow, WorkloadRow
@@ -43,19 +43,23 @@ class Inputs:
 
 
 def resolve_environment(
-    world: World, project: str, name: str | None
+    world: World, project: str, name: str | None, runtime: str
 ) -> tuple[PreparedEnvironment | None, str]:
+    """The environment ``name`` as built for ``runtime``, or why it is not ready."""
     if name is None:
         return None, ""
     env = world.get("Environment", project, name)
     if env is None:
         return None, f"environment '{name}' not found: apply it"
-    phase = env.status.get("phase", "Pending")
-    if phase == "Failed":
-        return None, f"environment '{name}' failed to build: {env.status.get('message', '')}"
-    if phase != "Ready" or env.status.get("observedGeneration") != env.generation:
-        return None, f"waiting for environment '{name}' ({env.status.get('message') or phase})"
-    return PreparedEnvironment.from_dict(env.status["prepared"]), ""
+    status = env.status if env.status.get("observedGeneration") == env.generation else {}
+    failed = (status.get("failed") or {}).get(runtime)
+    if failed:
+        return None, f"environment '{name}' failed to build for {runtime}: {failed}"
+    prepared = (status.get("prepared") or {}).get(runtime)
+    if prepared is None:
+        progress = status.get("message") or status.get("phase") or "Pending"
+        return None, f"waiting for environment '{name}' ({progress})"
+    return PreparedEnvironment.from_dict(prepared), ""
 
 
 def dataset_dir(ctx: Context, world: World, ds: ResourceRow) -> Path:
@@ -70,7 +74,11 @@ def resolve_inputs(
     checkpoint: dict[str, Any] | None = None,
 ) -> Inputs:
     project = row.project
-    environment, blocked = resolve_environment(world, project, spec.get("environment"))
+    try:
+        runtime = ctx.runtime_for(spec.get("runtime")).name
+    except DockyardError as exc:  # e.g. Podman is not installed
+        return Inputs([], None, None, fatal=str(exc))
+    environment, blocked = resolve_environment(world, project, spec.get("environment"), runtime)
     mounts: list[Mount] = []
     fatal = ""
     for raw in spec.get("volumes", []):
@@ -167,8 +175,10 @@ def start(
     number: int,
     request: WorkloadRequest,
     details: dict[str, Any] | None = None,
+    runtime: str | None = None,
 ) -> WorkloadRow:
     """Record the workload first (deterministic id), then start it: never started twice."""
+    engine = ctx.runtime_for(runtime)
     row = WorkloadRow(
         id=wid,
         owner_uid=owner.uid,
@@ -176,7 +186,7 @@ def start(
         role=role,
         generation=generation,
         number=number,
-        runtime=ctx.runtime.name,
+        runtime=engine.name,
         phase="Starting",
         exit_code=None,
         reason="",
@@ -201,7 +211,7 @@ def start(
         else:
             row = existing
     try:
-        state = ctx.runtime.start(request)
+        state = engine.start(request)
     except Exception as exc:  # the runtime could not even start it: say why, never hang
         log.exception("starting %s failed", wid)
         mark(ctx, wid, "Failed", "StartFailed", f"could not start: {type(exc).__name__}: {exc}")
@@ -225,7 +235,7 @@ def refresh(ctx: Context, row: WorkloadRow) -> WorkloadRow:
     """Observe an active workload in the runtime and record what changed."""
     if row.phase not in ACTIVE:
         return row
-    state = ctx.runtime.observe(row.id)
+    state = ctx.runtime_for(row.runtime).observe(row.id)
     if state.phase == Phase.NOT_FOUND:
         if row.phase == "Starting":  # recorded, but the server stopped before starting it
             phase, reason = "Failed", "Interrupted"
@@ -267,16 +277,20 @@ def mark(
             live.finished_at = live.finished_at or now()
 
 
-def log_tail(ctx: Context, wid: str, lines: int = 5) -> str:
-    path = ctx.runtime.log_path(wid)
-    if path is None or not path.exists():
+def log_tail(ctx: Context, row: WorkloadRow, lines: int = 5) -> str:
+    """The last lines a workload printed (for statuses of failures)."""
+    try:
+        data = b"".join(ctx.runtime_for(row.runtime).logs(row.id))
+    except Exception:  # a log is a courtesy here; the status must still be written
         return ""
-    with open(path, "rb") as fh:
-        fh.seek(0, 2)
-        size = fh.tell()
-        fh.seek(max(0, size - 4096))
-        text = fh.read().decode(errors="replace")
+    text = data[-4096:].decode(errors="replace")
     return " | ".join(t for t in text.strip().splitlines()[-lines:] if t.strip())
+
+
+def stop(ctx: Context, row: WorkloadRow) -> WorkloadRow:
+    """Stop a workload in its runtime and record how it ended."""
+    ctx.runtime_for(row.runtime).stop(row.id, ctx.settings.stop_grace_seconds)
+    return refresh(ctx, row)
 
 
 def unschedulable(ctx: Context, row: ResourceRow, decision: Decision) -> bool:

@@ -82,6 +82,8 @@ class WorkloadRequest:
     timeout: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
     extra_pythonpath: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()  # published on 127.0.0.1 (containers); local: already there
+    security: dict[str, Any] = field(default_factory=dict)  # spec.security (containers)
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,10 @@ class Runtime(Protocol):
 
     def environment_ready(self, prepared: PreparedEnvironment) -> bool: ...
 
+    def environment_key(self, spec: EnvironmentSpec) -> str:
+        """The identity of what ``prepare_environment`` would build for ``spec``."""
+        ...
+
     def start(self, request: WorkloadRequest) -> WorkloadState: ...
 
     def observe(self, workload_id: str) -> WorkloadState: ...
@@ -131,3 +137,17 @@ class Runtime(Protocol):
     def set_listener(self, callback: Callable[[str], None]) -> None:
         """``callback(workload_id)`` when a workload changes state (may never be called)."""
         ...
+
+
+@runtime_checkable
+class ServingImages(Protocol):
+    """Optional power: package a model version with its environment as a serving image."""
+
+    def prepare_serving(
+        self,
+        environment: PreparedEnvironment,
+        model: str,
+        version: int,
+        model_dir: Path,
+        progress: Callable[[str], None],
+    ) -> PreparedEnvironment: ...

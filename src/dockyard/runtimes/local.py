@@ -112,6 +112,9 @@ class LocalRuntime:
     ) -> PreparedEnvironment:
         return self.venvs.build(spec, progress)
 
+    def environment_key(self, spec: EnvironmentSpec) -> str:
+        return self.venvs.location(spec)[0]
+
     def environment_ready(self, prepared: PreparedEnvironment) -> bool:
         return self.venvs.ready(Path(prepared.location))
 

@@ -261,9 +261,28 @@ def _check_env(value: dict[str, str]) -> dict[str, str]:
 EnvVars = Annotated[dict[str, str], AfterValidator(_check_env)]
 
 
+class Security(SpecModel):
+    """Container security; the defaults are the safe ones, each loosened only explicitly."""
+
+    run_as_root: bool = Field(default=False, description="Run as root instead of uid 1000.")
+    read_only_root_filesystem: bool = Field(
+        default=True, description="Root file system read-only (writable: mounts and /tmp)."
+    )
+    allow_privilege_escalation: bool = Field(
+        default=False, description="Allow setuid and the like (no-new-privileges off)."
+    )
+    capabilities: list[str] = Field(
+        default_factory=list, description="Linux capabilities to keep, e.g. NET_BIND_SERVICE."
+    )
+    host_network: bool = Field(default=False, description="Use the host's network.")
+
+
 class WorkloadSpec(SpecModel):
     """What every runnable thing has: a command in an environment with mounts."""
 
+    runtime: Literal["local", "podman", "docker"] | None = Field(
+        default=None, description="local, podman or docker; unset = the server's default."
+    )
     environment: Name | None = Field(
         default=None, description="Name of an Environment; unset = Dockyard's own Python."
     )
@@ -274,6 +293,7 @@ class WorkloadSpec(SpecModel):
     )
     working_dir: str | None = Field(default=None, description="Directory inside the code.")
     env: EnvVars = Field(default_factory=dict, description="Environment variables.")
+    security: Security = Field(default_factory=Security, description="Container security.")
     resources: Resources = Field(default_factory=Resources, description="cpu, memory, gpu.")
     volumes: list[VolumeMount] = Field(default_factory=list, description="Volumes to mount.")
     datasets: list[DatasetMount] = Field(

@@ -25,6 +25,9 @@ RESERVED = "checkpoints"  # the top-level directory of a volume where job checkp
 class PrepareSpec(SpecModel):
     """A command that writes the dataset's files into ``$DOCKYARD_OUTPUT_DIR``."""
 
+    runtime: Literal["local", "podman", "docker"] | None = Field(
+        default=None, description="local, podman or docker; unset = the server's default."
+    )
     environment: Name | None = Field(default=None, description="Environment to run in.")
     command: list[str] = Field(min_length=1, description="Program and arguments.")
     code: str | None = Field(default=None, description="Code directory, relative to the file.")

@@ -56,6 +56,9 @@ class Batching(SpecModel):
 
 
 class ServiceSpec(SpecModel):
+    runtime: Literal["local", "podman", "docker"] | None = Field(
+        default=None, description="local, podman or docker; unset = the server's default."
+    )
     model: str = Field(description="NAME, NAME@ALIAS or NAME@VERSION of a registered model.")
     replicas: NonNegativeInt = Field(default=1, description="Model server processes.")
     port: int | None = Field(default=None, ge=1, le=65535, description="Fixed port; unset = any.")

@@ -1,0 +1,81 @@
+"""The container engine's command line (Podman or Docker), with JSON output and clear errors.
+
+The CLI is the interface both engines share without a daemon socket (Podman has none by
+default), and its JSON output (``inspect``, ``ps --format json``) is stable; every call is
+a subprocess with a timeout, so a stuck engine cannot hang the control loop forever.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from dockyard.errors import DockyardError, RuntimeUnavailable
+
+ENGINES = ("podman", "docker")
+
+
+class EngineError(DockyardError):
+    code = "engine-error"
+
+
+class Engine:
+    def __init__(self, name: str, containers_conf: Path | None = None) -> None:
+        if name not in ENGINES:
+            raise RuntimeUnavailable(
+                f"unknown container engine '{name}'", hint="choose podman, docker or local"
+            )
+        self.name = name
+        binary = shutil.which(name)
+        if binary is None:
+            raise RuntimeUnavailable(
+                f"{name.capitalize()} not found: install it or choose runtime: local",
+                hint=f"e.g. apt-get install {name}"
+                if name == "podman"
+                else "see https://docs.docker.com/engine/install/",
+            )
+        self.binary = binary
+        self.env = dict(os.environ)
+        if containers_conf is not None and name == "podman":
+            self.env["CONTAINERS_CONF"] = str(containers_conf)
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 120, input_: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        try:
+            result = subprocess.run(
+                [self.binary, *args],
+                capture_output=True,
+                env=self.env,
+                timeout=timeout,
+                input=input_,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise EngineError(
+                f"{self.name} {args[0]} did not answer within {timeout:.0f}s"
+            ) from exc
+        if check and result.returncode != 0:
+            raise EngineError(
+                f"{self.name} {' '.join(args[:2])} failed: "
+                f"{result.stderr.decode(errors='replace').strip()[-800:]}"
+            )
+        return result
+
+    def json(self, *args: str, timeout: float = 60) -> Any:
+        out = self.run(*args, timeout=timeout).stdout
+        return json.loads(out) if out.strip() else None
+
+    def inspect(self, name: str) -> dict[str, Any] | None:
+        result = self.run("container", "inspect", name, check=False, timeout=60)
+        if result.returncode != 0:
+            return None
+        data = json.loads(result.stdout)
+        return data[0] if data else None
+
+    def image_exists(self, tag: str) -> bool:
+        return self.run("image", "inspect", tag, check=False, timeout=60).returncode == 0

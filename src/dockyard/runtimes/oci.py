@@ -1,0 +1,378 @@
+"""OCI containers with Podman or Docker: the second home of every workload.
+
+Each workload is one container named by its workload id and labelled with its Dockyard
+resource, so a restarted server finds it again by name (``observe``) or by label
+(``list_workloads``); ``start`` of an existing name never starts it twice. Containers run with
+safe defaults — a non-root user, a read-only root file system with a writable ``/tmp``,
+``no-new-privileges``, every capability dropped, the engine's own network (never the host's)
+— and the limits of ``resources``. Timeouts and "stopped on request" are kept in the
+workload's run directory, which also holds the copy of the code mounted at ``/workspace``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dockyard.runtimes.base import (
+    NodeCapacity,
+    Phase,
+    PreparedEnvironment,
+    WorkloadRequest,
+    WorkloadState,
+)
+from dockyard.runtimes.engine import Engine
+from dockyard.runtimes.images import (
+    DEFAULT_BASE,
+    PACKAGE_DIR,
+    USER_ID,
+    build,
+    env_tag,
+    image_hash,
+    render,
+    render_serving,
+)
+from dockyard.runtimes.local import detect_gpus, total_memory
+from dockyard.settings import Settings
+from dockyard.spec import EnvironmentSpec, parse_bytes
+from dockyard.version import __version__
+
+LABEL = "dev.dockyard.workload"
+OUTPUT = "/dockyard/output"
+WORKSPACE = "/workspace"
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text or text.startswith("0001-01-01"):
+        return None
+    text = text.replace("Z", "+00:00")
+    head, _, rest = text.partition(".")
+    if rest:  # nanoseconds and a zone: keep microseconds
+        digits = "".join(c for c in rest if c.isdigit())[:6]
+        zone = rest[len("".join(c for c in rest if c.isdigit())) :].strip()
+        text = f"{head}.{digits}{zone.replace(' ', '')}"
+    try:
+        parsed = datetime.fromisoformat(text.split(" ")[0] if " " in text else text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class OciRuntime:
+    """Workloads as containers of Podman or Docker on this machine."""
+
+    def __init__(self, settings: Settings, engine: str) -> None:
+        self.settings = settings
+        self.name = engine
+        self.engine = Engine(engine, settings.containers_conf)
+        self.runs = settings.runs_dir
+        self._node: NodeCapacity | None = None
+
+    # -- node and images --------------------------------------------------------------------
+    def node(self) -> NodeCapacity:
+        if self._node is None:
+            s = self.settings
+            gpus, models, note = (
+                (s.node_gpu, (), "configured") if s.node_gpu is not None else detect_gpus()
+            )
+            import os
+
+            self._node = NodeCapacity(
+                cpu=s.node_cpu if s.node_cpu is not None else float(os.cpu_count() or 1),
+                memory=parse_bytes(s.node_memory) if s.node_memory else total_memory(),
+                gpu=gpus,
+                gpu_note=note + ("; containers get them through CDI" if gpus else ""),
+                gpu_models=models,
+            )
+        return self._node
+
+    def base_for(self, spec: EnvironmentSpec) -> str:
+        return spec.base or self.settings.base_image or DEFAULT_BASE
+
+    def prepare_environment(
+        self, name: str, spec: EnvironmentSpec, progress: Callable[[str], None]
+    ) -> PreparedEnvironment:
+        base = self.base_for(spec)
+        digest = image_hash(spec, base)
+        tag = env_tag(digest)
+        context = {"requirements.txt": "\n".join(spec.packages) + "\n"}
+        build(self.engine, tag, render(name, spec, base), context, progress)
+        return PreparedEnvironment(digest, tag, "/opt/venv/bin/python", dict(spec.env))
+
+    def environment_key(self, spec: EnvironmentSpec) -> str:
+        return image_hash(spec, self.base_for(spec))
+
+    def environment_ready(self, prepared: PreparedEnvironment) -> bool:
+        return self.engine.image_exists(prepared.location)
+
+    def prepare_serving(
+        self,
+        environment: PreparedEnvironment,
+        model: str,
+        version: int,
+        model_dir: Path,
+        progress: Callable[[str], None],
+    ) -> PreparedEnvironment:
+        """FROM the model's environment image + the model server + the model's files."""
+        files = sorted(
+            p.relative_to(model_dir).as_posix() + ":" + _digest(p)
+            for p in model_dir.rglob("*")
+            if p.is_file() and p.name != ".dockyard-complete"
+        )
+        model_digest = hashlib.sha256("\n".join(files).encode()).hexdigest()
+        key = hashlib.sha256(
+            f"{environment.hash}|{__version__}|{model_digest}|{_package_digest()}".encode()
+        ).hexdigest()
+        tag = f"localhost/dockyard/serve-{model}:{version}-{key[:12]}"
+        build(
+            self.engine,
+            tag,
+            render_serving(environment.location, model, version, model_digest),
+            {"dockyard": PACKAGE_DIR, "model": model_dir},
+            progress,
+        )
+        return PreparedEnvironment(key, tag, environment.python, dict(environment.env))
+
+    # -- workloads ----------------------------------------------------------------------------
+    def set_listener(self, callback: Callable[[str], None]) -> None:
+        pass  # containers are observed by polling
+
+    def _dir(self, workload_id: str) -> Path:
+        return self.runs / workload_id
+
+    def log_path(self, workload_id: str) -> Path | None:
+        return None
+
+    def start(self, request: WorkloadRequest) -> WorkloadState:
+        run_dir = self._dir(request.id)
+        if self.engine.inspect(request.id) is not None:
+            return self.observe(request.id)  # it exists: never start twice
+        environment = request.environment or self.prepare_environment(
+            "default", EnvironmentSpec(), lambda _m: None
+        )  # Dockyard's "no environment"
+        work = run_dir / "work"
+        if request.code_dir is not None and not work.exists():
+            shutil.copytree(
+                request.code_dir,
+                work,
+                symlinks=True,
+                ignore=shutil.ignore_patterns(".dockyard-complete"),
+            )
+        work.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            _chown_tree(work)
+        args = [
+            "run",
+            "--detach",
+            "--name",
+            request.id,
+            "--label",
+            f"{LABEL}={request.id}",
+            "--label",
+            "dev.dockyard.managed=true",
+            *[a for k, v in request.labels.items() for a in ("--label", f"{k}={v}")],
+            *security_args(request.security),
+            "--tmpfs",
+            "/tmp:rw,nosuid,nodev,size=512m",
+            "--volume",
+            f"{work}:{WORKSPACE}:rw",
+            "--workdir",
+            f"{WORKSPACE}/{request.working_dir}" if request.working_dir else WORKSPACE,
+        ]
+        env = {"PYTHONUNBUFFERED": "1", "DOCKYARD_WORKLOAD_ID": request.id, **environment.env}
+        threads = request.cpu_limit or request.cpu
+        if threads:
+            for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+                env[var] = str(max(1, int(-(-threads // 1))))
+        if request.output_dir is not None:
+            request.output_dir.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                _chown_tree(request.output_dir)
+            args += ["--volume", f"{request.output_dir}:{OUTPUT}:rw"]
+            env["DOCKYARD_OUTPUT_DIR"] = OUTPUT
+        for mount in request.mounts:
+            with contextlib.suppress(OSError):
+                if not mount.read_only:
+                    _chown_tree(mount.source, deep=False)
+            args += [
+                "--volume",
+                f"{mount.source}:{mount.target}:{'ro' if mount.read_only else 'rw'}",
+            ]
+            if mount.env_var:
+                env[mount.env_var] = mount.target
+        env.update(request.env)
+        for key, value in env.items():
+            args += ["--env", f"{key}={value}"]
+        if request.memory:
+            args += ["--memory", str(request.memory), "--memory-swap", str(request.memory)]
+        if request.cpu_limit:
+            args += ["--cpus", f"{request.cpu_limit:g}"]
+        if request.cpu:
+            args += ["--cpu-shares", str(max(2, int(request.cpu * 1024)))]
+        for index in request.env.get("CUDA_VISIBLE_DEVICES", "").split(","):
+            if index.isdigit():
+                args += ["--device", f"nvidia.com/gpu={index}"]
+        for port in request.ports:
+            args += ["--publish", f"127.0.0.1:{port}:{port}"]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        meta = {"timeout": request.timeout, "startedAt": time.time()}
+        (run_dir / "container.json").write_text(json.dumps(meta))
+        self.engine.run(*args, environment.location, *request.command, timeout=300)
+        return self.observe(request.id)
+
+    def observe(self, workload_id: str) -> WorkloadState:
+        info = self.engine.inspect(workload_id)
+        if info is None:
+            return WorkloadState(workload_id, Phase.NOT_FOUND)
+        state = info.get("State", {})
+        started, finished = _time(state.get("StartedAt")), _time(state.get("FinishedAt"))
+        details = {
+            "container": info.get("Id", "")[:12],
+            "image": info.get("ImageName") or info.get("Config", {}).get("Image"),
+            "pid": state.get("Pid") or None,
+        }
+        run_dir = self._dir(workload_id)
+        status = state.get("Status", "")
+        if status in ("running", "created", "configured", "initialized", "paused"):
+            meta = _read(run_dir / "container.json")
+            timeout = meta.get("timeout")
+            if timeout and time.time() - float(meta.get("startedAt", time.time())) > timeout:
+                (run_dir / "reason").write_text("Timeout")
+                self.engine.run(
+                    "stop",
+                    "--time",
+                    str(int(self.settings.stop_grace_seconds)),
+                    workload_id,
+                    check=False,
+                    timeout=120,
+                )
+                return self.observe(workload_id)
+            return WorkloadState(workload_id, Phase.RUNNING, started_at=started, details=details)
+        code = int(state.get("ExitCode", -1))
+        marked = (run_dir / "reason").read_text().strip() if (run_dir / "reason").exists() else ""
+        if state.get("OOMKilled"):
+            reason, message = "OOMKilled", "killed: memory limit exceeded"
+        elif marked == "Timeout":
+            reason, message = (
+                "Timeout",
+                f"exceeded timeoutSeconds={_read(run_dir / 'container.json').get('timeout')}",
+            )
+        elif marked == "Stopped":
+            reason, message = "Stopped", "stopped on request"
+        elif code == 0:
+            reason, message = "Completed", ""
+        elif code in (126, 127):
+            reason = "CommandNotFound" if code == 127 else "StartFailed"
+            message = (state.get("Error") or "").strip() or f"exit code {code}"
+        else:
+            reason, message = "Error", (state.get("Error") or "").strip() or f"exit code {code}"
+        phase = Phase.SUCCEEDED if reason == "Completed" else Phase.FAILED
+        return WorkloadState(
+            workload_id,
+            phase,
+            exit_code=code,
+            reason=reason,
+            message=message,
+            started_at=started,
+            finished_at=finished,
+            details=details,
+        )
+
+    def list_workloads(self) -> list[str]:
+        data = self.engine.json(
+            "ps", "--all", "--filter", "label=dev.dockyard.managed=true", "--format", "json"
+        )
+        names: list[str] = []
+        for item in data or []:
+            raw = item.get("Names") or item.get("Name") or []
+            names.extend([raw] if isinstance(raw, str) else raw)
+        return sorted(n.lstrip("/") for n in names)
+
+    def stop(self, workload_id: str, grace: float) -> None:
+        info = self.engine.inspect(workload_id)
+        if info is None:
+            return
+        run_dir = self._dir(workload_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if info.get("State", {}).get("Status") == "running":
+            if not (run_dir / "reason").exists():
+                (run_dir / "reason").write_text("Stopped")
+            self.engine.run(
+                "stop",
+                "--time",
+                str(max(1, int(grace))),
+                workload_id,
+                check=False,
+                timeout=grace + 60,
+            )
+
+    def remove(self, workload_id: str) -> None:
+        self.engine.run("rm", "--force", "--volumes", workload_id, check=False, timeout=120)
+        shutil.rmtree(self._dir(workload_id), ignore_errors=True)
+
+    def logs(self, workload_id: str, *, offset: int = 0) -> Iterator[bytes]:
+        result = self.engine.run("logs", workload_id, check=False, timeout=60)
+        data = result.stdout + result.stderr if result.returncode == 0 else b""
+        if len(data) > offset:
+            yield data[offset:]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _chown_tree(path: Path, deep: bool = True) -> None:
+    """Let the container's non-root user write where it must (runs as root only)."""
+    import os
+
+    if os.geteuid() != 0:
+        return
+    os.chown(path, USER_ID, USER_ID)
+    if deep and path.is_dir():
+        for child in path.rglob("*"):
+            os.chown(child, USER_ID, USER_ID, follow_symlinks=False)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@functools.cache
+def _package_digest() -> str:
+    """Identity of the Dockyard code that goes into serving images."""
+    files = sorted(p for p in PACKAGE_DIR.rglob("*.py"))
+    return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
+
+
+def security_args(security: dict[str, Any]) -> list[str]:
+    """The safe defaults, each loosened only by an explicit ``spec.security`` field."""
+    args = ["--cap-drop", "ALL"]
+    for cap in security.get("capabilities") or []:
+        args += ["--cap-add", cap]
+    if not security.get("runAsRoot"):
+        args += ["--user", f"{USER_ID}:{USER_ID}"]
+    else:
+        args += ["--user", "0:0"]
+    if security.get("readOnlyRootFilesystem", True):
+        args.append("--read-only")
+    if not security.get("allowPrivilegeEscalation"):
+        args += ["--security-opt", "no-new-privileges"]
+    if security.get("hostNetwork"):
+        args += ["--network", "host"]
+    return args
