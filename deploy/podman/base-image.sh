@@ -20,5 +20,5 @@ debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
 rm -rf "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/* \
   "$root"/var/cache/apt/*.bin
 tar -C "$root" -c . | podman import \
-  --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' --change 'CMD ["python3"]' - "$IMAGE" >/dev/null
+  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --change 'CMD ["python3"]' - "$IMAGE" >/dev/null
 echo "built $IMAGE"

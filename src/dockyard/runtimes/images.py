@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -34,6 +35,7 @@ SERVING_PACKAGES = [
     "prometheus-client>=0.20,<1",
     "pydantic>=2.7,<3",
 ]
+STEP = re.compile(r"STEP \d+/\d+: .*")
 SECRETS = (("pipconf", "/etc/pip.conf"), ("cacert", "/etc/ssl/certs/ca-certificates.crt"))
 
 
@@ -86,9 +88,10 @@ FROM {base} AS builder
 {_apt(spec.system_packages)}RUN python3 -m venv /opt/venv
 {install}
 FROM {base}
-{_apt(spec.system_packages)}RUN (command -v useradd >/dev/null \\
-     && useradd --uid {USER_ID} --create-home --shell /bin/sh dockyard) \\
-    || (adduser -D -u {USER_ID} dockyard) \\
+{_apt(spec.system_packages)}RUN export PATH="$PATH:/usr/sbin:/sbin"; \\
+    (command -v useradd >/dev/null \\
+     && useradd --uid {USER_ID} --create-home --shell /bin/sh dockyard \\
+     || adduser -D -u {USER_ID} dockyard) \\
     && mkdir -p /workspace && chown {USER_ID}:{USER_ID} /workspace
 COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin VIRTUAL_ENV=/opt/venv \\
@@ -176,14 +179,17 @@ def build(
             text = line.rstrip()
             if not text or text.startswith("WARNING: Location"):
                 continue
-            tail = [*tail[-20:], text]
-            if text.startswith("STEP "):
-                step = text
-                progress(text[:120])
+            tail = [*tail[-30:], text]
+            found = STEP.search(text)
+            if found:
+                step = found.group(0)
+                progress(step[:120])
         if proc.wait() != 0:
-            errors = [t for t in tail if "rror" in t] or tail[-6:]
+            problems = [t for t in tail if t.startswith(("ERROR", "E: ")) or "rror:" in t]
+            detail = " | ".join(problems[-3:] or tail[-4:])
+            where = f"at {step[:160]}" if step else "before the first step"
             raise EngineError(
-                f"building the image failed at {step or 'the start'}: {' | '.join(errors)[-700:]}",
+                f"building the image failed {where}: {detail[-600:]}",
                 hint="fix the packages, base image or system packages of the "
                 "environment and apply it again",
             )

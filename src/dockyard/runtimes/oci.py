@@ -29,7 +29,7 @@ from dockyard.runtimes.base import (
     WorkloadRequest,
     WorkloadState,
 )
-from dockyard.runtimes.engine import Engine
+from dockyard.runtimes.engine import Engine, EngineError
 from dockyard.runtimes.images import (
     DEFAULT_BASE,
     PACKAGE_DIR,
@@ -187,7 +187,12 @@ class OciRuntime:
             "--workdir",
             f"{WORKSPACE}/{request.working_dir}" if request.working_dir else WORKSPACE,
         ]
-        env = {"PYTHONUNBUFFERED": "1", "DOCKYARD_WORKLOAD_ID": request.id, **environment.env}
+        env = {
+            "PYTHONUNBUFFERED": "1",
+            "DOCKYARD_WORKLOAD_ID": request.id,
+            "HOME": "/tmp",
+            **environment.env,
+        }  # the root file system is read-only
         threads = request.cpu_limit or request.cpu
         if threads:
             for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -225,7 +230,12 @@ class OciRuntime:
         run_dir.mkdir(parents=True, exist_ok=True)
         meta = {"timeout": request.timeout, "startedAt": time.time()}
         (run_dir / "container.json").write_text(json.dumps(meta))
-        self.engine.run(*args, environment.location, *request.command, timeout=300)
+        try:
+            self.engine.run(*args, environment.location, *request.command, timeout=300)
+        except EngineError:
+            # a container that was created but could not start must not look alive later
+            self.engine.run("rm", "--force", request.id, check=False, timeout=120)
+            raise
         return self.observe(request.id)
 
     def observe(self, workload_id: str) -> WorkloadState:
@@ -258,8 +268,11 @@ class OciRuntime:
             return WorkloadState(workload_id, Phase.RUNNING, started_at=started, details=details)
         code = int(state.get("ExitCode", -1))
         marked = (run_dir / "reason").read_text().strip() if (run_dir / "reason").exists() else ""
-        if state.get("OOMKilled"):
-            reason, message = "OOMKilled", "killed: memory limit exceeded"
+        limit = int((info.get("HostConfig") or {}).get("Memory") or 0)
+        if state.get("OOMKilled") or (code == 137 and limit and not marked):
+            # engines on cgroup v1 do not always set OOMKilled: a SIGKILL nobody sent to a
+            # memory-limited container is the kernel's OOM killer
+            reason, message = "OOMKilled", f"killed: memory limit of {limit} bytes exceeded"
         elif marked == "Timeout":
             reason, message = (
                 "Timeout",
