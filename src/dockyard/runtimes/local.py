@@ -8,6 +8,7 @@ them again through the shim's lock file, so nothing is lost or started twice.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -65,6 +66,23 @@ def total_memory() -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
+@functools.cache
+def _capacity(cpu: float | None, memory: str | None, gpu: int | None) -> NodeCapacity:
+    gpus, models, note = (gpu, (), "configured") if gpu is not None else detect_gpus()
+    return NodeCapacity(
+        cpu=cpu if cpu is not None else float(os.cpu_count() or 1),
+        memory=parse_bytes(memory) if memory else total_memory(),
+        gpu=gpus,
+        gpu_note=note,
+        gpu_models=models,
+    )
+
+
+def host_capacity(settings: Settings) -> NodeCapacity:
+    """What this machine offers (detected once), unless the settings say otherwise."""
+    return _capacity(settings.node_cpu, settings.node_memory, settings.node_gpu)
+
+
 def _parse_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
@@ -93,17 +111,7 @@ class LocalRuntime:
     # -- node ---------------------------------------------------------------------------
     def node(self) -> NodeCapacity:
         if self._node is None:
-            s = self.settings
-            gpus, models, note = (
-                (s.node_gpu, (), "configured") if s.node_gpu is not None else detect_gpus()
-            )
-            self._node = NodeCapacity(
-                cpu=s.node_cpu if s.node_cpu is not None else float(os.cpu_count() or 1),
-                memory=parse_bytes(s.node_memory) if s.node_memory else total_memory(),
-                gpu=gpus,
-                gpu_note=note,
-                gpu_models=models,
-            )
+            self._node = host_capacity(self.settings)
         return self._node
 
     # -- environments -------------------------------------------------------------------

@@ -40,9 +40,9 @@ from dockyard.runtimes.images import (
     render,
     render_serving,
 )
-from dockyard.runtimes.local import detect_gpus, total_memory
+from dockyard.runtimes.local import host_capacity
 from dockyard.settings import Settings
-from dockyard.spec import EnvironmentSpec, parse_bytes
+from dockyard.spec import EnvironmentSpec
 from dockyard.version import __version__
 
 LABEL = "dev.dockyard.workload"
@@ -74,25 +74,10 @@ class OciRuntime:
         self.name = engine
         self.engine = Engine(engine, settings.containers_conf)
         self.runs = settings.runs_dir
-        self._node: NodeCapacity | None = None
 
     # -- node and images --------------------------------------------------------------------
     def node(self) -> NodeCapacity:
-        if self._node is None:
-            s = self.settings
-            gpus, models, note = (
-                (s.node_gpu, (), "configured") if s.node_gpu is not None else detect_gpus()
-            )
-            import os
-
-            self._node = NodeCapacity(
-                cpu=s.node_cpu if s.node_cpu is not None else float(os.cpu_count() or 1),
-                memory=parse_bytes(s.node_memory) if s.node_memory else total_memory(),
-                gpu=gpus,
-                gpu_note=note + ("; containers get them through CDI" if gpus else ""),
-                gpu_models=models,
-            )
-        return self._node
+        return host_capacity(self.settings)  # containers share the machine with the rest
 
     def base_for(self, spec: EnvironmentSpec) -> str:
         return spec.base or self.settings.base_image or DEFAULT_BASE

@@ -177,15 +177,12 @@ class Batched:
         self.queue: deque[_Item] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._busy = False  # a call of the runtime is under way (batch or fast path)
 
     async def predict(self, inputs: dict[str, Array], outputs: list[str]) -> dict[str, Array]:
         rows = batch_rows(inputs)
         if rows > self.max_batch_size or any(a.ndim == 0 for a in inputs.values()):
             self.runner.metrics.batch_size.observe(rows)
             return await self.runner(inputs, outputs)
-        if not self._busy and not self.queue and not self.arriving():
-            return await self._alone(inputs, outputs, rows)
         key = tuple(sorted((n, a.dtype.str, a.shape[1:]) for n, a in inputs.items()))
         item = _Item(inputs, outputs, rows, key, asyncio.get_running_loop().create_future())
         self.queue.append(item)
@@ -194,23 +191,6 @@ class Batched:
             self._task = asyncio.create_task(self._work(), name="batcher")
         self._wakeup.set()
         return await item.future
-
-    async def _alone(
-        self, inputs: dict[str, Array], outputs: list[str], rows: int
-    ) -> dict[str, Array]:
-        """The model is idle and nobody else is coming: no queue, no batcher task."""
-        metrics = self.runner.metrics
-        started = time.perf_counter()
-        self._busy = True
-        try:
-            metrics.queue.observe(0.0)
-            metrics.batch_size.observe(rows)
-            return await self.runner(inputs, outputs)
-        finally:
-            self._busy = False
-            metrics.batch.observe(time.perf_counter() - started)
-            if self.queue:
-                self._wakeup.set()
 
     def _take(self) -> list[_Item]:
         """The oldest live request and the compatible ones behind it, up to the size limit."""
@@ -235,7 +215,7 @@ class Batched:
 
     async def _work(self) -> None:
         while True:
-            while not self.queue or self._busy:
+            if not self.queue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
             batch = self._take()
@@ -257,13 +237,6 @@ class Batched:
             await self._run(batch)
 
     async def _run(self, batch: list[_Item]) -> None:
-        self._busy = True
-        try:
-            await self._run_batch(batch)
-        finally:
-            self._busy = False
-
-    async def _run_batch(self, batch: list[_Item]) -> None:
         metrics = self.runner.metrics
         started = time.perf_counter()
         for item in batch:
