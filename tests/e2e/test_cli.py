@@ -197,6 +197,7 @@ def test_digits_example_in_podman_containers(home: Path, env_cache: Path) -> Non
         env={**os.environ, "CONTAINERS_CONF": str(CONF)},
         timeout=1200,
     )
+    ours: set[str] = set()
     cli = CLI(
         home,
         env_cache,
@@ -228,6 +229,19 @@ def test_digits_example_in_podman_containers(home: Path, env_cache: Path) -> Non
             for i in images
         )  # type: ignore[union-attr]
         assert "accuracy" in cli("logs", "train-digits").stdout
+        from dockyard.client import Client
+        from dockyard.settings import Settings
+
+        with Client(settings=Settings(home=home), autostart=False) as c:
+            ours = {
+                w["id"]
+                for kind, name in (
+                    ("Job", "train-digits"),
+                    ("Service", "digits"),
+                    ("Dataset", "digits"),
+                )
+                for w in c.workloads(kind, name)
+            }
         again = cli("apply", "-f", "examples/digits/").stdout
         assert again.count("unchanged") == 6
     finally:
@@ -246,7 +260,9 @@ def test_digits_example_in_podman_containers(home: Path, env_cache: Path) -> Non
             timeout=300,
             check=False,
         )
-    left = podman(
-        "ps", "-a", "--filter", "label=dev.dockyard.managed=true", "--format", "{{.Names}}"
-    ).stdout
-    assert "train-digits" not in left and "svc-digits" not in left  # delete removed them
+    left = set(
+        podman(
+            "ps", "-a", "--filter", "label=dev.dockyard.managed=true", "--format", "{{.Names}}"
+        ).stdout.split()
+    )
+    assert ours and not ours & left  # delete removed this example's containers
