@@ -256,3 +256,34 @@ def http_ok(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+# -- Podman -------------------------------------------------------------------------------
+CONF = ROOT / "deploy" / "podman" / "containers.conf"
+BASE = "localhost/dockyard/base:bookworm"
+
+
+def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["podman", *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        env={**os.environ, "CONTAINERS_CONF": str(CONF)},
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="session")
+def base_image() -> str:
+    if shutil.which("podman") is None:
+        if os.environ.get("DOCKYARD_REQUIRE_PODMAN"):
+            pytest.fail("Podman is required here but not installed (apt-get install podman)")
+        pytest.skip("Podman is not installed")
+    subprocess.run(
+        [str(ROOT / "deploy" / "podman" / "base-image.sh"), BASE],
+        check=True,
+        env={**os.environ, "CONTAINERS_CONF": str(CONF)},
+        timeout=1200,
+    )
+    return BASE

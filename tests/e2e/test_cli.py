@@ -181,22 +181,10 @@ def test_schema(cli: CLI) -> None:
 
 
 @pytest.mark.containers
-def test_digits_example_in_podman_containers(home: Path, env_cache: Path) -> None:
+def test_digits_example_in_podman_containers(home: Path, env_cache: Path, base_image: str) -> None:
     """`make demo RUNTIME=podman`, as tests: the same files, every workload in a container."""
-    import shutil
+    from tests.conftest import BASE, CONF, podman
 
-    from tests.integration.test_containers import BASE, CONF, podman
-
-    if shutil.which("podman") is None:
-        if os.environ.get("DOCKYARD_REQUIRE_PODMAN"):
-            pytest.fail("Podman is required here but not installed")
-        pytest.skip("Podman is not installed")
-    subprocess.run(
-        [str(ROOT / "deploy" / "podman" / "base-image.sh"), BASE],
-        check=True,
-        env={**os.environ, "CONTAINERS_CONF": str(CONF)},
-        timeout=1200,
-    )
     ours: set[str] = set()
     cli = CLI(
         home,

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,37 +18,9 @@ import pytest
 
 from dockyard.errors import DockyardError
 from tests import factories as f
-from tests.conftest import ROOT, ServerProcess, wait_until
+from tests.conftest import BASE, CONF, ServerProcess, podman, wait_until
 
 pytestmark = pytest.mark.containers
-CONF = ROOT / "deploy" / "podman" / "containers.conf"
-BASE = "localhost/dockyard/base:bookworm"
-
-
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["podman", *args],
-        capture_output=True,
-        text=True,
-        check=check,
-        env={**os.environ, "CONTAINERS_CONF": str(CONF)},
-        timeout=600,
-    )
-
-
-@pytest.fixture(scope="session")
-def base_image() -> str:
-    if shutil.which("podman") is None:
-        if os.environ.get("DOCKYARD_REQUIRE_PODMAN"):
-            pytest.fail("Podman is required here but not installed (apt-get install podman)")
-        pytest.skip("Podman is not installed")
-    subprocess.run(
-        [str(ROOT / "deploy" / "podman" / "base-image.sh"), BASE],
-        check=True,
-        env={**os.environ, "CONTAINERS_CONF": str(CONF)},
-        timeout=1200,
-    )
-    return BASE
 
 
 @pytest.fixture
