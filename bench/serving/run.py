@@ -9,9 +9,10 @@ RandomForest, trained here with the scikit-learn of this environment and pinned 
 version in every server's environment), single-sample requests, load from a separate `wrk`
 process on 127.0.0.1 at 1, 16 and 64 connections, 3 runs each, median. MLServer and BentoML
 are installed by this script in their own virtual environments under bench/.venvs/.
-Also measured: the in-process predict() time (the floor) and cold start (process start →
-first successful prediction, median of 3). Results: bench/results/serving-*.json and a
-Markdown summary on stdout (copied into docs/benchmarks.md).
+Also measured: the in-process predict() time (the floor), the first start (process start →
+first successful prediction, Dockyard's compile cache empty) and the cold start (the same for
+a new process afterwards, e.g. a restart or another replica: median of 3). Results:
+bench/results/serving-*.json and a Markdown summary on stdout (copied into docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ ROOT = HERE.parent.parent
 WORK = ROOT / "bench" / ".work"
 VENVS = ROOT / "bench" / ".venvs"
 RESULTS = ROOT / "bench" / "results"
+COMPILE_CACHE = WORK / "compile-cache"  # Dockyard's; emptied before each first start
 
 
 def free_port() -> int:
@@ -132,15 +134,15 @@ class Server:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
-def dockyard(batching: bool, compile_trees: bool = True) -> Any:
+def dockyard(batching: bool, compile_models: bool = True) -> Any:
     def setup(name: str, path: Path, port: int) -> tuple[list[str], dict[str, str]]:
         target = path
-        if not compile_trees:
+        if not compile_models:
             target = WORK / "plain" / name
             target.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target / "model.joblib")
             (target / "model-settings.json").write_text(
-                json.dumps({"parameters": {"compileTrees": False}})
+                json.dumps({"parameters": {"compile": False}})
             )
         argv = [
             sys.executable,
@@ -244,7 +246,7 @@ def servers(workers: int) -> dict[str, Server]:
             "Dockyard, batching, scikit-learn's own predict",
             "oip.json",
             infer,
-            dockyard(True, compile_trees=False),
+            dockyard(True, compile_models=False),
         ),
         "dockyard-warm": Server(
             "Dockyard started from its warm pool (batching)", "oip.json", infer, dockyard_warm
@@ -287,7 +289,7 @@ def start(server: Server, model: str, path: Path) -> tuple[subprocess.Popen[byte
     started = time.perf_counter()
     proc = subprocess.Popen(
         argv,
-        env={**os.environ, **env},
+        env={**os.environ, "DOCKYARD_COMPILE_CACHE": str(COMPILE_CACHE), **env},
         cwd=HERE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -348,6 +350,9 @@ def wrk(url: str, body: str, connections: int, duration: float) -> dict[str, flo
 
 
 def measure(server: Server, model: str, path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    shutil.rmtree(COMPILE_CACHE, ignore_errors=True)
+    proc, _, first = start(server, model, path)
+    stop(proc)
     colds = []
     for _ in range(args.cold_runs):
         proc, _, cold = start(server, model, path)
@@ -357,9 +362,13 @@ def measure(server: Server, model: str, path: Path, args: argparse.Namespace) ->
     result: dict[str, Any] = {
         "server": server.name,
         "model": model,
+        "first_start_s": first,
         "cold_start_s": statistics.median(colds),
         "load": {},
     }
+    if args.cold_only:
+        stop(proc)
+        return result
     try:
         wrk(url, server.body, 16, 2)  # warm up
         for connections in args.connections:
@@ -389,19 +398,20 @@ def summary(
             "",
         ]
         head = "| server | " + " | ".join(f"req/s @{c}" for c in connections)
-        head += " | p50 @1 | p99 @64 | cold start |"
-        lines += [head, "|" + " --- |" * (len(connections) + 4)]
+        head += " | p50 @1 | p99 @64 | first start | cold start |"
+        lines += [head, "|" + " --- |" * (len(connections) + 5)]
         for r in (x for x in results if x["model"] == model):
             load = r["load"]
             cells = [
-                f"{load[c]['rps']:,.0f}" + (" ⚠" if load[c]["errors"] else "") for c in connections
+                f"{load[c]['rps']:,.0f}" + (" ⚠" if load[c]["errors"] else "") if c in load else "-"
+                for c in connections
             ]
             p50 = f"{load[1]['p50_ms']:.2f} ms" if 1 in load else "-"
             p99 = f"{load[64]['p99_ms']:.1f} ms" if 64 in load else "-"
             lines.append(
                 f"| {r['server']} | "
                 + " | ".join(cells)
-                + f" | {p50} | {p99} | {r['cold_start_s']:.2f} s |"
+                + f" | {p50} | {p99} | {r['first_start_s']:.2f} s | {r['cold_start_s']:.2f} s |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -426,6 +436,7 @@ def main() -> None:
         help="workers for MLServer and BentoML (default: one per core)",
     )
     parser.add_argument("--quick", action="store_true", help="1 run of 5 s, 1 cold start")
+    parser.add_argument("--cold-only", action="store_true", help="start times only, no load")
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
     if args.quick:

@@ -217,6 +217,8 @@ def test_digits_example_in_podman_containers(home: Path, env_cache: Path, base_i
             for i in images
         )  # type: ignore[union-attr]
         assert "accuracy" in cli("logs", "train-digits").stdout
+        # the serving image was compiled at build time: the server never imports scikit-learn
+        assert "(compiled, from cache)" in cli("logs", "service", "digits").stdout
         from dockyard.client import Client
         from dockyard.settings import Settings
 

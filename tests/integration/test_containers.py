@@ -145,6 +145,7 @@ def test_security_defaults_of_a_running_container(
 
 def test_a_job_over_its_memory_limit_is_oom_killed(pod_server: ServerProcess) -> None:
     c = pod_server.client
+    before = set(Path.cwd().iterdir())  # the server's working directory (conmon writes 'oom')
     c.apply(
         [
             f.job(
@@ -156,6 +157,7 @@ def test_a_job_over_its_memory_limit_is_oom_killed(pod_server: ServerProcess) ->
     )
     st = c.wait("Job", "hog", until={"Succeeded", "Failed"}, timeout=300)["status"]
     assert st["phase"] == "Failed" and st["reason"] == "OOMKilled", st
+    assert set(Path.cwd().iterdir()) <= before, "the engine left files where the server started"
 
 
 def test_kill_9_while_a_container_job_runs(pod_server: ServerProcess, tmp_path: Path) -> None:

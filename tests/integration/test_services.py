@@ -87,6 +87,10 @@ def test_a_dead_replica_is_restarted(served: ServerProcess) -> None:
     svc = ready(c, "tiny", 1)
     assert svc["status"]["restarts"] == 1
     assert c.predict("tiny", request(3.0))["outputs"][0]["data"] == [1]
+    # the first replica compiled the model; the restarted one read it without scikit-learn
+    assert len(list((served.home / "cache" / "compiled").glob("*.npz"))) == 1
+    logs = b"".join(c.logs("Service", "tiny")).decode()
+    assert "LogisticRegression (compiled, from cache)" in logs, logs
 
 
 def test_new_version_rolls_out_and_the_old_replica_stops(served: ServerProcess) -> None:

@@ -370,11 +370,15 @@ class ServiceReconciler:
             if batching.enabled
             else ["--no-batching"]
         )
+        env = dict(spec.env)
+        if not in_container:  # compiled models outlive a replica: restarts skip scikit-learn
+            cache = self.ctx.settings.home / "cache" / "compiled"
+            env.setdefault("DOCKYARD_COMPILE_CACHE", str(cache))
         need = wl.need_of(row.spec["resources"])
         request = WorkloadRequest(
             id=wid,
             command=command,
-            env=dict(spec.env),
+            env=env,
             environment=environment,
             cpu=need.cpu,
             cpu_limit=need.cpu_limit,

@@ -24,7 +24,9 @@ class EngineError(DockyardError):
 
 
 class Engine:
-    def __init__(self, name: str, containers_conf: Path | None = None) -> None:
+    def __init__(
+        self, name: str, containers_conf: Path | None = None, workdir: Path | None = None
+    ) -> None:
         if name not in ENGINES:
             raise RuntimeUnavailable(
                 f"unknown container engine '{name}'", hint="choose podman, docker or local"
@@ -40,6 +42,11 @@ class Engine:
             )
         self.binary = binary
         self.env = dict(os.environ)
+        # the engine's helpers (conmon) drop files such as 'oom' in their working directory:
+        # keep them in Dockyard's own, never wherever the server was started
+        self.cwd = workdir
+        if workdir is not None:
+            workdir.mkdir(parents=True, exist_ok=True)
         if containers_conf is not None and name == "podman":
             self.env["CONTAINERS_CONF"] = str(containers_conf)
 
@@ -51,6 +58,7 @@ class Engine:
                 [self.binary, *args],
                 capture_output=True,
                 env=self.env,
+                cwd=self.cwd,
                 timeout=timeout,
                 input=input_,
                 check=False,

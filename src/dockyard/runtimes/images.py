@@ -114,7 +114,8 @@ RUN {_secret_mounts()} \\
     /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check {packages}
 COPY dockyard /opt/dockyard/dockyard
 COPY model /model
-ENV PYTHONPATH=/opt/dockyard
+ENV PYTHONPATH=/opt/dockyard DOCKYARD_COMPILE_CACHE=/opt/dockyard/compiled
+RUN python -m dockyard.serving.compile /model || echo "model not compiled: served as it is"
 LABEL dev.dockyard.model="{model}" dev.dockyard.model-version="{version}" \\
       dev.dockyard.model-digest="{model_digest}" dev.dockyard.version="{__version__}"
 USER {USER_ID}:{USER_ID}
@@ -170,7 +171,12 @@ def build(
         ]
         progress(f"building {tag}")
         proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=engine.env, text=True
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=engine.env,
+            cwd=engine.cwd,
+            text=True,
         )
         assert proc.stdout is not None
         tail: list[str] = []

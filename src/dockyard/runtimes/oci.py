@@ -72,7 +72,7 @@ class OciRuntime:
     def __init__(self, settings: Settings, engine: str) -> None:
         self.settings = settings
         self.name = engine
-        self.engine = Engine(engine, settings.containers_conf)
+        self.engine = Engine(engine, settings.containers_conf, settings.home / "engine")
         self.runs = settings.runs_dir
 
     # -- node and images --------------------------------------------------------------------
