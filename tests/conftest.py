@@ -31,6 +31,19 @@ def env_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(fixed) if fixed else tmp_path_factory.mktemp("envs")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Model servers started by the tests compile into a temporary cache, not ~/.cache."""
+    path = tmp_path_factory.mktemp("compiled")
+    before = os.environ.get("DOCKYARD_COMPILE_CACHE")
+    os.environ["DOCKYARD_COMPILE_CACHE"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("DOCKYARD_COMPILE_CACHE", None)
+    else:
+        os.environ["DOCKYARD_COMPILE_CACHE"] = before
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
@@ -123,6 +136,8 @@ def server_env(
         DOCKYARD_STOP_GRACE_SECONDS="2",
         DOCKYARD_LOG_LEVEL="warning",
     )
+    if "DOCKYARD_COMPILE_CACHE" in os.environ:  # the session's (see compile_cache)
+        env["DOCKYARD_COMPILE_CACHE"] = os.environ["DOCKYARD_COMPILE_CACHE"]
     if database_url:
         env["DOCKYARD_DATABASE_URL"] = database_url
     env.update(extra)
