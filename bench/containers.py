@@ -9,7 +9,9 @@ the container runtime and measures, for JOBS jobs applied one after the other:
     started by the engine);
   - apply → executing: until the job's first Python statement ran inside the container;
 and the time to "build" an unchanged environment again (Dockyard's content-hash cache hit),
-next to the engine's own layer-cached rebuild of the same Containerfile for comparison.
+next to the engine's own layer-cached rebuild of the same Containerfile for comparison; and
+one observation pass over RUNNING (default 10) running containers: one `ps` for the pass (what
+the runtime does) against one `inspect` per container.
 """
 
 from __future__ import annotations
@@ -51,11 +53,45 @@ def start_server(home: Path, engine: str) -> subprocess.Popen[bytes]:
     )
 
 
+def observe_pass(engine: str, running: int, passes: int = 10) -> dict[str, float]:
+    """Median ms of one pass of ``observe`` over ``running`` containers, two ways."""
+    from dockyard.runtimes.base import WorkloadRequest
+    from dockyard.runtimes.oci import OciRuntime
+
+    with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
+        settings = Settings(home=Path(tmp), runtime=engine, containers_conf=CONF, base_image=BASE)
+        runtime = OciRuntime(settings, engine)
+        ids = [f"bench-observe-{os.getpid()}-{i}" for i in range(running)]
+        try:
+            sleep = ["python", "-c", "import time; time.sleep(600)"]
+            for wid in ids:
+                runtime.start(WorkloadRequest(wid, sleep))
+            snapshot, inspect = [], []
+            for _ in range(passes):
+                runtime._changed()  # a new pass: the last `ps` is too old
+                t0 = time.perf_counter()
+                assert all(runtime.observe(w).phase.value == "Running" for w in ids)
+                snapshot.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                for wid in ids:
+                    runtime.engine.inspect(wid)
+                inspect.append((time.perf_counter() - t0) * 1000)
+        finally:
+            for wid in ids:
+                runtime.remove(wid)
+    return {
+        "containers": running,
+        "one_ps_ms": statistics.median(snapshot),
+        "inspect_each_ms": statistics.median(inspect),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--rebuilds", type=int, default=10)
     parser.add_argument("--engine", default="podman")
+    parser.add_argument("--running", type=int, default=10)
     args = parser.parse_args()
     subprocess.run(
         [str(ROOT / "deploy" / "podman" / "base-image.sh"), BASE],
@@ -145,7 +181,9 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(300)
+    observed = observe_pass(args.engine, args.running)
     result = {
+        "observe_pass": observed,
         "engine": args.engine,
         "image": image,
         "jobs": args.jobs,
@@ -168,7 +206,10 @@ def main() -> None:
         f"| environment image again (Dockyard's cache hit) | {c['p50']:.0f} ms | "
         f"{c['max']:.0f} ms |\n"
         f"| the engine's own rebuild, all layers cached | "
-        f"{result['engine_rebuild_s']:.2f} s | |"
+        f"{result['engine_rebuild_s']:.2f} s | |\n"
+        f"| observing {args.running} running containers: one `ps` per pass | "
+        f"{observed['one_ps_ms']:.0f} ms | |\n"
+        f"| … one `inspect` per container (before) | {observed['inspect_each_ms']:.0f} ms | |"
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -192,3 +193,51 @@ def test_a_missing_engine_is_named(server_factory: Any) -> None:
     st = c.wait("Job", "boxed", until={"Failed", "Succeeded"}, timeout=60)["status"]
     assert st["phase"] == "Failed"
     assert "Podman not found: install it or choose runtime: local" in st["message"]
+
+
+def test_one_ps_observes_every_running_container(
+    tmp_path: Path, env_cache: Path, base_image: str
+) -> None:
+    """A pass over many running containers costs one `ps`, not an `inspect` each."""
+    from dockyard.runtimes.base import Phase, WorkloadRequest
+    from dockyard.runtimes.oci import OciRuntime
+    from dockyard.settings import Settings
+
+    settings = Settings(
+        home=tmp_path / "home",
+        env_cache=env_cache,
+        runtime="podman",
+        containers_conf=CONF,
+        base_image=base_image,
+        stop_grace_seconds=1,
+    )
+    runtime = OciRuntime(settings, "podman")
+    ids = [f"observe-{os.getpid()}-{i}" for i in range(3)]
+    calls: list[tuple[str, ...]] = []
+    real_run = runtime.engine.run
+
+    def counting(*args: str, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real_run(*args, **kwargs)
+
+    try:
+        for i, wid in enumerate(ids):
+            code = "import time; time.sleep(120)" if i else "print('quick')"
+            state = runtime.start(WorkloadRequest(wid, ["python", "-c", code]))
+            assert state.phase in (Phase.RUNNING, Phase.SUCCEEDED), state
+        wait_until(lambda: runtime.observe(ids[0]).phase == Phase.SUCCEEDED, 60)
+        runtime.engine.run = counting  # type: ignore[method-assign]
+        time.sleep(0.2)  # let the last snapshot age
+        states = [runtime.observe(wid) for wid in ids]
+        assert [s.phase for s in states] == [Phase.SUCCEEDED, Phase.RUNNING, Phase.RUNNING]
+        assert states[0].exit_code == 0 and states[0].reason == "Completed"
+        assert all(s.details["container"] for s in states[1:])
+        verbs = [c[0] for c in calls]
+        assert verbs.count("ps") == 1 and verbs.count("container") == 1, calls  # 1 inspect
+        runtime.stop(ids[1], 1)
+        assert runtime.observe(ids[1]).phase == Phase.FAILED  # not a stale "running"
+        assert runtime.observe(ids[1]).reason == "Stopped"
+    finally:
+        runtime.engine.run = real_run  # type: ignore[method-assign]
+        for wid in ids:
+            runtime.remove(wid)

@@ -75,8 +75,14 @@ class Engine:
         return result
 
     def json(self, *args: str, timeout: float = 60) -> Any:
+        """The command's JSON output; Docker's one-object-per-line output becomes a list."""
         out = self.run(*args, timeout=timeout).stdout
-        return json.loads(out) if out.strip() else None
+        if not out.strip():
+            return None
+        try:
+            return json.loads(out)
+        except ValueError:
+            return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def inspect(self, name: str) -> dict[str, Any] | None:
         result = self.run("container", "inspect", name, check=False, timeout=60)

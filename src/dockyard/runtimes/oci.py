@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -48,6 +49,7 @@ from dockyard.version import __version__
 LABEL = "dev.dockyard.workload"
 OUTPUT = "/dockyard/output"
 WORKSPACE = "/workspace"
+SNAPSHOT_SECONDS = 0.1  # one `ps` answers for every running container observed within this
 
 
 def _time(text: str | None) -> datetime | None:
@@ -74,6 +76,9 @@ class OciRuntime:
         self.name = engine
         self.engine = Engine(engine, settings.containers_conf, settings.home / "engine")
         self.runs = settings.runs_dir
+        self._lock = threading.Lock()
+        self._running: dict[str, str] = {}  # container name -> id, from one `ps`
+        self._running_at = float("-inf")
 
     # -- node and images --------------------------------------------------------------------
     def node(self) -> NodeCapacity:
@@ -221,9 +226,54 @@ class OciRuntime:
             # a container that was created but could not start must not look alive later
             self.engine.run("rm", "--force", request.id, check=False, timeout=120)
             raise
+        self._changed()
         return self.observe(request.id)
 
+    def _running_now(self) -> dict[str, str]:
+        """Running Dockyard containers by name: one `ps` for a whole pass of observations."""
+        with self._lock:
+            if time.monotonic() - self._running_at > SNAPSHOT_SECONDS:
+                data = self.engine.json(
+                    "ps", "--filter", "label=dev.dockyard.managed=true", "--format", "json"
+                )
+                running = {}
+                for item in data or []:
+                    if str(item.get("State", "")).lower() != "running":
+                        continue
+                    raw = item.get("Names") or item.get("Name") or []
+                    for name in [raw] if isinstance(raw, str) else raw:
+                        running[name.lstrip("/")] = str(item.get("Id") or item.get("ID") or "")
+                self._running, self._running_at = running, time.monotonic()
+            return self._running
+
+    def _changed(self) -> None:
+        with self._lock:
+            self._running_at = float("-inf")
+
+    def _timed_out(self, workload_id: str) -> bool:
+        """Stop a running container past its timeout (and say so in its run directory)."""
+        run_dir = self._dir(workload_id)
+        meta = _read(run_dir / "container.json")
+        timeout = meta.get("timeout")
+        if not timeout or time.time() - float(meta.get("startedAt", time.time())) <= timeout:
+            return False
+        (run_dir / "reason").write_text("Timeout")
+        self.engine.run(
+            "stop",
+            "--time",
+            str(int(self.settings.stop_grace_seconds)),
+            workload_id,
+            check=False,
+            timeout=120,
+        )
+        self._changed()
+        return True
+
     def observe(self, workload_id: str) -> WorkloadState:
+        container = self._running_now().get(workload_id)
+        if container is not None and not self._timed_out(workload_id):
+            # still running: the `ps` of this pass says so, no `inspect` per container
+            return WorkloadState(workload_id, Phase.RUNNING, details={"container": container[:12]})
         info = self.engine.inspect(workload_id)
         if info is None:
             return WorkloadState(workload_id, Phase.NOT_FOUND)
@@ -237,18 +287,7 @@ class OciRuntime:
         run_dir = self._dir(workload_id)
         status = state.get("Status", "")
         if status in ("running", "created", "configured", "initialized", "paused"):
-            meta = _read(run_dir / "container.json")
-            timeout = meta.get("timeout")
-            if timeout and time.time() - float(meta.get("startedAt", time.time())) > timeout:
-                (run_dir / "reason").write_text("Timeout")
-                self.engine.run(
-                    "stop",
-                    "--time",
-                    str(int(self.settings.stop_grace_seconds)),
-                    workload_id,
-                    check=False,
-                    timeout=120,
-                )
+            if self._timed_out(workload_id):
                 return self.observe(workload_id)
             return WorkloadState(workload_id, Phase.RUNNING, started_at=started, details=details)
         code = int(state.get("ExitCode", -1))
@@ -311,9 +350,11 @@ class OciRuntime:
                 check=False,
                 timeout=grace + 60,
             )
+            self._changed()
 
     def remove(self, workload_id: str) -> None:
         self.engine.run("rm", "--force", "--volumes", workload_id, check=False, timeout=120)
+        self._changed()
         shutil.rmtree(self._dir(workload_id), ignore_errors=True)
 
     def logs(self, workload_id: str, *, offset: int = 0) -> Iterator[bytes]:
