@@ -233,16 +233,11 @@ class OciRuntime:
         """Running Dockyard containers by name: one `ps` for a whole pass of observations."""
         with self._lock:
             if time.monotonic() - self._running_at > SNAPSHOT_SECONDS:
-                data = self.engine.json(
-                    "ps", "--filter", "label=dev.dockyard.managed=true", "--format", "json"
-                )
-                running = {}
-                for item in data or []:
-                    if str(item.get("State", "")).lower() != "running":
-                        continue
-                    raw = item.get("Names") or item.get("Name") or []
-                    for name in [raw] if isinstance(raw, str) else raw:
-                        running[name.lstrip("/")] = str(item.get("Id") or item.get("ID") or "")
+                running = {
+                    name: str(item.get("Id") or item.get("ID") or "")
+                    for name, item in self._ps()
+                    if str(item.get("State", "")).lower() == "running"
+                }
                 self._running, self._running_at = running, time.monotonic()
             return self._running
 
@@ -323,15 +318,18 @@ class OciRuntime:
             details=details,
         )
 
-    def list_workloads(self) -> list[str]:
+    def _ps(self, *flags: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(name, entry) of Dockyard's containers (running ones unless ``--all``)."""
         data = self.engine.json(
-            "ps", "--all", "--filter", "label=dev.dockyard.managed=true", "--format", "json"
+            "ps", *flags, "--filter", "label=dev.dockyard.managed=true", "--format", "json"
         )
-        names: list[str] = []
         for item in data or []:
             raw = item.get("Names") or item.get("Name") or []
-            names.extend([raw] if isinstance(raw, str) else raw)
-        return sorted(n.lstrip("/") for n in names)
+            for name in raw.split(",") if isinstance(raw, str) else raw:  # Docker: "a,b"
+                yield name.lstrip("/"), item
+
+    def list_workloads(self) -> list[str]:
+        return sorted(name for name, _ in self._ps("--all"))
 
     def stop(self, workload_id: str, grace: float) -> None:
         info = self.engine.inspect(workload_id)
