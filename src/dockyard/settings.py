@@ -42,8 +42,17 @@ class Settings(BaseSettings):
     node_cpu: float | None = Field(default=None, description="Override detected CPU count.")
     node_memory: str | None = Field(default=None, description="Override detected memory.")
     node_gpu: int | None = Field(default=None, description="Override detected GPU count.")
-    resync_seconds: float = Field(default=1.0, description="Full reconcile period.")
-    stop_grace_seconds: float = 10.0
+    resync_seconds: float = Field(default=1.0, gt=0, description="Full reconcile period.")
+    stop_grace_seconds: float = Field(default=10.0, ge=0)
+    leader_lease_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="TTL of the control loop's leader lease: how long replicas wait before "
+        "taking over from a leader that stopped renewing it.",
+    )
+    task_lease_seconds: float = Field(
+        default=30.0, gt=0, description="TTL of a background task's lease (renewed while it runs)."
+    )
     log_level: str = "info"
 
     @property

@@ -199,7 +199,7 @@ def test_one_ps_observes_every_running_container(
     tmp_path: Path, env_cache: Path, base_image: str
 ) -> None:
     """A pass over many running containers costs one `ps`, not an `inspect` each."""
-    from dockyard.runtimes.base import Phase, WorkloadRequest
+    from dockyard.runtimes.base import RunState, WorkloadRequest
     from dockyard.runtimes.oci import OciRuntime
     from dockyard.settings import Settings
 
@@ -224,18 +224,18 @@ def test_one_ps_observes_every_running_container(
         for i, wid in enumerate(ids):
             code = "import time; time.sleep(120)" if i else "print('quick')"
             state = runtime.start(WorkloadRequest(wid, ["python", "-c", code]))
-            assert state.phase in (Phase.RUNNING, Phase.SUCCEEDED), state
-        wait_until(lambda: runtime.observe(ids[0]).phase == Phase.SUCCEEDED, 60)
+            assert state.phase in (RunState.RUNNING, RunState.SUCCEEDED), state
+        wait_until(lambda: runtime.observe(ids[0]).phase == RunState.SUCCEEDED, 60)
         runtime.engine.run = counting  # type: ignore[method-assign]
         time.sleep(0.2)  # let the last snapshot age
         states = [runtime.observe(wid) for wid in ids]
-        assert [s.phase for s in states] == [Phase.SUCCEEDED, Phase.RUNNING, Phase.RUNNING]
+        assert [s.phase for s in states] == [RunState.SUCCEEDED, RunState.RUNNING, RunState.RUNNING]
         assert states[0].exit_code == 0 and states[0].reason == "Completed"
         assert all(s.details["container"] for s in states[1:])
         verbs = [c[0] for c in calls]
         assert verbs.count("ps") == 1 and verbs.count("container") == 1, calls  # 1 inspect
         runtime.stop(ids[1], 1)
-        assert runtime.observe(ids[1]).phase == Phase.FAILED  # not a stale "running"
+        assert runtime.observe(ids[1]).phase == RunState.FAILED  # not a stale "running"
         assert runtime.observe(ids[1]).reason == "Stopped"
     finally:
         runtime.engine.run = real_run  # type: ignore[method-assign]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.runtimes.base import Mount, Phase, WorkloadRequest
+from dockyard.runtimes.base import Mount, RunState, WorkloadRequest
 from dockyard.runtimes.local import LocalRuntime
 from dockyard.settings import Settings
 from tests.conftest import wait_until
@@ -18,7 +18,7 @@ def runtime(settings: Settings) -> LocalRuntime:
     return LocalRuntime(settings)
 
 
-def run(runtime: LocalRuntime, request: WorkloadRequest, timeout: float = 30) -> Phase:
+def run(runtime: LocalRuntime, request: WorkloadRequest, timeout: float = 30) -> RunState:
     runtime.start(request)
     wait_until(lambda: runtime.observe(request.id).done, timeout, message=f"{request.id} ends")
     return runtime.observe(request.id).phase
@@ -38,7 +38,7 @@ def test_success_writes_log_and_output(runtime: LocalRuntime, tmp_path: Path) ->
         ),
         output_dir=out,
     )
-    assert run(runtime, request) == Phase.SUCCEEDED
+    assert run(runtime, request) == RunState.SUCCEEDED
     state = runtime.observe("ok")
     assert state.exit_code == 0 and state.reason == "Completed"
     assert b"hello" in b"".join(runtime.logs("ok"))
@@ -46,13 +46,13 @@ def test_success_writes_log_and_output(runtime: LocalRuntime, tmp_path: Path) ->
 
 
 def test_failure_reports_exit_code(runtime: LocalRuntime) -> None:
-    assert run(runtime, WorkloadRequest("bad", py("import sys; sys.exit(3)"))) == Phase.FAILED
+    assert run(runtime, WorkloadRequest("bad", py("import sys; sys.exit(3)"))) == RunState.FAILED
     state = runtime.observe("bad")
     assert state.exit_code == 3 and state.reason == "Error"
 
 
 def test_missing_command_is_named(runtime: LocalRuntime) -> None:
-    assert run(runtime, WorkloadRequest("nocmd", ["no-such-program-xyz", "--x"])) == Phase.FAILED
+    assert run(runtime, WorkloadRequest("nocmd", ["no-such-program-xyz", "--x"])) == RunState.FAILED
     state = runtime.observe("nocmd")
     assert state.reason == "CommandNotFound"
     assert "no-such-program-xyz" in state.message
@@ -77,7 +77,7 @@ def test_env_mounts_and_working_dir(runtime: LocalRuntime, tmp_path: Path) -> No
         working_dir="sub",
         mounts=(Mount(data, "/data/in", True, "DOCKYARD_DATA_IN"),),
     )
-    assert run(runtime, request) == Phase.SUCCEEDED
+    assert run(runtime, request) == RunState.SUCCEEDED
     log = b"".join(runtime.logs("mounts")).decode()
     assert f"42 hi {data}" in log
 
@@ -101,10 +101,10 @@ def test_stop_ends_the_process_group(runtime: LocalRuntime, tmp_path: Path) -> N
     )
     runtime.start(WorkloadRequest("long", py(code)))
     wait_until(lambda: pidfile.exists() and pidfile.read_text() != "", message="child started")
-    assert runtime.observe("long").phase == Phase.RUNNING
+    assert runtime.observe("long").phase == RunState.RUNNING
     runtime.stop("long", grace=2)
     state = runtime.observe("long")
-    assert state.phase == Phase.FAILED and state.reason == "Stopped"
+    assert state.phase == RunState.FAILED and state.reason == "Stopped"
     child = int(pidfile.read_text())
     wait_until(lambda: not _alive(child), 10, message="grandchild gone")
 
@@ -121,14 +121,14 @@ def _alive(pid: int) -> bool:
 
 def test_timeout(runtime: LocalRuntime) -> None:
     request = WorkloadRequest("slow", py("import time; time.sleep(30)"), timeout=0.5)
-    assert run(runtime, request) == Phase.FAILED
+    assert run(runtime, request) == RunState.FAILED
     assert runtime.observe("slow").reason == "Timeout"
 
 
 def test_memory_limit(runtime: LocalRuntime) -> None:
     hog = "x = bytearray(400 * 1024 * 1024); print('allocated', len(x))"
     request = WorkloadRequest("hog", py(hog), memory=100 * 1024 * 1024)
-    assert run(runtime, request) == Phase.FAILED
+    assert run(runtime, request) == RunState.FAILED
     state = runtime.observe("hog")
     limits = state.details["limits"]
     assert limits["memory"] in ("cgroup-v1", "cgroup-v2", "rlimit-as")
@@ -146,11 +146,11 @@ def test_a_new_runtime_adopts_running_workloads(runtime: LocalRuntime, tmp_path:
     )
     runtime.start(WorkloadRequest("adopt", py(code)))
     fresh = LocalRuntime(runtime.settings)  # what a restarted server sees
-    wait_until(lambda: fresh.observe("adopt").phase == Phase.RUNNING)
+    wait_until(lambda: fresh.observe("adopt").phase == RunState.RUNNING)
     assert "adopt" in fresh.list_workloads()
     go.write_text("")
     wait_until(lambda: fresh.observe("adopt").done)
-    assert fresh.observe("adopt").phase == Phase.SUCCEEDED
+    assert fresh.observe("adopt").phase == RunState.SUCCEEDED
 
 
 def test_killed_supervisor_is_lost_not_running(runtime: LocalRuntime) -> None:
@@ -165,13 +165,13 @@ def test_killed_supervisor_is_lost_not_running(runtime: LocalRuntime) -> None:
     fresh = LocalRuntime(runtime.settings)
     wait_until(lambda: fresh.observe("victim").done, 10)
     state = fresh.observe("victim")
-    assert state.phase == Phase.LOST and "supervisor" in state.message
+    assert state.phase == RunState.LOST and "supervisor" in state.message
     # the child dies with its supervisor (PR_SET_PDEATHSIG), nothing is orphaned
     wait_until(lambda: not _alive(int(info["childPid"])), 10, message="child gone")
 
 
 def test_unknown_workload_is_not_found(runtime: LocalRuntime) -> None:
-    assert runtime.observe("never-started").phase == Phase.NOT_FOUND
+    assert runtime.observe("never-started").phase == RunState.NOT_FOUND
 
 
 def test_cpu_share_and_limit_are_applied(runtime: LocalRuntime, tmp_path: Path) -> None:
@@ -194,7 +194,7 @@ def test_cpu_share_and_limit_are_applied(runtime: LocalRuntime, tmp_path: Path) 
         assert quota_files and quota_files[0].read_text().split()[0] == "25000"
     gate.write_text("")
     wait_until(lambda: runtime.observe("capped").done)
-    assert runtime.observe("capped").phase == Phase.SUCCEEDED
+    assert runtime.observe("capped").phase == RunState.SUCCEEDED
 
 
 def test_a_stop_right_after_start_leaves_nothing_running(
@@ -210,7 +210,7 @@ def test_a_stop_right_after_start_leaves_nothing_running(
         )
         runtime.stop(wid, grace=1)
         state = runtime.observe(wid)
-        assert state.phase == Phase.FAILED and state.reason == "Stopped", state
+        assert state.phase == RunState.FAILED and state.reason == "Stopped", state
         pid = state.details.get("pid")
         if pid:
             wait_until(lambda p=pid: not _alive(p), 10, message="child gone")

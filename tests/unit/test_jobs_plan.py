@@ -2,15 +2,62 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dockyard.control.jobs import Attempt, Observed, plan
+from dockyard.control import jobs
+from dockyard.control.jobs import Observed
+from dockyard.control.plan import Run
+from dockyard.control.workloads import Inputs
+from dockyard.control.world import TaskView
 from dockyard.spec import JobSpec
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def Attempt(  # noqa: N802 - reads like the record it builds
+    number: int,
+    id: str,
+    phase: str,
+    exit_code: int | None = None,
+    reason: str = "",
+    message: str = "",
+    finished_at: datetime | None = None,
+) -> Run:
+    return Run(id, number, 1, phase, exit_code, reason, message, finished_at=finished_at)
+
+
+@dataclass
+class View:
+    """The plan as these tests read it: phase, messages, and what it does to attempts."""
+
+    phase: str
+    reason: str
+    message: str
+    stop: list[str]
+    start_attempt: int | None
+    register: int | None  # the attempt whose model is being registered
+    recheck_at: datetime | None
+    plan: jobs.Plan
+
+
+def plan(job: JobSpec, obs: Observed) -> View:
+    p = jobs.plan(job, obs)
+    registering = [t for t in p.tasks if t.name == "register"]
+    return View(
+        p.status.phase,
+        p.status.reason,
+        p.status.message,
+        p.stops,
+        p.starts[0].number if p.starts else None,
+        int(registering[0].token.split(":a")[1]) if registering else None,
+        p.recheck_at,
+        p,
+    )
 
 
 def spec(**extra: Any) -> JobSpec:
@@ -25,9 +72,7 @@ def retrying(limit: int = 2, **retry: Any) -> JobSpec:
     return spec(retry={"limit": limit, "backoffSeconds": 10, "backoffFactor": 2, **retry})
 
 
-def failed(
-    number: int, reason: str = "Error", exit_code: int | None = 1, ago: float = 0
-) -> Attempt:
+def failed(number: int, reason: str = "Error", exit_code: int | None = 1, ago: float = 0) -> Run:
     return Attempt(
         number,
         f"a{number}",
@@ -39,8 +84,15 @@ def failed(
     )
 
 
-def observed(*attempts: Attempt, **extra: Any) -> Observed:
-    return Observed(generation=1, attempts=attempts, now=extra.pop("now", NOW), **extra)
+def observed(*attempts: Run, **extra: Any) -> Observed:
+    blocked, fatal = extra.pop("blocked", ""), extra.pop("fatal", "")
+    return Observed(
+        generation=1,
+        attempts=attempts,
+        now=extra.pop("now", NOW),
+        inputs=Inputs(blocked=blocked, fatal=fatal),
+        **extra,
+    )
 
 
 def test_no_attempts_starts_attempt_one() -> None:
@@ -78,7 +130,7 @@ def test_success_with_a_model_output_registers_it() -> None:
     done = Attempt(2, "a2", "Succeeded", exit_code=0, finished_at=NOW)
     p = plan(with_model(), observed(failed(1, ago=60), done))
     assert (p.phase, p.reason) == ("Running", "RegisteringModel")
-    assert p.register == done
+    assert p.register == done.number
     assert "digits" in p.message
     assert p.start_attempt is None
 
@@ -259,3 +311,103 @@ def test_stale_attempts_are_stopped_while_registering(case: str) -> None:
     }[case]
     p = plan(with_model(), observed(done, stale_active=("old",), **extra))
     assert p.stop == ["old"]
+
+
+def registration(state: str, **extra: Any) -> TaskView:
+    return TaskView("register", "g1:a1", state, **extra)
+
+
+@pytest.mark.parametrize(
+    ("task", "phase", "reason", "requests"),
+    [
+        (None, "Running", "RegisteringModel", True),
+        (registration("running"), "Running", "RegisteringModel", False),
+        (registration("lost"), "Running", "RegisteringModel", True),
+        (registration("succeeded", result={"ref": "digits@4"}), "Succeeded", "Completed", False),
+        (
+            registration("failed", error="no model.joblib"),
+            "Failed",
+            "ModelRegistrationFailed",
+            False,
+        ),
+    ],
+)
+def test_registration_is_a_task_whose_outcome_the_plan_reads(
+    task: TaskView | None, phase: str, reason: str, requests: bool
+) -> None:
+    done = Attempt(1, "a1", "Succeeded", exit_code=0, finished_at=NOW)
+    p = plan(with_model(), observed(done, registration=task))
+    assert (p.phase, p.reason) == (phase, reason)
+    assert (p.register == 1) is requests
+    if phase == "Succeeded":
+        assert p.plan.status.model_version == "digits@4"
+    if phase == "Failed":
+        assert p.plan.status.registration_error == "no model.joblib"
+
+
+def test_a_registration_for_another_attempt_is_not_this_ones() -> None:
+    done = Attempt(2, "a2", "Succeeded", exit_code=0, finished_at=NOW)
+    old = registration("succeeded", result={"ref": "digits@1"})  # token g1:a1
+    p = plan(with_model(), observed(failed(1, ago=60), done, registration=old))
+    assert (p.phase, p.register) == ("Running", 2)
+
+
+def test_the_register_task_carries_the_lineage() -> None:
+    done = Attempt(1, "a1", "Succeeded", exit_code=0, finished_at=NOW)
+    obs = observed(done, environment_hash="abc", datasets={"digits": "f00"}, name="train")
+    task = plan(with_model(environment="sk", code="sha256:1"), obs).plan.tasks[0]
+    lineage = task.args["lineage"]
+    assert lineage["environment"] == "sk" and lineage["environmentHash"] == "abc"
+    assert lineage["datasets"] == [{"name": "digits", "sha256": "f00"}]
+    assert (lineage["codeHash"], lineage["attempt"], lineage["workload"]) == ("sha256:1", 1, "a1")
+    assert task.args["output"].endswith("/a1")
+
+
+def test_a_start_carries_the_request_and_what_to_prepare() -> None:
+    from dockyard.control.plan import MakeDirs, UnpackCode
+
+    steps = (MakeDirs((Path("/v/data"),)), UnpackCode("sha256:1"))
+    job = spec(
+        env={"SEED": "1"},
+        priority=5,
+        resources={"cpu": 2, "memory": "1Gi", "gpu": 1},
+        timeoutSeconds=60,
+        security={"runAsRoot": True},
+    )
+    obs = Observed(
+        generation=3,
+        attempts=(),
+        now=NOW,
+        inputs=Inputs(steps=steps),
+        name="train",
+        project="team",
+        uid="0123456789abcdef" * 2,
+    )
+    start = jobs.plan(job, obs).starts[0]
+    assert start.workload_id == "job-train-01234567-g3-a1"
+    assert (start.role, start.generation, start.number, start.priority) == ("attempt", 3, 1, 5)
+    assert (start.need.cpu, start.need.memory, start.need.gpu) == (2.0, 2**30, 1)
+    assert start.steps == steps
+    r = start.request
+    assert r.env["SEED"] == "1" and r.env["DOCKYARD_PROJECT"] == "team"
+    assert r.env["DOCKYARD_ATTEMPT"] == "1" and r.timeout == 60
+    assert r.security["runAsRoot"] is True
+    assert r.gpus == () and r.port is None  # placement comes with admission
+    assert start.running is not None and start.running.phase == "Running"
+
+
+@pytest.mark.parametrize("reason", ["DatasetChanged", "CodeMissing"])
+def test_attempts_that_could_not_start_are_not_retried(reason: str) -> None:
+    p = plan(retrying(3), observed(failed(1, reason=reason, exit_code=None, ago=999)))
+    assert (p.phase, p.reason, p.start_attempt) == ("Failed", reason, None)
+
+
+def test_the_status_reports_the_last_attempt() -> None:
+    last = Run(
+        "a2", 2, 1, "Failed", 3, "Error", "exit code 3",
+        started_at=NOW, finished_at=NOW,
+        details={"usage": {"cpuSeconds": 1.5}, "logTail": "boom"},
+    )  # fmt: skip
+    status = jobs.plan(spec(), observed(failed(1, ago=60), last)).status
+    assert (status.attempts, status.exit_code, status.log_tail) == (2, 3, "boom")
+    assert status.usage == {"cpuSeconds": 1.5} and status.finished_at == NOW

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dockyard.control.services import MAX_BACKOFF, Observed, Replica, backoff, plan
+from dockyard.control import services
+from dockyard.control.plan import Materialize, Plan, Run
+from dockyard.control.services import MAX_BACKOFF, ModelInfo, Observed, backoff
+from dockyard.control.world import TaskView
 from dockyard.spec import ServiceSpec
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 GEN = 2
 VERSION = 7
+MODEL = ModelInfo("default", "digits", VERSION, "model.joblib", Path("/m/7"), "sk")
 
 
 def spec(replicas: int = 2, **extra: Any) -> ServiceSpec:
@@ -26,13 +32,22 @@ def replica(
     generation: int = GEN,
     version: int = VERSION,
     tag: str = "",
-    **extra: Any,
-) -> Replica:
+    finished_at: datetime | None = None,
+    reason: str = "",
+    message: str = "",
+    port: int | None = None,
+) -> Run:
     rid = f"g{generation}-v{version}-r{number}{tag}"
-    return Replica(rid, number, generation, version, phase, ready, **extra)
+    details: dict[str, Any] = {"version": version, "ready": ready}
+    if port is not None:
+        details["port"] = port
+    return Run(
+        rid, number, generation, phase, None, reason, message,
+        finished_at=finished_at, details=details,
+    )  # fmt: skip
 
 
-def crashed(number: int, ago: float, tag: str = "", **extra: Any) -> Replica:
+def crashed(number: int, ago: float, tag: str = "", **extra: Any) -> Run:
     return replica(
         number,
         phase="Failed",
@@ -45,14 +60,34 @@ def crashed(number: int, ago: float, tag: str = "", **extra: Any) -> Replica:
     )
 
 
-def observed(*replicas: Replica, **extra: Any) -> Observed:
+def observed(*replicas: Run, **extra: Any) -> Observed:
     return Observed(
         generation=extra.pop("generation", GEN),
         version=extra.pop("version", VERSION),
         replicas=replicas,
         now=NOW,
+        model=extra.pop("model", MODEL),
         **extra,
     )
+
+
+@dataclass
+class View:
+    """The plan as these tests read it: (replica number, restarts) to start, ids to stop."""
+
+    phase: str
+    reason: str
+    message: str
+    start: list[tuple[int, int]]
+    stop: list[str]
+    recheck_at: datetime | None
+    plan: Plan
+
+
+def plan(service: ServiceSpec, obs: Observed) -> View:
+    p = services.plan(service, obs)
+    starts = [(s.number, int(s.workload_id.rsplit("-", 1)[1])) for s in p.starts]
+    return View(p.status.phase, p.status.reason, p.status.message, starts, p.stops, p.recheck_at, p)
 
 
 def test_backoff() -> None:
@@ -206,3 +241,86 @@ def test_replica_ended_by_dockyard_is_not_a_crash(reason: str) -> None:
     p = plan(spec(2), observed(replica(0), ended))
     assert [number for number, _ in p.start] == [1]
     assert p.reason != "CrashLoopBackOff"
+
+
+def test_a_replica_start_names_the_model_and_asks_for_a_port() -> None:
+    p = plan(spec(1), observed())
+    start = p.plan.starts[0]
+    assert start.workload_id.endswith("-g2-v7-r0-0")
+    assert (start.role, start.port, start.details) == ("replica", 0, {"version": VERSION})
+    assert start.steps == (Materialize("default", "digits", VERSION),)
+    command = start.request.command
+    assert command[command.index("--model") + 1] == "digits:7=/m/7/model.joblib"
+    assert "--port" not in command  # the port is assigned at admission: $DOCKYARD_PORT
+    assert start.request.gpus == ()
+
+
+def test_a_gpu_replica_needs_its_gpu() -> None:
+    start = plan(spec(1, resources={"gpu": 1, "cpu": 1}), observed()).plan.starts[0]
+    assert (start.need.gpu, start.need.cpu) == (1, 1.0)
+
+
+def test_a_fixed_port_moves_from_the_old_replica_first() -> None:
+    old = replica(0, version=VERSION - 1, tag="-old", port=9000)
+    p = plan(spec(1, port=9000), observed(old))
+    assert p.start == []  # not while the old one holds the port
+    assert p.stop == [old.id]
+    p = plan(spec(1, port=9000), observed(replica(0, version=VERSION - 1, phase="Failed",
+                                                  reason="Stopped", port=9000)))  # fmt: skip
+    assert p.start == [(0, 0)]
+    assert p.plan.starts[0].port == 9000
+
+
+def test_a_replica_that_could_not_start_says_why() -> None:
+    taken = crashed(0, ago=0.1)
+    taken = Run(**{**taken.__dict__, "reason": "PortInUse", "message": "port 80 is in use"})
+    p = plan(spec(1), observed(taken))
+    assert (p.phase, p.reason, p.message) == ("Pending", "PortInUse", "port 80 is in use")
+
+
+def test_an_environment_not_ready_holds_the_start() -> None:
+    p = plan(spec(1), observed(environment_blocked="waiting for environment 'sk' (Building)"))
+    assert p.start == []
+    assert (p.phase, p.reason) == ("Pending", "Waiting")
+    assert "Building" in p.message
+
+
+def image(state: str, **extra: Any) -> TaskView:
+    return TaskView("image", f"v{VERSION}:default", state, **extra)
+
+
+@pytest.mark.parametrize(
+    ("task", "starts", "asks"),
+    [
+        (None, False, True),
+        (image("running", progress="step 2/5"), False, False),
+        (image("lost"), False, True),
+        (image("failed", error="no space", finished_at=NOW), False, False),
+        (image("failed", error="no space", finished_at=NOW - timedelta(seconds=31)), False, True),
+        (
+            image("succeeded", result={"hash": "h", "location": "img:1", "python": "python"}),
+            True,
+            False,
+        ),
+    ],
+)
+def test_containers_serve_from_a_serving_image_built_as_a_task(
+    task: TaskView | None, starts: bool, asks: bool
+) -> None:
+    p = plan(spec(1), observed(containers=True, image=task))
+    assert bool(p.start) is starts
+    assert any(t.name == "image" for t in p.plan.tasks) is asks
+    if starts:
+        request = p.plan.starts[0].request
+        assert request.environment is not None and request.environment.location == "img:1"
+        assert request.command[:3] == ["python", "-m", "dockyard.serving"]
+        assert p.plan.starts[0].steps == ()  # the image holds the model
+    else:
+        assert p.phase == "Pending"
+    if task is not None and task.state == "running":
+        assert "step 2/5" in p.message
+
+
+def test_a_deleted_service_is_finalized_once_nothing_runs() -> None:
+    p = plan(spec(1), observed(crashed(0, ago=9), deleting=True))
+    assert p.stop == [] and p.plan.delete is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,6 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from dockyard.api import errors, images, jobs, models, resources, system
 from dockyard.api.state import ServerState
 from dockyard.control.context import Context
+from dockyard.control.identity import this_process
+from dockyard.control.lanes import Lanes
+from dockyard.control.leader import Leadership
 from dockyard.control.loop import Controller
 from dockyard.control.tasks import Tasks
 from dockyard.data.artifacts import ArtifactStore
@@ -32,6 +34,8 @@ def build_state(settings: Settings) -> ServerState:
     store = Store(settings.db_url)
     store.migrate()
     artifacts = ArtifactStore(settings.artifacts_dir)
+    holder = this_process()
+    lanes = Lanes()
     ctx = Context(
         settings=settings,
         store=store,
@@ -39,14 +43,13 @@ def build_state(settings: Settings) -> ServerState:
         artifacts=artifacts,
         code=CodeStore(artifacts, settings.home / "code"),
         volumes=VolumeDirs(settings.volumes_dir),
-        tasks=Tasks(
-            store,
-            owner="controller-"
-            + hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:16],
-        ),
+        lanes=lanes,
+        tasks=Tasks(store, lanes, holder, settings.task_lease_seconds),
+        holder=holder,
     )
     ctx.factory = lambda name: make_runtime(settings, name)
-    return ServerState(ctx, Controller(ctx))
+    leadership = Leadership(store, holder, settings.leader_lease_seconds)
+    return ServerState(ctx, Controller(ctx, leadership))
 
 
 def make_runtime(settings: Settings, name: str) -> Runtime:
@@ -59,8 +62,12 @@ def make_runtime(settings: Settings, name: str) -> Runtime:
 
 
 def create_app(
-    settings: Settings | None = None, on_ready: Callable[[], None] | None = None
+    settings: Settings | None = None,
+    on_ready: Callable[[], None] | None = None,
+    stop_workloads: bool = True,
 ) -> FastAPI:
+    """The control plane. ``stop_workloads``: on shutdown the leader stops what runs (the
+    embedded server); a replica of several (``server run``) leaves it to the next leader."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -74,7 +81,7 @@ def create_app(
         try:
             yield
         finally:
-            await run_in_threadpool(state.controller.stop, True)
+            await run_in_threadpool(state.controller.stop, stop_workloads)
             state.ctx.store.close()
 
     app = FastAPI(

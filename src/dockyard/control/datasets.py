@@ -1,19 +1,152 @@
-"""Datasets: fetch a source or run a preparation command, then checksum the result."""
+"""Datasets: fetch a source or run a preparation command, then checksum the result.
+
+Fetching and checksumming are one ``commit`` task per generation; a preparation is a
+workload that writes into a staging directory next to the dataset, committed when it
+succeeds. ``plan`` is pure; the commit task writes the manifest and reports a summary.
+"""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dockyard.control import workloads as wl
-from dockyard.control.context import Context, World, write_status
-from dockyard.control.scheduler import Decision, Demand
+from dockyard.control.context import Context
+from dockyard.control.plan import Delete, FreshDir, Plan, Run, Start, TaskRequest
+from dockyard.control.tasks import TaskHandle, Work
+from dockyard.control.world import TaskView, World
 from dockyard.data import datasets as data
 from dockyard.data.files import atomic_write_json
 from dockyard.runtimes.base import WorkloadRequest
 from dockyard.spec import DatasetSpec
+from dockyard.spec.status import ACTIVE, DatasetStatus, Phase
 from dockyard.store.tables import ResourceRow
+
+
+@dataclass(frozen=True)
+class Observed:
+    generation: int
+    name: str
+    workload_prefix: str  # "prepare-NAME-UID8"
+    status: DatasetStatus  # of this generation (empty otherwise)
+    target: Path
+    staging: Path
+    runs: tuple[Run, ...] = ()  # preparations of this generation
+    stale: tuple[str, ...] = ()  # preparations of older generations still running
+    commit: TaskView | None = None
+    volume_ready: bool = True
+    inputs: wl.Inputs | None = None
+    deleting: bool = False
+    purge: bool = False
+
+
+def _waiting(obs: Observed, phase: Phase, reason: str, message: str, **extra: Any) -> Plan:
+    status = DatasetStatus(
+        phase=phase, reason=reason, message=message, observed_generation=obs.generation
+    )
+    return Plan(status, stops=list(obs.stale), **extra)
+
+
+def plan(spec: DatasetSpec, obs: Observed) -> Plan:
+    active = [r.id for r in obs.runs if r.phase in ACTIVE]
+    token = f"g{obs.generation}"
+    commit = obs.commit if obs.commit is not None and obs.commit.token == token else None
+    if obs.deleting:
+        status = DatasetStatus(phase=Phase.TERMINATING, reason="Deleting")
+        if commit is not None and commit.state == "running":  # a fetch is writing
+            return Plan(status, stops=active + list(obs.stale))
+        purge = (obs.target,) if obs.purge else ()
+        return Plan(status, stops=active + list(obs.stale), delete=Delete(purge=purge))
+    if commit is not None and commit.state == "succeeded":
+        r = commit.result
+        status = DatasetStatus(
+            phase=Phase.READY,
+            reason="Checksummed",
+            message=f"{r['files']} file(s), sha256 {r['sha256'][:12]}…",
+            observed_generation=obs.generation,
+            sha256=r["sha256"],
+            files=r["files"],
+            bytes=r["bytes"],
+            path=str(obs.target),
+            manifest=r["manifest"],
+        )
+        return Plan(status, stops=list(obs.stale))
+    if commit is not None and commit.state == "failed":
+        reason = str(commit.result.get("reason") or "Failed")
+        return _waiting(obs, Phase.FAILED, reason, commit.error)
+    if commit is not None and commit.state == "running":
+        if spec.source:
+            return _waiting(obs, Phase.FETCHING, "Fetching", commit.progress or "started")
+        return _waiting(obs, Phase.CHECKSUMMING, "Checksumming", commit.progress or "started")
+    if commit is None and obs.status.phase in (Phase.READY, Phase.FAILED):
+        return Plan(obs.status, stops=list(obs.stale))  # recorded before tasks were kept
+    if not obs.volume_ready:
+        return _waiting(
+            obs, Phase.PENDING, "Waiting", f"volume '{spec.volume}' not found: apply it"
+        )
+    if spec.source is not None:
+        fetch = TaskRequest("commit", token, {"fetch": spec.source})
+        return _waiting(obs, Phase.FETCHING, "Fetching", f"fetching {spec.source}", tasks=[fetch])
+    return _prepare(spec, obs, token, active)
+
+
+def _prepare(spec: DatasetSpec, obs: Observed, token: str, active: list[str]) -> Plan:
+    prepare = spec.prepare
+    assert prepare is not None
+    running = f"running {' '.join(prepare.command)}"
+    last = obs.runs[-1] if obs.runs else None
+    number = 1 if last is None else last.number + 1
+    if last is not None and last.reason == "Interrupted":
+        last = None  # stopped with the server: prepare again
+    if last is not None and last.phase in ACTIVE:
+        return _waiting(obs, Phase.PREPARING, "Running", running)
+    if last is not None and last.phase == Phase.SUCCEEDED:
+        commit = TaskRequest("commit", token, {})
+        return _waiting(obs, Phase.CHECKSUMMING, "Checksumming", "checksumming", tasks=[commit])
+    if last is not None:
+        tail = last.details.get("logTail") or ""
+        message = f"the prepare command failed: {last.message}" + (f": {tail}" if tail else "")
+        return _waiting(obs, Phase.FAILED, last.reason or "Failed", message)
+    inputs = obs.inputs or wl.Inputs()
+    if inputs.fatal:
+        return _waiting(obs, Phase.FAILED, "Waiting", inputs.fatal)
+    if inputs.blocked:
+        return _waiting(obs, Phase.PENDING, "Waiting", inputs.blocked)
+    wid = f"{obs.workload_prefix}-g{obs.generation}-r{number}"
+    need = wl.need_of(prepare.resources)
+    request = WorkloadRequest(
+        id=wid,
+        command=prepare.command,
+        env={"DOCKYARD_DATASET": obs.name, **prepare.env},
+        environment=inputs.environment,
+        mounts=inputs.mounts,
+        output_dir=obs.staging,
+        cpu=need.cpu,
+        cpu_limit=need.cpu_limit,
+        memory=need.memory or None,
+        labels={"dockyard.dev/dataset": obs.name},
+    )
+    status = DatasetStatus(
+        phase=Phase.PENDING,
+        reason="Scheduling",
+        message="waiting for resources",
+        observed_generation=obs.generation,
+    )
+    start = Start(
+        wid,
+        "prepare",
+        obs.generation,
+        number,
+        prepare.runtime,
+        request,
+        need,
+        steps=(FreshDir(obs.staging), *inputs.steps),
+        running=status.but(phase=Phase.PREPARING, reason="Running", message=running),
+        event=f"preparation {number} started as {wid}",
+    )
+    return Plan(status, starts=[start], stops=list(obs.stale))
 
 
 class DatasetReconciler:
@@ -22,251 +155,63 @@ class DatasetReconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def target(self, row: ResourceRow) -> Path:
-        return self.ctx.volumes.path(row.project, row.spec["volume"]) / (
-            row.spec.get("path") or row.name
-        )
-
-    def staging(self, row: ResourceRow) -> Path:
-        target = self.target(row)
-        return target.with_name(f".{target.name}.prepare-g{row.generation}")
-
-    def reconcile(self, world: World, row: ResourceRow) -> tuple[Demand | None, Any]:
-        owned = [wl.refresh(self.ctx, w) for w in world.owned(row.uid)]
-        active = [w for w in owned if w.phase in wl.ACTIVE]
-        if row.deleted_at is not None:
-            for w in active:
-                wl.stop(self.ctx, w)
-            if self.ctx.tasks.busy(row.uid):
-                return None, None  # a fetch is writing: delete after it ends
-            if row.control.get("purge"):
-                shutil.rmtree(self.target(row), ignore_errors=True)
-            return None, ("delete", row)
-        for w in active:
-            if w.generation != row.generation:
-                wl.stop(self.ctx, w)
-        spec = DatasetSpec.model_validate(row.spec)
-        status = row.status
-        current = status.get("observedGeneration") == row.generation
-        commit_key = f"{row.uid}:commit:{row.generation}"
-        if (
-            current
-            and status.get("phase") in ("Ready", "Failed")
-            and not self.ctx.tasks.get(commit_key)
-        ):
-            return None, None
-        if world.get("Volume", row.project, spec.volume) is None:
-            write_status(
-                self.ctx,
-                row,
-                {
-                    "phase": "Pending",
-                    "reason": "Waiting",
-                    "message": f"volume '{spec.volume}' not found: apply it",
-                    "observedGeneration": row.generation,
-                },
-            )
-            return None, None
-        self.ctx.volumes.ensure(row.project, spec.volume)
-        task = self.ctx.tasks.get(commit_key)
-        if task is not None and task.done:
-            self._finish(row, commit_key)
-            return None, None
-        if task is not None:
-            write_status(
-                self.ctx,
-                row,
-                {
-                    "phase": "Fetching" if spec.source else "Checksumming",
-                    "reason": "Fetching",
-                    "message": task.progress,
-                    "observedGeneration": row.generation,
-                },
-            )
-            return None, None
-        if spec.source is not None:
-            self._submit_fetch(row, spec, commit_key)
-            return None, None
-        return self._prepare(world, row, spec, owned, commit_key)
-
-    def _prepare(
-        self, world: World, row: ResourceRow, spec: DatasetSpec, owned: list[Any], commit_key: str
-    ) -> tuple[Demand | None, Any]:
-        assert spec.prepare is not None
-        mine = [w for w in owned if w.generation == row.generation]
+    def observe(self, world: World, row: ResourceRow, spec: DatasetSpec) -> Observed:
+        target = wl.dataset_dir(self.ctx, world, row)
+        runs = [wl.run_of(w) for w in world.owned(row.uid)]
+        current = row.status.get("observedGeneration") == row.generation
+        mine = tuple(r for r in runs if r.generation == row.generation)
         last = mine[-1] if mine else None
-        number = 1 if last is None else last.number + (0 if last.phase in wl.ACTIVE else 1)
-        if last is not None and last.reason == "Interrupted":
-            last = None  # stopped with the server: prepare again
-        base = {"observedGeneration": row.generation}
-        if last is not None and last.phase in wl.ACTIVE:
-            write_status(
-                self.ctx,
-                row,
-                {
-                    **base,
-                    "phase": "Preparing",
-                    "reason": "Running",
-                    "message": f"running {' '.join(spec.prepare.command)}",
-                },
-            )
-            return None, None
-        if last is not None and last.phase == "Succeeded":
-            staging = self.staging(row)
-            self.ctx.tasks.submit(
-                commit_key,
-                row.uid,
-                lambda _s: data.commit(
-                    staging, self.target(row), spec.sha256, f"dataset '{row.name}'"
-                ),
-            )
-            return None, None
-        if last is not None:
-            tail = wl.log_tail(self.ctx, last)
-            write_status(
-                self.ctx,
-                row,
-                {
-                    **base,
-                    "phase": "Failed",
-                    "reason": last.reason,
-                    "message": f"the prepare command failed: "
-                    f"{last.message}" + (f": {tail}" if tail else ""),
-                },
-            )
-            return None, None
-        prep = spec.prepare.model_dump(mode="json", by_alias=True)
-        inputs = wl.resolve_inputs(self.ctx, world, row, prep)
-        if inputs.blocked or inputs.fatal:
-            write_status(
-                self.ctx,
-                row,
-                {
-                    **base,
-                    "phase": "Failed" if inputs.fatal else "Pending",
-                    "reason": "Waiting",
-                    "message": inputs.fatal or inputs.blocked,
-                },
-            )
-            return None, None
-        if row.status.get("reason") not in wl.WAITING_REASONS:
-            write_status(
-                self.ctx,
-                row,
-                {
-                    **base,
-                    "phase": "Pending",
-                    "reason": "Scheduling",
-                    "message": "waiting for resources",
-                },
-            )
-        demand = wl.need_of(prep["resources"]).demand(row.uid, 0, row.created_at)
-        return demand, (row, spec, inputs, number)
-
-    def start(
-        self, pending: tuple[ResourceRow, DatasetSpec, wl.Inputs, int], decision: Decision
-    ) -> None:
-        row, spec, inputs, number = pending
-        assert spec.prepare is not None
-        if wl.unschedulable(self.ctx, row, decision):
-            return
-        staging = self.staging(row)
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        wid = wl.workload_id("prepare", row, f"g{row.generation}", f"r{number}")
-        need = wl.need_of(spec.prepare.resources.model_dump())
-        request = WorkloadRequest(
-            id=wid,
-            command=spec.prepare.command,
-            env={"DOCKYARD_DATASET": row.name, **spec.prepare.env},
-            environment=inputs.environment,
-            code_dir=inputs.code_dir,
-            mounts=(),
-            output_dir=staging,
-            cpu=need.cpu,
-            cpu_limit=need.cpu_limit,
-            memory=need.memory or None,
-            gpu=need.gpu,
-            labels={"dockyard.dev/dataset": row.name},
-        )
-        wl.start(
-            self.ctx,
-            row,
-            wid,
-            "prepare",
+        needs_inputs = spec.prepare is not None and (last is None or last.reason == "Interrupted")
+        return Observed(
             row.generation,
-            number,
-            request,
-            runtime=spec.prepare.runtime,
-        )
-        write_status(
-            self.ctx,
-            row,
-            {
-                **row.status,
-                "phase": "Preparing",
-                "reason": "Running",
-                "message": f"running {' '.join(spec.prepare.command)}",
-            },
-        )
-
-    def _submit_fetch(self, row: ResourceRow, spec: DatasetSpec, key: str) -> None:
-        assert spec.source is not None
-        source = spec.source
-
-        def work(state: Any) -> dict[str, Any]:
-            staging = data.staging_dir(self.target(row))
-
-            def progress(done: int, total: int | None) -> None:
-                state.progress = f"{done >> 10} KiB" + (f" of {total >> 10} KiB" if total else "")
-
-            try:
-                data.fetch(source, staging, progress)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
-            return data.commit(staging, self.target(row), spec.sha256, f"dataset '{row.name}'")
-
-        self.ctx.tasks.submit(key, row.uid, work)
-        write_status(
-            self.ctx,
-            row,
-            {
-                "phase": "Fetching",
-                "reason": "Fetching",
-                "message": f"fetching {source}",
-                "observedGeneration": row.generation,
-            },
+            row.name,
+            f"prepare-{row.name}-{row.uid[:8]}",
+            DatasetStatus.model_validate(row.status if current else {}),
+            target,
+            target.with_name(f".{target.name}.prepare-g{row.generation}"),
+            mine,
+            tuple(r.id for r in runs if r.generation != row.generation and r.phase in ACTIVE),
+            world.task(f"{row.uid}:commit"),
+            world.get("Volume", row.project, spec.volume) is not None,
+            wl.resolve_inputs(self.ctx, world, row, spec.prepare)
+            if needs_inputs and spec.prepare is not None
+            else None,
+            row.deleted_at is not None,
+            bool(row.control.get("purge")),
         )
 
-    def _finish(self, row: ResourceRow, key: str) -> None:
-        task = self.ctx.tasks.take(key)
-        assert task is not None
-        base = {"observedGeneration": row.generation}
-        error = task.future.exception()
-        if error is not None:
-            write_status(
-                self.ctx,
-                row,
-                {**base, "phase": "Failed", "reason": type(error).__name__, "message": str(error)},
-            )
-            return
-        result = task.future.result()
-        manifest_path = self.ctx.settings.home / "manifests" / f"{row.uid}-g{row.generation}.json"
-        atomic_write_json(manifest_path, result["files"])
-        files = result["files"]
-        write_status(
-            self.ctx,
-            row,
-            {
-                **base,
-                "phase": "Ready",
-                "reason": "Checksummed",
-                "message": f"{len(files)} file(s), sha256 {result['sha256'][:12]}…",
+    plan = staticmethod(plan)
+
+    def work(self, row: ResourceRow, task: TaskRequest) -> Work:
+        spec = DatasetSpec.model_validate(row.spec)
+        target = self.ctx.volumes.path(row.project, spec.volume) / spec.target(row.name)
+        staging = target.with_name(f".{target.name}.prepare-g{row.generation}")
+        manifest = self.ctx.settings.home / "manifests" / f"{row.uid}-g{row.generation}.json"
+        what, source = f"dataset '{row.name}'", task.args.get("fetch")
+
+        def commit(handle: TaskHandle) -> dict[str, Any]:
+            directory = staging
+            if source is not None:
+                directory = data.staging_dir(target)
+
+                def progress(done: int, total: int | None) -> None:
+                    of = f" of {total >> 10} KiB" if total else ""
+                    handle.progress(f"{done >> 10} KiB{of}")
+
+                try:
+                    data.fetch(source, directory, progress)
+                except BaseException:
+                    shutil.rmtree(directory, ignore_errors=True)
+                    raise
+            handle.progress("checksumming", every=0)
+            result = data.commit(directory, target, spec.sha256, what)
+            files = result["files"]
+            atomic_write_json(manifest, files)
+            return {
                 "sha256": result["sha256"],
                 "files": len(files),
                 "bytes": sum(f["size"] for f in files.values()),
-                "path": str(self.target(row)),
-                "manifest": str(manifest_path),
-            },
-        )
+                "manifest": str(manifest),
+            }
+
+        return commit

@@ -1,36 +1,118 @@
 """Environments: build (or find in the cache) what workloads run in, for every runtime in use.
 
 A local workload needs a virtual environment, a container workload an image; an Environment
-is prepared for the server's default runtime and for every runtime that a workload of its
-project names in ``spec.runtime``. Builds run as background tasks under the row's lease.
+is prepared for the server's default runtime and for every runtime that a resource of its
+project names (its kind's descriptor says which). Each build is a task in that runtime's
+lane; a ready environment is built again every ``RECHECK`` (cheap when cached: it finds
+what exists, or rebuilds what disappeared behind Dockyard's back).
 """
 
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from dockyard.control.context import Context, World, iso, parse_iso, write_status
+from dockyard.control.context import Context
+from dockyard.control.plan import Delete, Plan, TaskRequest
+from dockyard.control.tasks import TaskHandle, Work
+from dockyard.control.world import TaskView, World
 from dockyard.errors import DockyardError
-from dockyard.runtimes.base import PreparedEnvironment, Runtime
-from dockyard.spec import EnvironmentSpec
+from dockyard.spec import DESCRIPTOR, EnvironmentSpec
+from dockyard.spec.status import EnvironmentStatus, Phase, PreparedInfo
 from dockyard.store.tables import ResourceRow
 
 RECHECK = timedelta(seconds=30)  # how often a ready environment is checked to still exist
 
 
-def runtimes_needed(ctx: Context, world: World, project: str) -> list[str]:
-    names = {ctx.runtime.name}
-    for row in world.rows.values():
-        if row.project != project or row.deleted_at is not None:
+def build_task(runtime: str) -> str:
+    return f"build-{runtime}"
+
+
+@dataclass(frozen=True)
+class Observed:
+    generation: int
+    status: EnvironmentStatus  # of this generation (empty otherwise)
+    runtimes: tuple[str, ...]  # where it is needed
+    builds: dict[str, TaskView] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)  # runtime → why it cannot be
+    default: str = "local"
+    deleting: bool = False
+    at: datetime | None = None
+
+
+def plan(spec: EnvironmentSpec, obs: Observed) -> Plan:
+    if obs.deleting:
+        return Plan(EnvironmentStatus(phase=Phase.TERMINATING, reason="Deleting"), delete=Delete())
+    token = f"g{obs.generation}"
+    prepared = dict(obs.status.prepared)
+    failed = dict(obs.status.failed)
+    building: dict[str, str] = {}
+    tasks: list[TaskRequest] = []
+    for runtime in obs.runtimes:
+        if runtime in obs.unavailable:
+            failed[runtime] = obs.unavailable[runtime]
             continue
-        spec = row.spec
-        if row.kind in ("Job", "Service") and spec.get("runtime"):
-            names.add(spec["runtime"])
-        if row.kind == "Dataset" and (spec.get("prepare") or {}).get("runtime"):
-            names.add(spec["prepare"]["runtime"])
-    return sorted(names)
+        task = obs.builds.get(runtime)
+        mine = task is not None and task.token == token
+        if mine and task is not None and task.state == "succeeded":
+            result = PreparedInfo.model_validate(task.result)
+            before = prepared.get(runtime)
+            if result.built or before is None or before.hash != result.hash:
+                prepared[runtime] = result  # a recheck that found it keeps how it was built
+            stale = (
+                obs.at is not None
+                and task.finished_at is not None
+                and (obs.at - task.finished_at > RECHECK)
+            )
+            if stale:
+                tasks.append(TaskRequest(build_task(runtime), token, lane=f"runtime-{runtime}"))
+        elif mine and task is not None and task.state == "failed":
+            failed[runtime] = task.error
+            prepared.pop(runtime, None)
+        elif mine and task is not None and task.state == "running":
+            if runtime not in prepared:
+                building[runtime] = task.progress or "building"
+        elif runtime in failed:
+            continue  # fix the spec (a new generation) to try again
+        else:  # never built for this generation, or its builder died
+            tasks.append(TaskRequest(build_task(runtime), token, lane=f"runtime-{runtime}"))
+            if runtime not in prepared:
+                building[runtime] = "starting"
+    status = EnvironmentStatus(
+        observed_generation=obs.generation,
+        prepared=prepared,
+        failed=failed,
+        hash=prepared[obs.default].hash if obs.default in prepared else None,
+    )
+    if failed:
+        message = "; ".join(f"{n}: {m}" for n, m in sorted(failed.items()))
+        status = status.but(phase=Phase.FAILED, reason="BuildFailed", message=message)
+    elif building:
+        message = "; ".join(f"{n}: {m}" for n, m in sorted(building.items()))
+        status = status.but(phase=Phase.BUILDING, reason="Building", message=message)
+    else:
+        done = [
+            f"{n} {f'built in {p.seconds:g}s' if p.built else 'cached'}"
+            for n, p in sorted(prepared.items())
+        ]
+        message = f"{len(spec.packages)} package(s); " + ", ".join(done)
+        status = status.but(phase=Phase.READY, reason="Built", message=message)
+    return Plan(status, tasks=tasks)
+
+
+def runtimes_named(world: World, project: str) -> set[str]:
+    """Runtimes that the project's resources name (their kinds' descriptors say where)."""
+    key = ("runtimes", project)
+    if key not in world.memo:
+        names: set[str] = set()
+        for (kind, p, _), row in world.rows.items():
+            if p == project and row.deleted_at is None:
+                names.update(DESCRIPTOR[kind].runtimes(world.spec(row)))
+        world.memo[key] = names
+    named: set[str] = world.memo[key]
+    return named
 
 
 class EnvironmentReconciler:
@@ -39,104 +121,49 @@ class EnvironmentReconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def reconcile(self, world: World, row: ResourceRow) -> tuple[None, Any]:
-        if row.deleted_at is not None:
-            return None, ("delete", row)
-        spec = EnvironmentSpec.model_validate(row.spec)
-        old = row.status if row.status.get("observedGeneration") == row.generation else {}
-        prepared: dict[str, Any] = dict(old.get("prepared") or {})
-        failed: dict[str, str] = dict(old.get("failed") or {})
-        building: dict[str, str] = {}
-        checked = parse_iso(old.get("checkedAt"))
-        recheck = checked is None or world.at - checked > RECHECK
-        for name in runtimes_needed(self.ctx, world, row.project):
+    def observe(self, world: World, row: ResourceRow, spec: EnvironmentSpec) -> Observed:
+        current = row.status.get("observedGeneration") == row.generation
+        status = EnvironmentStatus.model_validate(row.status if current else {})
+        runtimes = sorted({self.ctx.runtime.name} | runtimes_named(world, row.project))
+        unavailable: dict[str, str] = {}
+        builds: dict[str, TaskView] = {}
+        for name in runtimes:
             try:
-                runtime = self.ctx.runtime_for(name)
+                self.ctx.runtime_for(name)
             except DockyardError as exc:
-                failed[name] = str(exc)
-                continue
-            key = f"{row.uid}:build:{name}:{row.generation}"
-            task = self.ctx.tasks.get(key)
-            if task is not None and task.done:
-                self.ctx.tasks.take(key)
-                error = task.future.exception()
-                if error is not None:
-                    failed[name] = str(error)
-                else:
-                    prepared[name] = {
-                        **task.future.result().as_dict(),
-                        "seconds": round(task.extra.get("seconds", 0), 1),
-                        "built": bool(task.extra.get("built")),
-                    }
-                continue
+                unavailable[name] = str(exc)
+            task = world.task(f"{row.uid}:{build_task(name)}")
             if task is not None:
-                building[name] = task.progress or "building"
-                continue
-            if name in failed:
-                continue  # fix the spec (a new generation) to try again
-            have = prepared.get(name)
-            if have is not None and (
-                not recheck or runtime.environment_ready(PreparedEnvironment.from_dict(have))
-            ):
-                continue
-            prepared.pop(name, None)
-            if self._submit(key, row, spec, runtime) is None:
-                building[name] = "waiting for the lease"
-            else:
-                building[name] = "starting"
-        status: dict[str, Any] = {
-            "observedGeneration": row.generation,
-            "prepared": prepared,
-            "checkedAt": iso(world.at) if recheck else old.get("checkedAt"),
-        }
-        if failed:
-            status["failed"] = failed
-        default = prepared.get(self.ctx.runtime.name)
-        if default is not None:
-            status["hash"] = default["hash"]
-        if failed:
-            status.update(
-                phase="Failed",
-                reason="BuildFailed",
-                message="; ".join(f"{n}: {m}" for n, m in sorted(failed.items())),
-            )
-        elif building:
-            status.update(
-                phase="Building",
-                reason="Building",
-                message="; ".join(f"{n}: {m}" for n, m in sorted(building.items())),
-            )
-        else:
-            done = [
-                f"{n} {'built in ' + str(p.get('seconds')) + 's' if p.get('built') else 'cached'}"
-                for n, p in sorted(prepared.items())
-            ]
-            status.update(
-                phase="Ready",
-                reason="Built",
-                message=f"{len(spec.packages)} package(s); " + ", ".join(done),
-            )
-        write_status(self.ctx, row, status)
-        return None, None
+                builds[name] = task
+        return Observed(
+            row.generation,
+            status,
+            tuple(runtimes),
+            builds,
+            unavailable,
+            self.ctx.runtime.name,
+            row.deleted_at is not None,
+            world.at,
+        )
 
-    def _submit(self, key: str, row: ResourceRow, spec: EnvironmentSpec, runtime: Runtime) -> Any:
-        tasks = self.ctx.tasks
+    plan = staticmethod(plan)
 
-        def work(state: Any) -> Any:
+    def work(self, row: ResourceRow, task: TaskRequest) -> Work:
+        runtime = self.ctx.runtime_for(task.name.removeprefix("build-"))
+        spec = EnvironmentSpec.model_validate(row.spec)
+        name = row.name
+
+        def build(handle: TaskHandle) -> dict[str, Any]:
             started = time.monotonic()
-            last_renew = [started]
+            built = False
 
             def progress(message: str) -> None:
-                state.progress = message
-                if message != "cached":
-                    state.extra["built"] = True
-                if time.monotonic() - last_renew[0] > 30:
-                    tasks.renew(state)
-                    last_renew[0] = time.monotonic()
-                self.ctx.wake()
+                nonlocal built
+                built = built or message != "cached"
+                handle.progress(message)
 
-            result = runtime.prepare_environment(row.name, spec, progress)
-            state.extra["seconds"] = time.monotonic() - started
-            return result
+            result = runtime.prepare_environment(name, spec, progress)
+            seconds = round(time.monotonic() - started, 1)
+            return {**result.as_dict(), "seconds": seconds, "built": built}
 
-        return tasks.submit(key, row.uid, work)
+        return build

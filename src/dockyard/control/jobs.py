@@ -1,105 +1,109 @@
 """Jobs: attempts with retries and backoff, scheduling, and model registration at the end.
 
-``plan`` is a pure function of the spec and what was observed; ``JobReconciler`` acts on it.
+``plan`` is a pure function of the spec and what was observed; the applier carries it out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from dockyard.control import workloads as wl
-from dockyard.control.context import Context, World, iso, write_status
-from dockyard.control.scheduler import Decision, Demand
+from dockyard.control.context import Context
+from dockyard.control.plan import Delete, Plan, Run, Start, TaskRequest
+from dockyard.control.tasks import TaskHandle, Work
+from dockyard.control.world import TaskView, World
 from dockyard.registry import models as registry
 from dockyard.runtimes.base import WorkloadRequest
 from dockyard.spec import JobSpec
-from dockyard.store.tables import ResourceRow, WorkloadRow
+from dockyard.spec.status import ACTIVE, ENDED, JobStatus, Phase
+from dockyard.store.tables import ResourceRow
 
-NOT_RETRIED = {"CommandNotFound", "StartFailed"}
+# an attempt that failed for one of these will fail again: it is not retried
+NOT_RETRIED = {"CommandNotFound", "StartFailed", "DatasetChanged", "CodeMissing"}
 NOT_COUNTED = {"Interrupted"}  # ended by a server shutdown: re-run, not a failure
-
-
-@dataclass(frozen=True)
-class Attempt:
-    number: int
-    id: str
-    phase: str
-    exit_code: int | None = None
-    reason: str = ""
-    message: str = ""
-    finished_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class Observed:
     generation: int
-    attempts: tuple[Attempt, ...]
+    attempts: tuple[Run, ...]
+    now: datetime
     stale_active: tuple[str, ...] = ()  # attempts of an older generation still running
-    blocked: str = ""
-    fatal: str = ""
-    fatal_reason: str = "InvalidSpec"
+    inputs: wl.Inputs | None = None  # looked up when an attempt may start
     cancelled: bool = False
     deleting: bool = False
-    registered: str | None = None  # "digits@3" once the model version exists
+    registered: str | None = None  # "digits@3", recorded once the model version exists
     registration_error: str = ""
-    now: datetime = field(default_factory=lambda: datetime.now().astimezone())
+    registration: TaskView | None = None
+    name: str = "job"
+    project: str = "default"
+    uid: str = "0" * 32
+    output_root: Path = Path("outputs")
+    environment_hash: str | None = None
+    datasets: dict[str, str | None] = field(default_factory=dict)  # name → sha256
+    created_at: datetime | None = None
 
 
-@dataclass
-class Plan:
-    phase: str
-    reason: str = ""
-    message: str = ""
-    stop: list[str] = field(default_factory=list)
-    start_attempt: int | None = None
-    register: Attempt | None = None
-    recheck_at: datetime | None = None
-
-
-def counted(attempts: tuple[Attempt, ...]) -> int:
+def counted(attempts: tuple[Run, ...]) -> int:
     return sum(1 for a in attempts if a.reason not in NOT_COUNTED)
+
+
+def _status(spec: JobSpec, obs: Observed, phase: Phase, reason: str, message: str) -> JobStatus:
+    current = obs.attempts
+    last = current[-1] if current else None
+    ended = phase in ENDED
+    return JobStatus(
+        phase=phase,
+        reason=reason,
+        message=message,
+        observed_generation=obs.generation,
+        attempts=len(current),
+        started_at=current[0].started_at if current else None,
+        finished_at=last.finished_at if last is not None and ended else None,
+        exit_code=last.exit_code if last is not None else None,
+        usage=(last.details.get("usage") or None) if last is not None else None,
+        log_tail=(
+            last.details.get("logTail") or None
+            if last is not None and phase == Phase.FAILED and last.phase == Phase.FAILED
+            else None
+        ),
+    )
 
 
 def plan(spec: JobSpec, obs: Observed) -> Plan:
     stop = list(obs.stale_active)
-    active = [a.id for a in obs.attempts if a.phase in wl.ACTIVE]
+    active = [a.id for a in obs.attempts if a.phase in ACTIVE]
+
+    def result(phase: Phase, reason: str, message: str = "", **extra: Any) -> Plan:
+        status = _status(spec, obs, phase, reason, message)
+        if "model_version" in extra:
+            status = status.but(model_version=extra.pop("model_version"))
+        if "registration_error" in extra:
+            status = status.but(registration_error=extra.pop("registration_error"))
+        return Plan(status, stops=extra.pop("stops", stop), **extra)
+
     if obs.deleting:
-        return Plan("Terminating", "Deleting", stop=stop + active)
+        if active or stop:
+            return result(Phase.TERMINATING, "Deleting", stops=stop + active)
+        return result(Phase.TERMINATING, "Deleting", delete=Delete())
     if obs.cancelled:
-        return Plan("Cancelled", "Cancelled", "cancelled on request", stop=stop + active)
-    if obs.fatal:
-        return Plan("Failed", obs.fatal_reason, obs.fatal, stop=stop + active)
+        return result(Phase.CANCELLED, "Cancelled", "cancelled on request", stops=stop + active)
+    inputs = obs.inputs or wl.Inputs()
+    if inputs.fatal:
+        return result(Phase.FAILED, "InvalidSpec", inputs.fatal, stops=stop + active)
     last = obs.attempts[-1] if obs.attempts else None
-    next_number = (last.number + 1) if last else 1
     if last is None:
-        if obs.blocked:
-            return Plan("Pending", "Waiting", obs.blocked, stop=stop)
-        return Plan("Pending", "Scheduling", "waiting for resources", stop=stop, start_attempt=1)
-    if last.phase in wl.ACTIVE:
-        return Plan("Running", "Running", f"attempt {last.number} running", stop=stop)
-    if last.phase == "Succeeded":
-        model = spec.outputs.model
-        if model is None:
-            return Plan("Succeeded", "Completed", f"attempt {last.number} succeeded", stop=stop)
-        if obs.registered:
-            return Plan(
-                "Succeeded",
-                "Completed",
-                f"attempt {last.number} succeeded; registered {obs.registered}",
-                stop=stop,
-            )
-        if obs.registration_error:
-            return Plan("Failed", "ModelRegistrationFailed", obs.registration_error, stop=stop)
-        return Plan(
-            "Running",
-            "RegisteringModel",
-            f"registering model '{model.name}'",
-            stop=stop,
-            register=last,
-        )
+        if inputs.blocked:
+            return result(Phase.PENDING, "Waiting", inputs.blocked)
+        return _start(spec, obs, 1, "waiting for resources")
+    if last.phase in ACTIVE:
+        return result(Phase.RUNNING, "Running", f"attempt {last.number} running")
+    if last.phase == Phase.SUCCEEDED:
+        return _succeeded(spec, obs, last, result)
     # the last attempt failed
     retry = spec.retry
     used = counted(obs.attempts)
@@ -113,20 +117,103 @@ def plan(spec: JobSpec, obs: Observed) -> Plan:
         retryable, used = True, min(used, retry.limit)
     if not retryable or used > retry.limit:
         suffix = "" if not retryable or retry.limit == 0 else f"; {retry.limit} retries used"
-        return Plan("Failed", last.reason or "Failed", why + suffix, stop=stop)
+        return result(Phase.FAILED, last.reason or "Failed", why + suffix)
     wait = retry.delay_before(used + 1) if last.reason not in NOT_COUNTED else 0.0
     due = (last.finished_at or obs.now) + timedelta(seconds=wait)
     if due > obs.now:
-        return Plan(
-            "Running",
-            "BackoffRetry",
-            f"{why}; attempt {next_number} after a {wait:g}s backoff",
-            stop=stop,
-            recheck_at=due,
-        )
-    if obs.blocked:
-        return Plan("Pending", "Waiting", obs.blocked, stop=stop)
-    return Plan("Pending", "Scheduling", f"{why}; retrying", stop=stop, start_attempt=next_number)
+        message = f"{why}; attempt {last.number + 1} after a {wait:g}s backoff"
+        return result(Phase.RUNNING, "BackoffRetry", message, recheck_at=due)
+    if inputs.blocked:
+        return result(Phase.PENDING, "Waiting", inputs.blocked)
+    return _start(spec, obs, last.number + 1, f"{why}; retrying")
+
+
+def _succeeded(spec: JobSpec, obs: Observed, last: Run, result: Callable[..., Plan]) -> Plan:
+    model = spec.outputs.model
+    done = f"attempt {last.number} succeeded"
+    if model is None:
+        return result(Phase.SUCCEEDED, "Completed", done)
+    token = f"g{obs.generation}:a{last.number}"
+    task = obs.registration if obs.registration and obs.registration.token == token else None
+    registered = obs.registered
+    if registered is None and task is not None and task.state == "succeeded":
+        registered = str(task.result["ref"])
+    if registered:
+        message = f"{done}; registered {registered}"
+        return result(Phase.SUCCEEDED, "Completed", message, model_version=registered)
+    error = task.error if task is not None and task.state == "failed" else obs.registration_error
+    if error:
+        return result(Phase.FAILED, "ModelRegistrationFailed", error, registration_error=error)
+    message = f"registering model '{model.name}'"
+    if task is not None and task.state == "running":
+        return result(Phase.RUNNING, "RegisteringModel", message)
+    lineage = {
+        "job": obs.name,
+        "jobUid": obs.uid,
+        "generation": obs.generation,
+        "attempt": last.number,
+        "workload": last.id,
+        "environment": spec.environment,
+        "environmentHash": obs.environment_hash,
+        "codeHash": spec.code,
+        "datasets": [{"name": n, "sha256": s} for n, s in obs.datasets.items()],
+    }
+    register = TaskRequest(
+        "register",
+        token,
+        {
+            "output": str(obs.output_root / last.id),
+            "lineage": lineage,
+            # as before tasks were kept: a registration in flight across an upgrade is found
+            "sourceKey": f"job:{obs.uid}:{obs.generation}:{last.number}",
+        },
+    )
+    return result(Phase.RUNNING, "RegisteringModel", message, tasks=[register])
+
+
+def _start(spec: JobSpec, obs: Observed, number: int, message: str) -> Plan:
+    inputs = obs.inputs or wl.Inputs()
+    wid = f"job-{obs.name}-{obs.uid[:8]}-g{obs.generation}-a{number}"
+    need = wl.need_of(spec.resources)
+    request = WorkloadRequest(
+        id=wid,
+        command=spec.command,
+        env={
+            "DOCKYARD_JOB_NAME": obs.name,
+            "DOCKYARD_ATTEMPT": str(number),
+            "DOCKYARD_PROJECT": obs.project,
+            **spec.env,
+        },
+        environment=inputs.environment,
+        working_dir=spec.working_dir,
+        mounts=inputs.mounts,
+        output_dir=obs.output_root / wid,
+        cpu=need.cpu,
+        cpu_limit=need.cpu_limit,
+        memory=need.memory or None,
+        timeout=spec.timeout_seconds,
+        labels={"dockyard.dev/job": obs.name},
+        security=spec.security.model_dump(mode="json", by_alias=True),
+    )
+    status = _status(spec, obs, Phase.PENDING, "Scheduling", message)
+    running = status.but(
+        phase=Phase.RUNNING, reason="Running", message=f"attempt {number} running", attempts=number
+    )
+    start = Start(
+        wid,
+        "attempt",
+        obs.generation,
+        number,
+        spec.runtime,
+        request,
+        need,
+        priority=spec.priority,
+        created_at=obs.created_at,
+        steps=inputs.steps,
+        running=running,
+        event=f"attempt {number} started as {wid}",
+    )
+    return Plan(status, starts=[start], stops=list(obs.stale_active))
 
 
 class JobReconciler:
@@ -135,184 +222,59 @@ class JobReconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def source_key(self, row: ResourceRow, attempt: Attempt) -> str:
-        return f"job:{row.uid}:{row.generation}:{attempt.number}"
-
-    def observe(
-        self, world: World, row: ResourceRow, spec: JobSpec
-    ) -> tuple[Observed, list[WorkloadRow]]:
-        owned = [wl.refresh(self.ctx, w) for w in world.owned(row.uid)]
-        current = [w for w in owned if w.generation == row.generation]
-        stale = tuple(
-            w.id for w in owned if w.generation != row.generation and w.phase in wl.ACTIVE
-        )
-        attempts = tuple(
-            Attempt(w.number, w.id, w.phase, w.exit_code, w.reason, w.message, w.finished_at)
-            for w in current
-        )
-        registered, reg_error = None, ""
-        model = spec.outputs.model
-        if attempts and attempts[-1].phase == "Succeeded" and model is not None:
-            registered = registry.registered_ref(self.ctx.store, self.source_key(row, attempts[-1]))
-            status_gen = row.status.get("observedGeneration") == row.generation
-            if registered is None and status_gen and row.status.get("modelVersion"):
-                registered = row.status["modelVersion"]  # done once; the model may be gone
-            reg_error = row.status.get("registrationError", "") if status_gen else ""
-            task = self.ctx.tasks.take(f"{row.uid}:register:{row.generation}")
-            if task is not None:
-                error = task.future.exception()
-                if error is not None:
-                    reg_error = str(error)
-                else:
-                    registered = task.future.result()
-        obs = Observed(
+    def observe(self, world: World, row: ResourceRow, spec: JobSpec) -> Observed:
+        owned = world.owned(row.uid)
+        attempts = tuple(wl.run_of(w) for w in owned if w.generation == row.generation)
+        stale = tuple(w.id for w in owned if w.generation != row.generation and w.phase in ACTIVE)
+        status = row.status if row.status.get("observedGeneration") == row.generation else {}
+        last = attempts[-1] if attempts else None
+        # finished jobs are not looked at again: their inputs are only resolved when an
+        # attempt may start (a changed dataset does not flip a job that already ended)
+        settled = status.get("phase") in ENDED
+        may_start = last is None or (last.phase == Phase.FAILED and not settled)
+        env = world.get("Environment", row.project, spec.environment or "")
+        datasets = {}
+        for d in spec.datasets:
+            ds = world.get("Dataset", row.project, d.name)
+            datasets[d.name] = ds.status.get("sha256") if ds is not None else None
+        return Observed(
             row.generation,
             attempts,
+            world.at,
             stale,
-            cancelled=row.control.get("cancelledGeneration") == row.generation,
-            deleting=row.deleted_at is not None,
-            registered=registered,
-            registration_error=reg_error,
-            now=world.at,
+            wl.resolve_inputs(self.ctx, world, row, spec, spec.checkpoint) if may_start else None,
+            row.control.get("cancelledGeneration") == row.generation,
+            row.deleted_at is not None,
+            status.get("modelVersion"),
+            status.get("registrationError") or "",
+            world.task(f"{row.uid}:register"),
+            row.name,
+            row.project,
+            row.uid,
+            self.ctx.settings.home / "outputs",
+            env.status.get("hash") if env is not None else None,
+            datasets,
+            row.created_at,
         )
-        return obs, current
 
-    def reconcile(self, world: World, row: ResourceRow) -> tuple[Demand | None, Any]:
+    plan = staticmethod(plan)
+
+    def work(self, row: ResourceRow, task: TaskRequest) -> Work:
         spec = JobSpec.model_validate(row.spec)
-        obs, current = self.observe(world, row, spec)
-        p = plan(spec, obs)
-        inputs = None
-        if p.start_attempt is not None:
-            # what the attempt needs is only looked at when one is about to start
-            inputs = wl.resolve_inputs(self.ctx, world, row, row.spec, row.spec.get("checkpoint"))
-            fatal, reason = inputs.fatal, "InvalidSpec"
-            if not inputs.blocked and not fatal:
-                fatal, reason = wl.verify_datasets(self.ctx, world, row, row.spec), "DatasetChanged"
-            if inputs.blocked or fatal:
-                p = plan(
-                    spec, replace(obs, blocked=inputs.blocked, fatal=fatal, fatal_reason=reason)
-                )
-        for wid in p.stop:
-            wl.stop(self.ctx, _row(self.ctx, wid))
-        if p.register is not None:
-            self._register(world, row, spec, p.register)
-        last = current[-1] if current else None
-        status: dict[str, Any] = {
-            "phase": p.phase,
-            "reason": p.reason,
-            "message": p.message,
-            "observedGeneration": row.generation,
-            "attempts": len(current),
-            "startedAt": iso(current[0].started_at) if current else None,
-            "finishedAt": iso(last.finished_at)
-            if last and p.phase in ("Succeeded", "Failed", "Cancelled")
-            else None,
-            "exitCode": last.exit_code if last else None,
-        }
-        if last is not None and last.details.get("usage"):
-            status["usage"] = last.details["usage"]
-        if obs.registered:
-            status["modelVersion"] = obs.registered
-        if obs.registration_error:
-            status["registrationError"] = obs.registration_error
-        if p.phase == "Failed" and last is not None and last.phase == "Failed":
-            tail = wl.log_tail(self.ctx, last)
-            if tail:
-                status["logTail"] = tail
-        if p.start_attempt is not None and row.status.get("reason") in wl.WAITING_REASONS:
-            status.update({k: row.status[k] for k in ("phase", "reason", "message")})
-        write_status(self.ctx, row, status)
-        if p.start_attempt is not None and inputs is not None and not row.deleted_at:
-            demand = wl.need_of(row.spec["resources"]).demand(
-                row.uid, spec.priority, row.created_at
-            )
-            return demand, (row, spec, inputs, p.start_attempt)
-        if row.deleted_at is not None and not any(w.phase in wl.ACTIVE for w in current):
-            return None, ("delete", row)
-        return None, None
-
-    def start(
-        self, pending: tuple[ResourceRow, JobSpec, wl.Inputs, int], decision: Decision
-    ) -> None:
-        row, spec, inputs, number = pending
-        if wl.unschedulable(self.ctx, row, decision):
-            return
-        wid = wl.workload_id("job", row, f"g{row.generation}", f"a{number}")
-        env = {
-            "DOCKYARD_JOB_NAME": row.name,
-            "DOCKYARD_ATTEMPT": str(number),
-            "DOCKYARD_PROJECT": row.project,
-            **spec.env,
-        }
-        if decision.gpu_indices:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, decision.gpu_indices))
-        need = wl.need_of(row.spec["resources"])
-        request = WorkloadRequest(
-            id=wid,
-            command=spec.command,
-            env=env,
-            environment=inputs.environment,
-            code_dir=inputs.code_dir,
-            working_dir=spec.working_dir,
-            mounts=tuple(inputs.mounts),
-            output_dir=self.output_dir(wid),
-            cpu=need.cpu,
-            cpu_limit=need.cpu_limit,
-            memory=need.memory or None,
-            gpu=need.gpu,
-            timeout=spec.timeout_seconds,
-            labels={"dockyard.dev/job": row.name},
-            security=row.spec.get("security") or {},
-        )
-        wl.start(
-            self.ctx, row, wid, "attempt", row.generation, number, request, runtime=spec.runtime
-        )
-        status = {
-            **row.status,
-            "phase": "Running",
-            "reason": "Running",
-            "message": f"attempt {number} running",
-            "attempts": number,
-        }
-        write_status(
-            self.ctx, row, status, event=("Started", f"attempt {number} started as {wid}", "Normal")
-        )
-
-    def output_dir(self, wid: str) -> Path:
-        return self.ctx.settings.home / "outputs" / wid
-
-    def _register(self, world: World, row: ResourceRow, spec: JobSpec, attempt: Attempt) -> None:
         model = spec.outputs.model
         assert model is not None
-        env = world.get("Environment", row.project, spec.environment or "")
-        datasets = []
-        for ds in spec.datasets:
-            d = world.get("Dataset", row.project, ds.name)
-            datasets.append({"name": ds.name, "sha256": d.status.get("sha256") if d else None})
-        lineage = {
-            "job": row.name,
-            "jobUid": row.uid,
-            "generation": row.generation,
-            "attempt": attempt.number,
-            "workload": attempt.id,
-            "environment": spec.environment,
-            "environmentHash": env.status.get("prepared", {}).get("hash") if env else None,
-            "codeHash": spec.code,
-            "datasets": datasets,
-        }
-        source_key = self.source_key(row, attempt)
-        out = self.output_dir(attempt.id)
+        ctx, args = self.ctx, task.args
 
-        def work(_state: Any) -> str:
-            return registry.register_output(
-                self.ctx.store, self.ctx.artifacts, row.project, model, out, lineage, source_key
+        def register(_handle: TaskHandle) -> dict[str, Any]:
+            ref = registry.register_output(
+                ctx.store,
+                ctx.artifacts,
+                row.project,
+                model,
+                Path(args["output"]),
+                args["lineage"],
+                args["sourceKey"],
             )
+            return {"ref": ref}
 
-        self.ctx.tasks.submit(f"{row.uid}:register:{row.generation}", row.uid, work)
-
-
-def _row(ctx: Context, wid: str) -> WorkloadRow:
-    with ctx.store.session() as session:
-        w = session.get(WorkloadRow, wid)
-        assert w is not None
-        return w
+        return register

@@ -1,52 +1,60 @@
 """The control loop: one thread that reconciles every resource towards its spec.
 
-A pass reads the store once (a ``World``), lets each kind's reconciler observe and plan,
-schedules the workloads that want to start, and starts those that fit. Passes run when
-something changed (``wake``) and at least every ``resync_seconds``.
+Only the leader runs it (``control/leader.py``). A pass reads the store once (a ``World``),
+hands the workloads that may still run to the observer (off the loop), and for every
+resource, in the order of the kind descriptors: observe, plan (pure), apply. The starts of
+all plans are scheduled together at the end. Passes run when something changed (``wake``)
+and at least every ``resync_seconds``. A reconciler that raises marks its resource
+``Failed``/``ReconcileError`` with the error's text and is retried with exponential backoff.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
-from collections import defaultdict
-from typing import Any, Protocol
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from dockyard.control import workloads as wl
-from dockyard.control.context import Context, World, now, write_status
+from dockyard.control.apply import Applier, Pending
+from dockyard.control.context import Context, now
 from dockyard.control.datasets import DatasetReconciler
 from dockyard.control.environments import EnvironmentReconciler
 from dockyard.control.jobs import JobReconciler
+from dockyard.control.leader import Leadership
 from dockyard.control.models import ModelReconciler
-from dockyard.control.scheduler import Decision, Demand, Usage, schedule
+from dockyard.control.observer import Observer
+from dockyard.control.reconciler import Reconciler
 from dockyard.control.services import ServiceReconciler
 from dockyard.control.volumes import VolumeReconciler
+from dockyard.control.world import SpecCache, World, load
 from dockyard.errors import DockyardError
-from dockyard.store import resources as repo
+from dockyard.runtimes.base import RunState
+from dockyard.spec import DESCRIPTOR, DESCRIPTORS, Phase
+from dockyard.spec.status import ACTIVE, BUSY, Status
 from dockyard.store import workloads as workloads_repo
 from dockyard.store.tables import ResourceRow, WorkloadRow
 
 log = logging.getLogger("dockyard.control")
+MAX_ERROR_BACKOFF = 60.0
 
 
-class Reconciler(Protocol):
-    kind: str
-
-    def reconcile(self, world: World, row: Any) -> tuple[Demand | None, Any]: ...
-
-
-class Starter(Protocol):
-    def start(self, pending: Any, decision: Decision) -> None: ...
+@dataclass
+class Failure:
+    generation: int
+    message: str
+    count: int
+    retry_at: datetime
 
 
 class Controller:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, leadership: Leadership | None = None) -> None:
         self.ctx = ctx
-        ctx.wake = self.wake
-        ctx.tasks.on_done = self.wake
-        ctx.runtime.set_listener(lambda _wid: self.wake())  # others are polled
-        self.reconcilers: list[Any] = [
+        self.leadership = leadership
+        reconcilers: list[Reconciler] = [
             VolumeReconciler(ctx),
             EnvironmentReconciler(ctx),
             DatasetReconciler(ctx),
@@ -54,126 +62,172 @@ class Controller:
             JobReconciler(ctx),
             ServiceReconciler(ctx),
         ]
+        self.reconcilers = {r.kind: r for r in reconcilers}
+        assert [d.kind for d in DESCRIPTORS] == list(self.reconcilers), "one per descriptor"
+        self.applier = Applier(ctx, self.reconcilers)
+        self.observer = Observer(ctx)
+        self.specs = SpecCache()
+        ctx.wake = self.wake
+        ctx.tasks.on_change = self.wake
+        ctx.is_leader = self.leading
+        ctx.runtime.set_listener(lambda _wid: self.wake())  # others are polled
+        if leadership is not None:
+            leadership.on_change = lambda _leader: self.wake()
         self._event = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._soon = 0.0
+        self._failures: dict[str, Failure] = {}
         self.passes = 0
         self.last_error = ""
+        self.durations: deque[float] = deque(maxlen=1000)  # seconds per pass
+
+    def leading(self) -> bool:
+        return self.leadership is None or self.leadership.leader
 
     def wake(self) -> None:
         self._event.set()
 
     def start(self) -> None:
+        if self.leadership is not None:
+            self.leadership.start()
         self._thread = threading.Thread(target=self._run, name="controller", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            try:
-                self.run_once()
-                self.last_error = ""
-            except Exception as exc:  # keep the loop alive; the next pass retries
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("reconcile pass failed")
             wait = self.ctx.settings.resync_seconds
-            if self._soon:
-                wait = min(wait, self._soon)
+            if self.leading():
+                try:
+                    self.run_once()
+                    self.last_error = ""
+                except Exception as exc:  # keep the loop alive; the next pass retries
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("reconcile pass failed")
+                if self._soon:
+                    wait = min(wait, self._soon)
             self._event.wait(wait)
             self._event.clear()
 
+    # -- one pass ---------------------------------------------------------------------------
     def run_once(self) -> None:
+        started = time.perf_counter()
         self._event.clear()
         self._soon = 0.0
-        self.ctx.changed = False
+        self.applier.changed = False
+        at = now()
         with self.ctx.store.session() as session:
-            rows = repo.list_rows(session)
-            owned: dict[str, list[WorkloadRow]] = defaultdict(list)
-            for w in workloads_repo.all_workloads(session):
-                owned[w.owner_uid].append(w)
-        world = World({(r.kind, r.project, r.name): r for r in rows}, dict(owned), now())
-        demands: list[tuple[Demand, Starter, Any]] = []
-        for reconciler in self.reconcilers:
-            for row in world.of_kind(reconciler.kind):
-                try:
-                    demand, extra = reconciler.reconcile(world, row)
-                except Exception as exc:  # one broken resource must not stop the others
-                    self._report(row, exc)
+            world = load(session, at, self.specs, self.ctx.tasks.in_flight)
+        self._observe(world)
+        pending: list[Pending] = []
+        next_check: datetime | None = None
+        for descriptor in DESCRIPTORS:
+            reconciler = self.reconcilers[descriptor.kind]
+            for row in world.of_kind(descriptor.kind):
+                failure = self._failures.get(row.uid)
+                backing_off = failure is not None and failure.generation == row.generation
+                if failure is not None and backing_off and failure.retry_at > at:
+                    next_check = min(filter(None, [next_check, failure.retry_at]))
                     continue
-                if demand is not None:
-                    demands.append((demand, reconciler, extra))
-                elif isinstance(extra, tuple) and extra and extra[0] == "delete":
-                    self._finalize(row.uid)
-                if row.status.get("phase") in (
-                    "Building",
-                    "Fetching",
-                    "Preparing",
-                    "Starting",
-                    "Checksumming",
-                    "Terminating",
-                ) or row.status.get("reason") in ("RegisteringModel", "BackoffRetry"):
+                try:
+                    spec = world.spec(row)
+                    plan = reconciler.plan(spec, reconciler.observe(world, row, spec))
+                    waiting = self.applier.apply(world, row, plan)
+                except Exception as exc:  # one broken resource must not stop the others
+                    self._report(row, exc, at)
+                    continue
+                self._failures.pop(row.uid, None)
+                if waiting is not None:
+                    pending.append(waiting)
+                if plan.recheck_at is not None:
+                    next_check = min(filter(None, [next_check, plan.recheck_at]))
+                if plan.status.phase in BUSY or plan.tasks or plan.stops:
                     self._soon = 0.2
-        if demands:
-            self._schedule(demands)
-        if self.ctx.changed:
-            self._soon = 0.02  # what changed may unblock others: look again at once
-        self.passes += 1
-
-    def _schedule(self, demands: list[tuple[Demand, Starter, Any]]) -> None:
-        used = Usage()
-        with self.ctx.store.session() as session:
-            for w in workloads_repo.active(session):
-                used.add(
-                    float(w.request.get("cpu", 0)),
-                    int(w.request.get("memory", 0)),
-                    list(w.request.get("gpuIndices", [])),
-                )
-        decisions = schedule(self.ctx.runtime.node(), used, [d for d, _, _ in demands])
-        for demand, starter, extra in demands:
-            try:
-                starter.start(extra, decisions[demand.key])
-            except Exception as exc:
-                row = extra[0] if isinstance(extra, tuple) and extra else None
-                if isinstance(row, ResourceRow):
-                    self._report(row, exc)
-                else:  # pragma: no cover - every starter passes its row first
-                    log.exception("start failed")
-        if any(d.admitted for d in decisions.values()):
+        if pending and self.applier.start_all(world, pending):
             self._soon = 0.05  # a start changes what runs: look again soon
+        if self.applier.changed:
+            self._soon = 0.02  # what changed may unblock others: look again at once
+        if next_check is not None:
+            due = max(0.01, (next_check - now()).total_seconds())
+            self._soon = min(self._soon, due) if self._soon else due
+        self.passes += 1
+        self.durations.append(time.perf_counter() - started)
 
-    def _report(self, row: ResourceRow, exc: Exception) -> None:
-        log.warning("reconciling %s %s failed: %s", row.kind, row.name, exc, exc_info=exc)
+    def _observe(self, world: World) -> None:
+        """Workloads that may still run, and whose start or stop is not in flight."""
+        rows: list[WorkloadRow] = []
+        for owned in world.workloads.values():
+            for w in owned:
+                if w.phase not in ACTIVE:
+                    continue
+                start = world.task(wl.start_key(w.id))
+                if start is not None and start.state == "running":
+                    continue
+                if self.ctx.tasks.in_flight(wl.stop_key(w.id)):
+                    continue
+                rows.append(w)
+        if rows:
+            self.observer.submit(rows)
+
+    def _report(self, row: ResourceRow, exc: Exception, at: datetime) -> None:
         message = str(exc) if isinstance(exc, DockyardError) else f"{type(exc).__name__}: {exc}"
+        before = self._failures.get(row.uid)
+        count = before.count + 1 if before is not None else 1
+        delay = min(MAX_ERROR_BACKOFF, 2.0 ** (count - 1))
+        self._failures[row.uid] = Failure(
+            row.generation, message, count, at + timedelta(seconds=delay)
+        )
+        if before is None or before.message != message:  # one traceback per distinct error
+            log.warning("reconciling %s %s failed: %s", row.kind, row.name, message, exc_info=exc)
+        else:
+            log.debug("reconciling %s %s failed again: %s", row.kind, row.name, message)
         try:
-            write_status(
-                self.ctx, row, {**row.status, "reason": "ReconcileError", "message": message}
+            status_type = DESCRIPTOR[row.kind].status
+            try:
+                current: Status = status_type.model_validate(row.status)
+            except ValueError:
+                current = status_type()
+            status = current.but(
+                phase=Phase.FAILED,
+                reason="ReconcileError",
+                message=f"{message} (retrying in {delay:g}s)",
+                observed_generation=row.generation,
             )
+            self.applier.write_status(row, status)
         except Exception:  # the store itself may be what failed
             log.exception("could not record the error")
 
-    def _finalize(self, uid: str) -> None:
-        with self.ctx.store.session() as session:
-            for w in workloads_repo.for_owner(session, uid):
-                self.ctx.runtime_for(w.runtime).remove(w.id)
-                shutil.rmtree(self.ctx.settings.home / "outputs" / w.id, ignore_errors=True)
-            workloads_repo.remove_for_owner(session, uid)
-            repo.purge(session, uid)
-
+    # -- shutdown ---------------------------------------------------------------------------
     def stop(self, stop_workloads: bool = True) -> None:
-        """Stop the loop; with ``stop_workloads``, also everything this server started."""
+        """Stop the loop; with ``stop_workloads``, the leader also stops what runs."""
+        leading = self.leading()
         self._stopping.set()
         self._event.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.ctx.tasks.shutdown()
-        if not stop_workloads:
+        self.ctx.lanes.shutdown()
+        if stop_workloads and leading:
+            with self.ctx.store.session() as session:
+                active = workloads_repo.active(session)
+            if active:
+                with ThreadPoolExecutor(max_workers=8) as pool:
+                    list(pool.map(self._interrupt, active))
+        if self.leadership is not None:
+            self.leadership.stop(release=True)
+
+    def _interrupt(self, w: WorkloadRow) -> None:
+        """Stop a workload with the server: run it again on the next start."""
+        runtime = self.ctx.runtime_for(w.runtime)
+        try:
+            runtime.stop(w.id, self.ctx.settings.stop_grace_seconds)
+            state = runtime.observe(w.id)
+        except Exception:
+            log.exception("could not stop %s", w.id)
             return
-        with self.ctx.store.session() as session:
-            active = workloads_repo.active(session)
-        for w in active:
-            ended = wl.stop(self.ctx, w)
-            if ended.phase in wl.ACTIVE or ended.reason in ("Stopped", "Lost", "Signaled"):
-                # ended by this shutdown, not by itself: run again on the next start
-                wl.mark(
-                    self.ctx, w.id, "Failed", "Interrupted", "stopped with the server", force=True
-                )
+        if state.phase == RunState.RUNNING or state.reason in ("Stopped", "Lost", "Signaled"):
+            wl.mark(self.ctx, w.id, Phase.FAILED, "Interrupted", "stopped with the server")
+        else:
+            change = wl.transition(w, state)
+            if change is not None:
+                wl.record(self.ctx, w.id, change)

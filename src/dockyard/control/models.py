@@ -2,12 +2,49 @@
 
 from __future__ import annotations
 
-import shutil
-from typing import Any
+from dataclasses import dataclass
 
-from dockyard.control.context import Context, World, write_status
-from dockyard.store import model_versions as versions_repo
+from dockyard.control.context import Context
+from dockyard.control.plan import Delete, Plan, TaskRequest
+from dockyard.control.tasks import Work
+from dockyard.control.world import ModelSummary, World
+from dockyard.spec import ModelSpec
+from dockyard.spec.status import ModelStatus, Phase
 from dockyard.store.tables import ResourceRow
+
+
+@dataclass(frozen=True)
+class Observed:
+    generation: int
+    summary: ModelSummary | None
+    deleting: bool = False
+
+
+def plan(spec: ModelSpec, obs: Observed) -> Plan:
+    if obs.deleting:
+        status = ModelStatus(phase=Phase.TERMINATING, reason="Deleting")
+        return Plan(status, delete=Delete(registry_model=True))
+    s = obs.summary
+    count = len(s.versions) if s is not None else 0
+    if s is None or not count:
+        status = ModelStatus(
+            phase=Phase.PENDING,
+            reason="NoVersion",
+            message="no version yet: a job with outputs.model registers one",
+            observed_generation=obs.generation,
+            aliases=s.aliases if s is not None else {},
+        )
+        return Plan(status)
+    status = ModelStatus(
+        phase=Phase.READY,
+        message=f"{count} version(s)",
+        observed_generation=obs.generation,
+        versions=count,
+        latest=s.latest,
+        aliases=s.aliases,
+        metrics=s.metrics,
+    )
+    return Plan(status)
 
 
 class ModelReconciler:
@@ -16,31 +53,12 @@ class ModelReconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def reconcile(self, world: World, row: ResourceRow) -> tuple[None, Any]:
-        with self.ctx.store.session() as session:
-            if row.deleted_at is not None:
-                versions_repo.delete_model(session, row.project, row.name)
-                shutil.rmtree(
-                    self.ctx.settings.home / "models" / row.project / row.name, ignore_errors=True
-                )
-                return None, ("delete", row)
-            versions = versions_repo.versions(session, row.project, row.name)
-            aliases = versions_repo.aliases(session, row.project, row.name)
-        latest = versions[-1] if versions else None
-        write_status(
-            self.ctx,
-            row,
-            {
-                "phase": "Ready" if versions else "Pending",
-                "reason": "" if versions else "NoVersion",
-                "message": f"{len(versions)} version(s)"
-                if versions
-                else "no version yet: a job with outputs.model registers one",
-                "versions": len(versions),
-                "latest": latest.version if latest else None,
-                "aliases": aliases,
-                "metrics": latest.metrics if latest else {},
-                "observedGeneration": row.generation,
-            },
+    def observe(self, world: World, row: ResourceRow, spec: ModelSpec) -> Observed:
+        return Observed(
+            row.generation, world.model(row.project, row.name), row.deleted_at is not None
         )
-        return None, None
+
+    plan = staticmethod(plan)
+
+    def work(self, row: ResourceRow, task: TaskRequest) -> Work:
+        raise NotImplementedError(task.name)  # models plan no background work

@@ -2,112 +2,278 @@
 
 A new version (or a new spec) is rolled out by starting its replicas first and stopping the
 old ones only once every new one is ready. A replica that dies is restarted with backoff.
+A fixed port moves to the new replica: the old one holding it is stopped first (serving
+pauses for that moment; without a fixed port, rollouts have no gap).
 """
 
 from __future__ import annotations
 
-import socket
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from dockyard.control import workloads as wl
-from dockyard.control.context import Context, World, write_status
-from dockyard.control.scheduler import Decision, Demand
+from dockyard.control.context import Context
+from dockyard.control.plan import Delete, Materialize, Plan, Run, Start, Step, TaskRequest
+from dockyard.control.tasks import TaskHandle, Work
+from dockyard.control.world import ModelSummary, TaskView, World
 from dockyard.errors import DockyardError
 from dockyard.registry import models as registry
 from dockyard.runtimes.base import PreparedEnvironment, ServingImages, WorkloadRequest
-from dockyard.spec import EnvironmentSpec, ServiceSpec
-from dockyard.store import workloads as workloads_repo
-from dockyard.store.tables import ResourceRow, WorkloadRow
+from dockyard.spec import EnvironmentSpec, ModelRef, ServiceSpec
+from dockyard.spec.status import ACTIVE, Phase, ServiceStatus
+from dockyard.store import model_versions as versions_repo
+from dockyard.store.tables import ResourceRow
 
 PACKAGE = Path(__file__).resolve().parent.parent
 BOOT = PACKAGE / "serving" / "boot.py"
 MAX_BACKOFF = 60.0
+IMAGE_RETRY = timedelta(seconds=30)
 NOT_CRASHES = ("Stopped", "Interrupted")  # ended by Dockyard itself, not by a fault
+NOT_STARTED = ("PortInUse", "ModelUnavailable", "StartFailed")  # could not even start
 
 
 @dataclass(frozen=True)
-class Replica:
-    id: str
-    number: int
-    generation: int
+class ModelInfo:
+    project: str
+    name: str
     version: int
-    phase: str
-    ready: bool = False
-    finished_at: datetime | None = None
-    reason: str = ""
-    message: str = ""
+    path: str  # the model inside its files: "." (the directory) or a file name
+    directory: Path  # where the version's files are materialized
+    environment: str | None  # the Environment it was trained in
 
 
 @dataclass(frozen=True)
 class Observed:
     generation: int
     version: int | None
-    replicas: tuple[Replica, ...]
+    replicas: tuple[Run, ...]
+    now: datetime
     blocked: str = ""
     deleting: bool = False
-    now: datetime = field(default_factory=lambda: datetime.now().astimezone())
-
-
-@dataclass
-class Plan:
-    phase: str
-    reason: str = ""
-    message: str = ""
-    start: list[tuple[int, int]] = field(default_factory=list)  # (replica number, restart)
-    stop: list[str] = field(default_factory=list)
-    recheck_at: datetime | None = None
+    model: ModelInfo | None = None
+    environment: PreparedEnvironment | None = None
+    environment_blocked: str = ""
+    containers: bool = False  # the runtime serves from images (ServingImages)
+    image: TaskView | None = None
+    name: str = "svc"
+    uid: str = "0" * 32
+    compile_cache: Path | None = None
+    lane: str = "default"  # the runtime's lane: image builds run there
 
 
 def backoff(restarts: int) -> float:
     return 0.0 if restarts <= 0 else min(MAX_BACKOFF, 2.0 ** (restarts - 1))
 
 
+def resolve(ref: ModelRef, summary: ModelSummary | None) -> tuple[int | None, str]:
+    """The version ``ref`` names in the registry, or why there is none."""
+    if ref.version is not None:
+        if summary is not None and ref.version in summary.versions:
+            return ref.version, ""
+        have = sorted(summary.versions) if summary is not None else []
+        hint = f"versions: {have}" if have else "no version registered yet"
+        return None, f"model '{ref.name}' has no version {ref.version} ({hint})"
+    aliases = summary.aliases if summary is not None else {}
+    if ref.alias in aliases:
+        return aliases[str(ref.alias)], ""
+    if not aliases:
+        return (
+            None,
+            f"model '{ref.name}' has no version yet (run a job whose outputs.model names it)",
+        )
+    return None, (
+        f"model '{ref.name}' has no alias '{ref.alias}' (aliases: {', '.join(sorted(aliases))})"
+    )
+
+
 def plan(spec: ServiceSpec, obs: Observed) -> Plan:
-    active = [r for r in obs.replicas if r.phase in wl.ACTIVE]
+    active = [r for r in obs.replicas if r.phase in ACTIVE]
     if obs.deleting:
-        return Plan("Terminating", "Deleting", stop=[r.id for r in active])
+        status = ServiceStatus(phase=Phase.TERMINATING, reason="Deleting")
+        if active:
+            return Plan(status, stops=[r.id for r in active])
+        return Plan(status, delete=Delete())
     if obs.version is None:
-        return Plan("Pending", "Waiting", obs.blocked)
-    target = [r for r in obs.replicas if (r.generation, r.version) == (obs.generation, obs.version)]
-    result = Plan("Pending")
-    ready = 0
-    crash = ""
+        status = ServiceStatus(
+            phase=Phase.PENDING, reason="Waiting", message=obs.blocked,
+            observed_generation=obs.generation, replicas=spec.replicas,
+        )  # fmt: skip
+        return Plan(status)
+    wanted = (obs.generation, obs.version)
+
+    def of(r: Run) -> tuple[int, int]:
+        return (r.generation, int(r.details.get("version", 0)))
+
+    target = [r for r in obs.replicas if of(r) == wanted]
+    stops: list[str] = []
+    missing: list[tuple[int, int]] = []  # (replica number, restarts so far)
+    recheck: datetime | None = None
+    ready, crash, crash_reason = 0, "", ""
     for number in range(spec.replicas):
         mine = [r for r in target if r.number == number]
-        running = [r for r in mine if r.phase in wl.ACTIVE]
+        running = [r for r in mine if r.phase in ACTIVE]
         if running:
-            ready += any(r.ready for r in running)
-            result.stop += [r.id for r in running[1:]]
+            ready += any(r.details.get("ready") for r in running)
+            stops += [r.id for r in running[1:]]
             continue
         crashes = [r for r in mine if r.reason not in NOT_CRASHES]
-        restarts = len(mine)
         if mine and mine[-1].reason not in NOT_CRASHES:
             last = mine[-1]
-            crash = f"replica {number} exited: {last.reason} {last.message}".strip()
+            if last.reason in NOT_STARTED:  # it never ran: say why in the status's words
+                crash, crash_reason = last.message, last.reason
+            else:
+                crash = f"replica {number} exited: {last.reason} {last.message}".strip()
+                crash_reason = "CrashLoopBackOff"
             due = (last.finished_at or obs.now) + timedelta(seconds=backoff(len(crashes)))
             if due > obs.now:
-                result.recheck_at = min(filter(None, [result.recheck_at, due]))
+                recheck = min(filter(None, [recheck, due]))
                 continue
-        result.start.append((number, restarts))
-    extra = [r.id for r in target if r.phase in wl.ACTIVE and r.number >= spec.replicas]
-    old = [r.id for r in active if (r.generation, r.version) != (obs.generation, obs.version)]
-    result.stop += extra
+        missing.append((number, len(mine)))
+    stops += [r.id for r in target if r.phase in ACTIVE and r.number >= spec.replicas]
+    old = [r for r in active if of(r) != wanted]
     if ready == spec.replicas:
-        result.stop += old
-        result.phase, result.reason = "Ready", "Ready"
-        result.message = f"{ready}/{spec.replicas} replica(s) ready, version {obs.version}"
+        stops += [r.id for r in old]
+        phase, reason = Phase.READY, "Ready"
+        message = f"{ready}/{spec.replicas} replica(s) ready, version {obs.version}"
     elif crash:
-        result.phase, result.reason, result.message = "Starting", "CrashLoopBackOff", crash
+        phase = Phase.PENDING if crash_reason in NOT_STARTED else Phase.STARTING
+        reason, message = crash_reason, crash
     else:
-        result.phase, result.reason = "Starting", "Starting"
-        result.message = f"{ready}/{spec.replicas} replica(s) ready, version {obs.version}"
+        phase, reason = Phase.STARTING, "Starting"
+        message = f"{ready}/{spec.replicas} replica(s) ready, version {obs.version}"
+    serving = [r for r in active if r.details.get("ready") and r.id not in stops]
+    urls = [str(r.details["url"]) for r in serving if r.details.get("url")]
+    name = spec.model_ref().name
+    status = ServiceStatus(
+        phase=phase,
+        reason=reason,
+        message=message,
+        observed_generation=obs.generation,
+        replicas=spec.replicas,
+        ready_replicas=len(urls),
+        url=urls[0] if urls else None,
+        endpoints=urls,
+        # what the ready replicas really serve (during a rollout, old and new)
+        model_version=", ".join(f"{name}@{v}" for v in sorted({of(r)[1] for r in serving})) or None,
+        target_version=f"{name}@{obs.version}",
+        restarts=sum(
+            1 for r in obs.replicas if r.phase not in ACTIVE and r.reason not in NOT_CRASHES
+        ),
+    )
+    result = Plan(status, stops=stops, recheck_at=recheck)
+    if missing and obs.model is not None:
+        _starts(spec, obs, result, missing, old)
     return result
+
+
+def _starts(
+    spec: ServiceSpec,
+    obs: Observed,
+    result: Plan,
+    missing: list[tuple[int, int]],
+    old: list[Run],
+) -> None:
+    model = obs.model
+    assert model is not None
+    environment, blocked = obs.environment, obs.environment_blocked
+    if not blocked and obs.containers:
+        environment, blocked = _image(obs, result)
+    if blocked:
+        result.status = result.status.but(phase=Phase.PENDING, reason="Waiting", message=blocked)
+        return
+    for number, restarts in missing:
+        port = spec.port + number if spec.port else None
+        holders = [r.id for r in old if port is not None and r.details.get("port") == port]
+        if holders:  # the old replica on this fixed port goes first
+            result.stops += [h for h in holders if h not in result.stops]
+            continue
+        result.starts.append(_replica(spec, obs, model, environment, number, restarts, port))
+
+
+def _image(obs: Observed, result: Plan) -> tuple[PreparedEnvironment | None, str]:
+    """Containers serve from an image of the environment + model server + model files."""
+    model = obs.model
+    assert model is not None
+    env_hash = obs.environment.hash[:16] if obs.environment is not None else "default"
+    token = f"v{model.version}:{env_hash}"
+    task = obs.image if obs.image is not None and obs.image.token == token else None
+    base = obs.environment.as_dict() if obs.environment is not None else None
+    request = TaskRequest("image", token, {"environment": base}, lane=obs.lane)
+    if task is not None and task.state == "succeeded":
+        return PreparedEnvironment.from_dict(task.result), ""
+    if task is not None and task.state == "running":
+        return None, f"building the serving image: {task.progress or 'starting'}"
+    if task is not None and task.state == "failed":
+        again = (task.finished_at or obs.now) + IMAGE_RETRY
+        if again <= obs.now:
+            result.tasks.append(request)
+        else:
+            result.recheck_at = min(filter(None, [result.recheck_at, again]))
+        return None, f"the serving image failed to build: {task.error}"
+    result.tasks.append(request)
+    return None, f"building the serving image of {model.name}@{model.version}"
+
+
+def _replica(
+    spec: ServiceSpec,
+    obs: Observed,
+    model: ModelInfo,
+    environment: PreparedEnvironment | None,
+    number: int,
+    restarts: int,
+    port: int | None,
+) -> Start:
+    wid = f"svc-{obs.name}-{obs.uid[:8]}-g{obs.generation}-v{model.version}-r{number}-{restarts}"
+    steps: tuple[Step, ...] = ()
+    env = dict(spec.env)
+    if obs.containers:  # the serving image holds the model at /model and Dockyard itself
+        main = "/model" if model.path == "." else f"/model/{model.path}"
+        command = ["python", "-m", "dockyard.serving", "--host", "0.0.0.0"]
+    else:
+        main = str(model.directory if model.path == "." else model.directory / model.path)
+        command = ["python", str(BOOT), "--host", "127.0.0.1"]
+        steps = (Materialize(model.project, model.name, model.version),)
+        if obs.compile_cache is not None:  # compiled models outlive a replica
+            env.setdefault("DOCKYARD_COMPILE_CACHE", str(obs.compile_cache))
+    command += ["--model", f"{model.name}:{model.version}={main}"]
+    batching = spec.batching
+    if batching.enabled:
+        command += [
+            "--max-batch-size",
+            str(batching.max_batch_size),
+            "--max-latency-ms",
+            f"{batching.max_latency_ms:g}",
+        ]
+    else:
+        command.append("--no-batching")
+    need = wl.need_of(spec.resources)
+    request = WorkloadRequest(
+        id=wid,
+        command=command,
+        env=env,
+        environment=environment,
+        cpu=need.cpu,
+        cpu_limit=need.cpu_limit,
+        memory=need.memory or None,
+        extra_pythonpath=() if obs.containers else serving_paths(),
+        labels={"dockyard.dev/service": obs.name},
+    )
+    return Start(
+        wid,
+        "replica",
+        obs.generation,
+        number,
+        spec.runtime,
+        request,
+        need,
+        steps=steps,
+        port=port if port is not None else 0,
+        details={"version": model.version},
+        event=f"replica {number} started as {wid}",
+    )
 
 
 def serving_paths() -> tuple[str, ...]:
@@ -116,287 +282,89 @@ def serving_paths() -> tuple[str, ...]:
     return (own, *[p for p in sys.path if p.endswith(("site-packages", "dist-packages"))])
 
 
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def probe(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/v2/health/ready", timeout=0.5).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 class ServiceReconciler:
     kind = "Service"
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def _replicas(self, owned: list[WorkloadRow]) -> list[Replica]:
-        out = []
-        for w in owned:
-            ready = bool(w.details.get("ready"))
-            url = w.details.get("url")
-            if w.phase in wl.ACTIVE and not ready and url and probe(url):
-                ready = True
-                with self.ctx.store.session() as session:
-                    live = session.get(WorkloadRow, w.id)
-                    if live is not None:
-                        live.details = {**live.details, "ready": True}
-                w.details = {**w.details, "ready": True}
-            out.append(
-                Replica(
-                    w.id,
-                    w.number,
-                    w.generation,
-                    int(w.details.get("version", 0)),
-                    w.phase,
-                    ready,
-                    w.finished_at,
-                    w.reason,
-                    w.message,
-                )
-            )
-        return out
-
-    def reconcile(self, world: World, row: ResourceRow) -> tuple[Demand | None, Any]:
-        spec = ServiceSpec.model_validate(row.spec)
-        owned = [wl.refresh(self.ctx, w) for w in world.owned(row.uid)]
-        replicas = self._replicas(owned)
-        version, blocked, model_row = None, "", None
-        if row.deleted_at is None:
-            try:
-                with self.ctx.store.session() as session:
-                    model_row = registry.resolve(session, row.project, spec.model_ref())
-                    version = model_row.version
-            except DockyardError as exc:
-                blocked = str(exc)
-        obs = Observed(
-            row.generation, version, tuple(replicas), blocked, row.deleted_at is not None, world.at
-        )
-        p = plan(spec, obs)
-        for w in owned:
-            if w.id in p.stop:
-                wl.stop(self.ctx, w)
-        if row.deleted_at is not None and not p.stop:
-            return None, ("delete", row)
-        serving = [
-            w
-            for w in owned
-            if w.phase in wl.ACTIVE and w.details.get("ready") and w.id not in p.stop
+    def observe(self, world: World, row: ResourceRow, spec: ServiceSpec) -> Observed:
+        replicas = tuple(wl.run_of(w) for w in world.owned(row.uid))
+        ref = spec.model_ref()
+        version, blocked = resolve(ref, world.model(row.project, ref.name))
+        deleting = row.deleted_at is not None
+        model, environment, env_blocked, containers = None, None, "", False
+        wanted = [
+            r
+            for r in replicas
+            if r.phase in ACTIVE
+            and (r.generation, r.details.get("version")) == (row.generation, version)
         ]
-        urls = [w.details["url"] for w in serving]
-        served = sorted({int(w.details.get("version", 0)) for w in serving})
-        status = {
-            "phase": p.phase,
-            "reason": p.reason,
-            "message": p.message,
-            "observedGeneration": row.generation,
-            "replicas": spec.replicas,
-            "readyReplicas": len(urls),
-            "url": urls[0] if urls else None,
-            "endpoints": urls,
-            # what the ready replicas really serve (during a rollout, old and new)
-            "modelVersion": ", ".join(f"{spec.model_ref().name}@{v}" for v in served) or None,
-            "targetVersion": f"{spec.model_ref().name}@{version}" if version else None,
-            "restarts": sum(
-                1
-                for w in owned
-                if w.phase not in wl.ACTIVE and w.reason not in ("Stopped", "Interrupted")
-            ),
-        }
-        if not p.start or model_row is None:
-            write_status(self.ctx, row, status)
-            return None, None
-        runtime = self.ctx.runtime_for(spec.runtime)
-        environment, env_blocked = wl.resolve_environment(
-            world,
-            row.project,
-            spec.environment or model_row.lineage.get("environment"),
-            runtime.name,
-        )
-        if not env_blocked and isinstance(runtime, ServingImages):
-            environment, env_blocked = self._serving_image(row, runtime, environment, model_row)
-        if env_blocked:
-            write_status(
-                self.ctx,
-                row,
-                {**status, "phase": "Pending", "reason": "Waiting", "message": env_blocked},
-            )
-            return None, None
-        if row.status.get("reason") in wl.WAITING_REASONS:  # keep why it could not start
-            status.update({k: row.status[k] for k in ("phase", "reason", "message")})
-        write_status(self.ctx, row, status)
-        number, restart = p.start[0]
-        demand = wl.need_of(row.spec["resources"]).demand(f"{row.uid}:{number}", 0, row.created_at)
-        return demand, (row, spec, model_row, environment, number, restart)
-
-    def _serving_image(
-        self,
-        row: ResourceRow,
-        runtime: ServingImages,
-        environment: PreparedEnvironment | None,
-        model_row: Any,
-    ) -> tuple[PreparedEnvironment | None, str]:
-        """Containers serve from an image of the model's environment + server + model files,
-        built once per model version in the background."""
-        if environment is None:
-            base = self.ctx.runtime_for(row.spec.get("runtime"))
-            environment = base.prepare_environment("default", EnvironmentSpec(), lambda _m: None)
-        key = f"{row.uid}:serving:{model_row.version}:{environment.hash[:16]}"
-        task = self.ctx.tasks.get(key)
-        if task is None:
-            model_dir = registry.materialize(self.ctx.artifacts, self.ctx.settings.home, model_row)
-            env = environment
-
-            def work(state: Any) -> PreparedEnvironment:
-                def progress(message: str) -> None:
-                    state.progress = message
-                    self.ctx.wake()
-
-                return runtime.prepare_serving(
-                    env, model_row.model, model_row.version, model_dir, progress
+        if version is not None and not deleting and len(wanted) < spec.replicas:
+            with self.ctx.store.session() as session:
+                found = versions_repo.get_version(session, row.project, ref.name, version)
+            if found is not None:
+                model = ModelInfo(
+                    row.project,
+                    ref.name,
+                    version,
+                    found.path,
+                    registry.model_dir(self.ctx.settings.home, found),
+                    found.lineage.get("environment"),
                 )
-
-            self.ctx.tasks.submit(key, row.uid, work)
-            return None, f"building the serving image of {model_row.model}@{model_row.version}"
-        if not task.done:
-            return None, f"building the serving image: {task.progress or 'starting'}"
-        error = task.future.exception()
-        if error is not None:
-            self.ctx.tasks.take(key)
-            return None, f"the serving image failed to build: {error}"
-        result: PreparedEnvironment = task.future.result()  # kept: the task caches it
-        return result, ""
-
-    def _release_port(self, row: ResourceRow, port: int) -> None:
-        """A fixed port moves to the new replica: stop this service's old one holding it
-        (serving pauses for that moment; without a fixed port, rollouts have no gap)."""
-        with self.ctx.store.session() as session:
-            holders = [
-                w
-                for w in workloads_repo.for_owner(session, row.uid)
-                if w.phase in wl.ACTIVE and w.details.get("port") == port
-            ]
-        for w in holders:
-            wl.stop(self.ctx, w)
-
-    def start(self, pending: tuple[Any, ...], decision: Decision) -> None:
-        row, spec, model_row, environment, number, restart = pending
-        if wl.unschedulable(self.ctx, row, decision):
-            return
-        port = (spec.port + number) if spec.port else free_port()
-        if spec.port and not port_free(port):
-            self._release_port(row, port)  # an older replica of this service may hold it
-        if spec.port and not port_free(port):
-            write_status(
-                self.ctx,
-                row,
-                {
-                    **row.status,
-                    "phase": "Pending",
-                    "reason": "PortInUse",
-                    "message": f"port {port} is already in use on this "
-                    "machine: free it or choose another "
-                    "spec.port",
-                },
-            )
-            return
-        try:
-            model_dir = registry.materialize(self.ctx.artifacts, self.ctx.settings.home, model_row)
-        except DockyardError as exc:
-            write_status(
-                self.ctx,
-                row,
-                {
-                    **row.status,
-                    "phase": "Failed",
-                    "reason": "ModelUnavailable",
-                    "message": str(exc),
-                },
-            )
-            return
-        name, version = model_row.model, model_row.version
-        wid = wl.workload_id(
-            "svc", row, f"g{row.generation}", f"v{version}", f"r{number}", str(restart)
-        )
-        runtime = self.ctx.runtime_for(spec.runtime)
-        in_container = isinstance(runtime, ServingImages)
-        if in_container:  # the serving image holds the model at /model and Dockyard itself
-            main = "/model" if model_row.path == "." else f"/model/{model_row.path}"
-            command = [
-                "python",
-                "-m",
-                "dockyard.serving",
-                "--model",
-                f"{name}:{version}={main}",
-                "--host",
-                "0.0.0.0",
-                "--port",
-                str(port),
-            ]
-        else:
-            path = model_dir / model_row.path if model_row.path != "." else model_dir
-            command = [
-                "python",
-                str(BOOT),
-                "--model",
-                f"{name}:{version}={path}",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ]
-        batching = spec.batching
-        command += (
-            [
-                "--max-batch-size",
-                str(batching.max_batch_size),
-                "--max-latency-ms",
-                f"{batching.max_latency_ms:g}",
-            ]
-            if batching.enabled
-            else ["--no-batching"]
-        )
-        env = dict(spec.env)
-        if not in_container:  # compiled models outlive a replica: restarts skip scikit-learn
-            cache = self.ctx.settings.home / "cache" / "compiled"
-            env.setdefault("DOCKYARD_COMPILE_CACHE", str(cache))
-        need = wl.need_of(row.spec["resources"])
-        request = WorkloadRequest(
-            id=wid,
-            command=command,
-            env=env,
-            environment=environment,
-            cpu=need.cpu,
-            cpu_limit=need.cpu_limit,
-            memory=need.memory or None,
-            gpu=need.gpu,
-            extra_pythonpath=() if in_container else serving_paths(),
-            ports=(port,) if in_container else (),
-            labels={"dockyard.dev/service": row.name},
-        )
-        url = f"http://127.0.0.1:{port}"
-        wl.start(
-            self.ctx,
-            row,
-            wid,
-            "replica",
+                try:
+                    runtime = self.ctx.runtime_for(spec.runtime)
+                except DockyardError as exc:
+                    env_blocked = str(exc)
+                else:
+                    containers = isinstance(runtime, ServingImages)
+                    environment, env_blocked = wl.resolve_environment(
+                        world, row.project, spec.environment or model.environment, runtime.name
+                    )
+        return Observed(
             row.generation,
-            number,
-            request,
-            details={"port": port, "url": url, "version": version},
-            runtime=runtime.name,
+            version,
+            replicas,
+            world.at,
+            blocked,
+            deleting,
+            model,
+            environment,
+            env_blocked,
+            containers,
+            world.task(f"{row.uid}:image"),
+            row.name,
+            row.uid,
+            None if containers else self.ctx.settings.home / "cache" / "compiled",
+            self.ctx.lane_of(spec.runtime),
         )
+
+    plan = staticmethod(plan)
+
+    def work(self, row: ResourceRow, task: TaskRequest) -> Work:
+        spec = ServiceSpec.model_validate(row.spec)
+        ctx = self.ctx
+        runtime = ctx.runtime_for(spec.runtime)
+        assert isinstance(runtime, ServingImages)
+        ref = spec.model_ref()
+        version = int(task.token.split(":")[0][1:])
+
+        def image(handle: TaskHandle) -> dict[str, Any]:
+            with ctx.store.session() as session:
+                found = versions_repo.get_version(session, row.project, ref.name, version)
+            if found is None:
+                raise DockyardError(f"model '{ref.name}' has no version {version} any more")
+            model_dir = registry.materialize(ctx.artifacts, ctx.settings.home, found)
+            base = task.args.get("environment")
+            if base is not None:
+                environment = PreparedEnvironment.from_dict(base)
+            else:  # Dockyard's "no environment": its own default image
+                environment = ctx.runtime_for(spec.runtime).prepare_environment(
+                    "default", EnvironmentSpec(), lambda _m: None
+                )
+            prepared = runtime.prepare_serving(
+                environment, ref.name, version, model_dir, handle.progress
+            )
+            return prepared.as_dict()
+
+        return image

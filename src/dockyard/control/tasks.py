@@ -1,93 +1,170 @@
-"""Slow work (building environments, fetching data, registering models) off the loop.
+"""Background work under a lease per task key, with its outcome in the store.
 
-A task is keyed by what it does (resource uid, action and generation). It runs once in a small
-thread pool while its resource's lease is held; its outcome stays in memory until the
-reconciler takes it. If the server dies, the outcome is lost and the task simply runs again:
-every task is idempotent.
+A task is keyed by what it does (``<uid>:register``, ``start:<workload id>``); its row in
+the ``tasks`` table holds the lease, the input it ran for (``token``), its progress and its
+outcome. Submitting claims the row (only when no live lease is held by someone else), the
+work runs in a lane, a heartbeat renews the lease of everything in flight until the task's
+deadline, and the outcome is written only while the lease is still held — so a replica
+that lost its lease can never overwrite what the new holder did. Every task is idempotent:
+if its process dies, the lease expires and the next leader runs it again.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-import uuid
+import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockyard.store import resources as repo
+from sqlalchemy.orm import Session
+
+from dockyard.control.lanes import Lanes
+from dockyard.errors import DockyardError
+from dockyard.store import tasks as repo
 from dockyard.store.db import Store
 
-LEASE_SECONDS = 120.0
+log = logging.getLogger("dockyard.control")
+Work = Callable[["TaskHandle"], dict[str, Any] | None]
 
 
 @dataclass
-class TaskState:
-    key: str
-    uid: str
-    future: Future[Any]
-    progress: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+class TaskHandle:
+    """What running work may do: report progress, and write only while it holds its lease."""
 
-    @property
-    def done(self) -> bool:
-        return self.future.done()
+    key: str
+    tasks: Tasks
+    deadline: float | None = None
+    _last_progress: float = field(default=0.0, repr=False)
+
+    def progress(self, text: str, every: float = 0.5) -> None:
+        now = time.monotonic()
+        if now - self._last_progress < every:
+            return
+        self._last_progress = now
+        with self.tasks.store.session() as session:
+            repo.progress(session, self.key, self.tasks.holder, text)
+        self.tasks.on_change()
+
+    def write(self, fn: Callable[[Session], None]) -> bool:
+        """Run ``fn`` in one transaction with a check that the lease is still ours."""
+        with self.tasks.store.session() as session:
+            if not self.tasks.fence(session, self.key):
+                return False
+            fn(session)
+        return True
 
 
 class Tasks:
-    def __init__(self, store: Store, workers: int = 4, owner: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        lanes: Lanes,
+        holder: str,
+        lease_seconds: float = 30.0,
+    ) -> None:
         self.store = store
-        # stable per home: after a crash, the restarted server takes its own leases back
-        # at once instead of waiting for them to expire
-        self.owner = owner or f"controller-{uuid.uuid4().hex[:12]}"
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="task")
-        self._tasks: dict[str, TaskState] = {}
+        self.lanes = lanes
+        self.holder = holder
+        self.lease_seconds = lease_seconds
+        self.on_change: Callable[[], None] = lambda: None
+        self._deadlines: dict[str, float | None] = {}
         self._lock = threading.Lock()
-        self.on_done: Callable[[], None] = lambda: None
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, name="task-leases", daemon=True)
+        self._beat.start()
 
-    def get(self, key: str) -> TaskState | None:
-        with self._lock:
-            return self._tasks.get(key)
+    def in_flight(self, key: str) -> bool:
+        return self.lanes.busy(key)
 
-    def busy(self, uid: str) -> bool:
-        with self._lock:
-            return any(t.uid == uid and not t.done for t in self._tasks.values())
+    def submit(
+        self,
+        key: str,
+        owner_uid: str,
+        name: str,
+        token: str,
+        work: Work,
+        *,
+        lane: str = "default",
+        timeout: float | None = None,
+        keep: bool = True,
+        steal_from: str | None = None,
+    ) -> bool:
+        """Run ``work`` for ``key`` unless someone else holds its lease; True if it runs.
 
-    def submit(self, key: str, uid: str, fn: Callable[[TaskState], Any]) -> TaskState | None:
-        """Run ``fn`` once for ``key`` if the resource's lease can be taken."""
-        with self._lock:
-            if key in self._tasks:
-                return self._tasks[key]
+        ``keep=False``: the work writes its own outcome elsewhere (a workload row) through
+        :meth:`TaskHandle.write`, and the task row is deleted when it ends.
+        """
+        if self.lanes.busy(key):
+            return True
         with self.store.session() as session:
-            if not repo.acquire_lease(session, uid, self.owner, LEASE_SECONDS):
-                return None
-        state = TaskState(key, uid, Future())
+            claimed = repo.claim(
+                session,
+                key,
+                owner_uid,
+                name,
+                token,
+                self.holder,
+                self.lease_seconds,
+                steal_from=steal_from,
+            )
+        if not claimed:
+            return False
+        deadline = None if timeout is None else time.monotonic() + timeout
+        handle = TaskHandle(key, self, deadline)
+        with self._lock:
+            self._deadlines[key] = deadline
+        future = self.lanes.submit(lane, key, lambda: self._run(handle, work, keep))
+        if future is None:  # shutting down: leave the lease to expire
+            with self._lock:
+                self._deadlines.pop(key, None)
+            return False
+        return True
 
-        def run() -> Any:
+    def _run(self, handle: TaskHandle, work: Work, keep: bool) -> None:
+        key = handle.key
+        state, result, error = repo.SUCCEEDED, {}, ""
+        try:
+            result = work(handle) or {}
+        except DockyardError as exc:
+            state, error, result = repo.FAILED, str(exc), {"reason": type(exc).__name__}
+        except Exception as exc:
+            state, error = repo.FAILED, f"{type(exc).__name__}: {exc}"
+            result = {"reason": type(exc).__name__}
+            log.exception("task %s failed", key)
+        try:
+            with self.store.session() as session:
+                if keep:
+                    written = repo.finish(session, key, self.holder, state, result, error)
+                else:
+                    written = repo.forget(session, key, self.holder)
+            if not written:
+                log.warning("task %s ended after its lease was lost: outcome dropped", key)
+        except Exception:  # the store may be down: the lease expires, the task runs again
+            log.exception("could not record the outcome of task %s", key)
+        finally:
+            with self._lock:
+                self._deadlines.pop(key, None)
+            self.on_change()
+
+    def fence(self, session: Session, key: str) -> bool:
+        """Renew ``key``'s lease inside ``session``; False if another holder has it now."""
+        rows = repo.renew(session, [key], self.holder, self.lease_seconds)
+        return rows == 1
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            now = time.monotonic()
+            with self._lock:
+                keys = [k for k, d in self._deadlines.items() if d is None or d > now]
+            if not keys:
+                continue
             try:
-                return fn(state)
-            finally:
-                self.on_done()
-
-        with self._lock:
-            state.future = self._pool.submit(run)
-            self._tasks[key] = state
-        return state
-
-    def renew(self, state: TaskState) -> bool:
-        with self.store.session() as session:
-            return repo.acquire_lease(session, state.uid, self.owner, LEASE_SECONDS)
-
-    def take(self, key: str) -> TaskState | None:
-        """Remove a finished task and release its lease; None if it is still running."""
-        with self._lock:
-            state = self._tasks.get(key)
-            if state is None or not state.done:
-                return None
-            del self._tasks[key]
-        with self.store.session() as session:
-            repo.release_lease(session, state.uid, self.owner)
-        return state
+                with self.store.session() as session:
+                    repo.renew(session, keys, self.holder, self.lease_seconds)
+            except Exception:  # the next beat tries again; the leases are long enough
+                log.warning("could not renew task leases", exc_info=True)
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._stop.set()

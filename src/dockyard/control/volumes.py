@@ -1,14 +1,61 @@
-"""Volumes: make sure the directory exists and report its usage."""
+"""Volumes: make sure the directory exists and report its usage (measured in the background)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from dockyard.control.context import Context, World, iso, parse_iso, write_status
+from dockyard.control.context import Context
+from dockyard.control.plan import Delete, Plan, TaskRequest
+from dockyard.control.tasks import TaskHandle, Work
+from dockyard.control.world import TaskView, World
+from dockyard.spec import VolumeSpec
+from dockyard.spec.status import Phase, VolumeStatus
 from dockyard.store.tables import ResourceRow
 
 USAGE_EVERY = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class Observed:
+    generation: int
+    path: Path
+    status: VolumeStatus
+    usage: TaskView | None = None
+    deleting: bool = False
+    purge: bool = False
+    at: datetime | None = None
+
+
+def plan(spec: VolumeSpec, obs: Observed) -> Plan:
+    if obs.deleting:
+        return Plan(
+            VolumeStatus(phase=Phase.TERMINATING, reason="Deleting"),
+            delete=Delete(purge=(obs.path,) if obs.purge else ()),
+        )
+    status = obs.status.but(
+        phase=Phase.READY,
+        reason="",
+        message="",
+        path=str(obs.path),
+        observed_generation=obs.generation,
+    )
+    token = f"g{obs.generation}"
+    usage = obs.usage
+    if usage is not None and usage.done_for(token) and usage.state == "succeeded":
+        status = status.but(
+            files=usage.result.get("files"),
+            used_bytes=usage.result.get("bytes"),
+            usage_at=usage.finished_at,
+        )
+    measured = status.usage_at if usage is not None and usage.token == token else None
+    stale = measured is None or obs.at is None or obs.at - measured > USAGE_EVERY
+    tasks = []
+    if stale and (usage is None or not usage.running_for(token)):
+        tasks.append(TaskRequest("usage", token))
+    return Plan(status, tasks=tasks)
 
 
 class VolumeReconciler:
@@ -17,23 +64,25 @@ class VolumeReconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def reconcile(self, world: World, row: ResourceRow) -> tuple[None, Any]:
-        if row.deleted_at is not None:
-            if row.control.get("purge"):
-                self.ctx.volumes.purge(row.project, row.name)
-            return None, ("delete", row)
-        path = self.ctx.volumes.ensure(row.project, row.name)
-        status = dict(row.status)
-        measured = parse_iso(status.get("usageAt"))
-        if (
-            measured is None
-            or world.at - measured > USAGE_EVERY
-            or status.get("observedGeneration") != row.generation
-        ):
-            files, used = self.ctx.volumes.usage(row.project, row.name)
-            status.update(files=files, usedBytes=used, usageAt=iso(world.at))
-        status.update(
-            phase="Ready", reason="", message="", path=str(path), observedGeneration=row.generation
+    def observe(self, world: World, row: ResourceRow, spec: VolumeSpec) -> Observed:
+        return Observed(
+            row.generation,
+            self.ctx.volumes.path(row.project, row.name),
+            VolumeStatus.model_validate(row.status),
+            world.task(f"{row.uid}:usage"),
+            row.deleted_at is not None,
+            bool(row.control.get("purge")),
+            world.at,
         )
-        write_status(self.ctx, row, status)
-        return None, None
+
+    plan = staticmethod(plan)
+
+    def work(self, row: ResourceRow, task: TaskRequest) -> Work:
+        volumes = self.ctx.volumes
+
+        def usage(_handle: TaskHandle) -> dict[str, Any]:
+            volumes.ensure(row.project, row.name)
+            files, used = volumes.usage(row.project, row.name)
+            return {"files": files, "bytes": used}
+
+        return usage

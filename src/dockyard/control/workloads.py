@@ -1,26 +1,59 @@
-"""Turning specs into runtime workloads, and keeping the workloads table in step with them."""
+"""Workloads: what they need from the world, and the work that starts, stops and observes them.
+
+``resolve_inputs`` is a pure lookup in the world (environments, volumes, datasets, code).
+``run_start`` and ``run_stop`` are task bodies: they run in the runtime's lane under the
+workload's task lease, and record what happened in the workload's row only while they
+still hold that lease. ``transition`` turns what a runtime reports into the row's phase.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
-from dataclasses import dataclass
+import shutil
+import socket
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dockyard.control.context import Context, World, now, write_status
-from dockyard.control.scheduler import Decision, Demand
+from sqlalchemy.orm import Session
+
+from dockyard.control.context import Context, now
+from dockyard.control.plan import (
+    FreshDir,
+    MakeDirs,
+    Materialize,
+    Need,
+    Run,
+    Start,
+    Step,
+    UnpackCode,
+    VerifyDatasets,
+)
+from dockyard.control.tasks import TaskHandle
+from dockyard.control.world import World
 from dockyard.data import datasets as data
-from dockyard.errors import ChecksumMismatch, DockyardError
-from dockyard.runtimes.base import Mount, Phase, PreparedEnvironment, WorkloadRequest
-from dockyard.spec.common import DatasetMount, Resources, VolumeMount
+from dockyard.errors import DockyardError
+from dockyard.registry import models as registry
+from dockyard.runtimes.base import Mount, PreparedEnvironment, RunState, WorkloadState
+from dockyard.spec import Phase, Resources
+from dockyard.spec.common import WorkloadSpec
+from dockyard.spec.datasets import DatasetSpec, PrepareSpec
+from dockyard.spec.jobs import CheckpointPolicy
+from dockyard.spec.status import ACTIVE
+from dockyard.store import model_versions as versions_repo
 from dockyard.store.tables import ResourceRow, WorkloadRow
 
-ACTIVE = ("Starting", "Running")
-WAITING_REASONS = ("Unschedulable", "PortInUse")  # set by a start that could not happen
 log = logging.getLogger("dockyard.control")
+STEP_REASON = {  # how a workload that could not even start is reported
+    MakeDirs: "StartFailed",
+    FreshDir: "StartFailed",
+    UnpackCode: "CodeMissing",
+    VerifyDatasets: "DatasetChanged",
+    Materialize: "ModelUnavailable",
+}
 
 
 def env_var(prefix: str, name: str) -> str:
@@ -31,13 +64,41 @@ def workload_id(prefix: str, row: ResourceRow, *parts: str) -> str:
     return "-".join([prefix, row.name, row.uid[:8], *parts])
 
 
-@dataclass
+def need_of(resources: Resources) -> Need:
+    return Need(resources.cpu, resources.memory or 0, resources.gpu, resources.cpu_limit)
+
+
+def run_of(row: WorkloadRow) -> Run:
+    return Run(
+        row.id,
+        row.number,
+        row.generation,
+        row.phase,
+        row.exit_code,
+        row.reason,
+        row.message,
+        row.started_at,
+        row.finished_at,
+        row.details,
+    )
+
+
+def start_key(workload_id: str) -> str:
+    return f"start:{workload_id}"
+
+
+def stop_key(workload_id: str) -> str:
+    return f"stop:{workload_id}"
+
+
+@dataclass(frozen=True)
 class Inputs:
     """What a workload needs before it can start; ``blocked`` says why it cannot yet."""
 
-    mounts: list[Mount]
-    environment: PreparedEnvironment | None
-    code_dir: Path | None
+    environment: PreparedEnvironment | None = None
+    mounts: tuple[Mount, ...] = ()
+    steps: tuple[Step, ...] = ()
+    datasets: tuple[tuple[str, str | None], ...] = ()  # (name, sha256) for lineage
     blocked: str = ""
     fatal: str = ""
 
@@ -63,57 +124,61 @@ def resolve_environment(
 
 
 def dataset_dir(ctx: Context, world: World, ds: ResourceRow) -> Path:
-    return ctx.volumes.path(ds.project, ds.spec["volume"]) / (ds.spec.get("path") or ds.name)
+    spec: DatasetSpec = world.spec(ds)
+    return ctx.volumes.path(ds.project, spec.volume) / spec.target(ds.name)
+
+
+def manifest_path(ctx: Context, ds: ResourceRow) -> Path:
+    return ctx.settings.home / "manifests" / f"{ds.uid}-g{ds.generation}.json"
 
 
 def resolve_inputs(
     ctx: Context,
     world: World,
     row: ResourceRow,
-    spec: dict[str, Any],
-    checkpoint: dict[str, Any] | None = None,
+    spec: WorkloadSpec | PrepareSpec,
+    checkpoint: CheckpointPolicy | None = None,
 ) -> Inputs:
+    """Look up everything ``spec`` names; the directories to create become start steps."""
     project = row.project
     try:
-        runtime = ctx.runtime_for(spec.get("runtime")).name
+        runtime = ctx.runtime_for(spec.runtime).name
     except DockyardError as exc:  # e.g. Podman is not installed
-        return Inputs([], None, None, fatal=str(exc))
-    environment, blocked = resolve_environment(world, project, spec.get("environment"), runtime)
+        return Inputs(fatal=str(exc))
+    environment, blocked = resolve_environment(world, project, spec.environment, runtime)
     mounts: list[Mount] = []
-    fatal = ""
-    for raw in spec.get("volumes", []):
-        vm = VolumeMount.model_validate(raw)
-        vol = world.get("Volume", project, vm.name)
-        if vol is None:
+    dirs: list[Path] = []
+    steps: list[Step] = []
+    for vm in spec.volumes if isinstance(spec, WorkloadSpec) else []:
+        if world.get("Volume", project, vm.name) is None:
             blocked = blocked or f"volume '{vm.name}' not found: apply it"
             continue
-        source = ctx.volumes.ensure(project, vm.name)
+        source = ctx.volumes.path(project, vm.name)
         if vm.sub_path:
             source = source / vm.sub_path
-            source.mkdir(parents=True, exist_ok=True)
+        dirs.append(source)
         mounts.append(Mount(source, vm.mount_path(), vm.read_only, env_var("VOLUME", vm.name)))
     if checkpoint is not None:
-        vol = world.get("Volume", project, checkpoint["volume"])
-        if vol is None:
-            blocked = blocked or f"checkpoint volume '{checkpoint['volume']}' not found: apply it"
+        if world.get("Volume", project, checkpoint.volume) is None:
+            blocked = blocked or f"checkpoint volume '{checkpoint.volume}' not found: apply it"
         else:
             source = (
-                ctx.volumes.ensure(project, checkpoint["volume"])
+                ctx.volumes.path(project, checkpoint.volume)
                 / "checkpoints"
                 / row.name
                 / f"g{row.generation}"
             )
-            source.mkdir(parents=True, exist_ok=True)
-            mounts.append(Mount(source, checkpoint["path"], False, "DOCKYARD_CHECKPOINT_DIR"))
-    for raw in spec.get("datasets", []):
-        dm = DatasetMount.model_validate(raw)
+            dirs.append(source)
+            mounts.append(Mount(source, checkpoint.path, False, "DOCKYARD_CHECKPOINT_DIR"))
+    verify: list[tuple[str, Path, Path]] = []
+    datasets: list[tuple[str, str | None]] = []
+    for dm in spec.datasets if isinstance(spec, WorkloadSpec) else []:
         ds = world.get("Dataset", project, dm.name)
         if ds is None:
             blocked = blocked or f"dataset '{dm.name}' not found: apply it"
             continue
-        if (
-            ds.status.get("phase") != "Ready"
-            or ds.status.get("observedGeneration") != ds.generation
+        if ds.status.get("phase") != Phase.READY or (
+            ds.status.get("observedGeneration") != ds.generation
         ):
             blocked = blocked or (
                 f"waiting for dataset '{dm.name}' "
@@ -122,186 +187,212 @@ def resolve_inputs(
             continue
         target = dataset_dir(ctx, world, ds)
         mounts.append(Mount(target, dm.mount_path(), True, env_var("DATA", dm.name)))
-    code_dir = None
-    if spec.get("code"):
-        if not ctx.code.exists(spec["code"]):
-            fatal = f"code snapshot {spec['code']} is missing from the server: apply again"
-        else:
-            code_dir = ctx.code.unpacked(spec["code"])
-    return Inputs(mounts, environment, code_dir, blocked, fatal)
+        datasets.append((dm.name, ds.status.get("sha256")))
+        if ds.status.get("manifest"):
+            verify.append((dm.name, target, Path(ds.status["manifest"])))
+    if dirs:
+        steps.append(MakeDirs(tuple(dirs)))
+    if verify:
+        steps.append(VerifyDatasets(tuple(verify)))
+    fatal = ""
+    if spec.code:
+        if not ctx.code.exists(spec.code):
+            fatal = f"code snapshot {spec.code} is missing from the server: apply again"
+        steps.append(UnpackCode(spec.code))
+    return Inputs(environment, tuple(mounts), tuple(steps), tuple(datasets), blocked, fatal)
 
 
-def verify_datasets(ctx: Context, world: World, row: ResourceRow, spec: dict[str, Any]) -> str:
-    """'' if every mounted dataset still matches its checksum, else the problem."""
-    for raw in spec.get("datasets", []):
-        ds = world.get("Dataset", row.project, raw["name"])
-        if ds is None or "manifest" not in ds.status:
-            continue
-        manifest_file = Path(ds.status["manifest"])
+# -- starting (a task body) ---------------------------------------------------------------
+def _port(wanted: int) -> int:
+    """A fixed port (if free) or any free one on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
-            files = json.loads(manifest_file.read_text())
-            data.verify(dataset_dir(ctx, world, ds), files, f"dataset '{ds.name}'")
-        except ChecksumMismatch as exc:
-            return str(exc)
-        except OSError:
-            return f"dataset '{ds.name}': its manifest {manifest_file} is missing"
-    return ""
+            sock.bind(("127.0.0.1", wanted))
+        except OSError as exc:
+            raise DockyardError(
+                f"port {wanted} is already in use on this machine",
+                hint="free it or choose another spec.port",
+            ) from exc
+        return int(sock.getsockname()[1])
 
 
-@dataclass(frozen=True)
-class Need:
-    """What a workload reserves (cpu, memory, gpu) and its hard CPU cap."""
-
-    cpu: float
-    memory: int
-    gpu: int
-    cpu_limit: float | None
-
-    def demand(self, key: str, priority: int, created_at: datetime) -> Demand:
-        return Demand(key, self.cpu, self.memory, self.gpu, priority, created_at)
-
-
-def need_of(resources: dict[str, Any]) -> Need:
-    r = Resources.model_validate(resources)
-    return Need(r.cpu, r.memory or 0, r.gpu, r.cpu_limit)
-
-
-def start(
-    ctx: Context,
-    owner: ResourceRow,
-    wid: str,
-    role: str,
-    generation: int,
-    number: int,
-    request: WorkloadRequest,
-    details: dict[str, Any] | None = None,
-    runtime: str | None = None,
-) -> WorkloadRow:
-    """Record the workload first (deterministic id), then start it: never started twice."""
-    engine = ctx.runtime_for(runtime)
-    row = WorkloadRow(
-        id=wid,
-        owner_uid=owner.uid,
-        owner_kind=owner.kind,
-        role=role,
-        generation=generation,
-        number=number,
-        runtime=engine.name,
-        phase="Starting",
-        exit_code=None,
-        reason="",
-        message="",
-        request={
-            "cpu": request.cpu or 0.0,
-            "memory": request.memory or 0,
-            "gpu": request.gpu,
-            "gpuIndices": [
-                int(i)
-                for i in request.env.get("CUDA_VISIBLE_DEVICES", "").split(",")
-                if i.isdigit()
-            ],
-        },
-        details=details or {},
-        created_at=now(),
-    )
-    with ctx.store.session() as session:
-        existing = session.get(WorkloadRow, wid)
-        if existing is None:
-            session.add(row)
-        else:
-            row = existing
-    try:
-        state = engine.start(request)
-    except Exception as exc:  # the runtime could not even start it: say why, never hang
-        log.exception("starting %s failed", wid)
-        mark(ctx, wid, "Failed", "StartFailed", f"could not start: {type(exc).__name__}: {exc}")
+def _perform(ctx: Context, step: Step, code_dir: Path | None) -> Path | None:
+    if isinstance(step, MakeDirs):
+        for path in step.paths:
+            path.mkdir(parents=True, exist_ok=True)
+    elif isinstance(step, FreshDir):
+        shutil.rmtree(step.path, ignore_errors=True)
+        step.path.mkdir(parents=True)
+    elif isinstance(step, UnpackCode):
+        if not ctx.code.exists(step.ref):
+            raise DockyardError(f"code snapshot {step.ref} is missing from the server: apply again")
+        unpacked: Path = ctx.code.unpacked(step.ref)
+        return unpacked
+    elif isinstance(step, VerifyDatasets):
+        for name, directory, manifest in step.datasets:
+            try:
+                files = json.loads(manifest.read_text())
+            except OSError as exc:
+                raise DockyardError(
+                    f"dataset '{name}': its manifest {manifest} is missing"
+                ) from exc
+            data.verify(directory, files, f"dataset '{name}'")
+    elif isinstance(step, Materialize):
         with ctx.store.session() as session:
-            failed = session.get(WorkloadRow, wid)
-            assert failed is not None
-            return failed
-    with ctx.store.session() as session:
+            version = versions_repo.get_version(session, step.project, step.model, step.version)
+        if version is None:
+            raise DockyardError(f"model '{step.model}' has no version {step.version} any more")
+        registry.materialize(ctx.artifacts, ctx.settings.home, version)
+    return code_dir
+
+
+def run_start(ctx: Context, start: Start, gpus: tuple[int, ...], handle: TaskHandle) -> None:
+    """Prepare what the workload needs, start it, and record that it runs (or why not)."""
+    wid = start.workload_id
+    request, details = start.request, dict(start.details)
+    try:
+        code_dir = request.code_dir
+        for step in start.steps:
+            try:
+                code_dir = _perform(ctx, step, code_dir)
+            except DockyardError as exc:
+                raise _NotStarted(STEP_REASON[type(step)], str(exc)) from exc
+        port = None
+        if start.port is not None:
+            try:
+                port = _port(start.port)
+            except DockyardError as exc:
+                raise _NotStarted("PortInUse", str(exc)) from exc
+            details.update(port=port, url=f"http://127.0.0.1:{port}")
+        request = replace(request, code_dir=code_dir, gpus=gpus, port=port)
+        state = ctx.runtime_for(start.runtime).start(request)
+    except _NotStarted as exc:
+        _end(handle, wid, exc.reason, exc.message)
+        return
+    except Exception as exc:  # the runtime could not start it: say why, never hang
+        log.warning("starting %s failed", wid, exc_info=True)
+        _end(handle, wid, "StartFailed", f"could not start: {type(exc).__name__}: {exc}")
+        return
+
+    def started(session: Session) -> None:
         live = session.get(WorkloadRow, wid)
-        assert live is not None
-        live.phase = "Running" if state.phase == Phase.RUNNING else live.phase
+        if live is None:
+            return
+        if state.phase == RunState.RUNNING:
+            live.phase = Phase.RUNNING
         live.started_at = state.started_at or now()
-        live.details = {**live.details, **state.details}
-        row = live
-    if state.done:
-        return refresh(ctx, row)
-    return row
+        live.details = {**live.details, **details, **state.details}
+        if state.done:
+            _record(live, state)
+
+    handle.write(started)
 
 
-def refresh(ctx: Context, row: WorkloadRow) -> WorkloadRow:
-    """Observe an active workload in the runtime and record what changed."""
+class _NotStarted(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+def _end(handle: TaskHandle, wid: str, reason: str, message: str) -> None:
+    def failed(session: Session) -> None:
+        live = session.get(WorkloadRow, wid)
+        if live is not None and live.phase in ACTIVE:
+            live.phase, live.reason, live.message = Phase.FAILED, reason, message
+            live.finished_at = now()
+
+    handle.write(failed)
+
+
+# -- stopping (a task body) ----------------------------------------------------------------
+def run_stop(ctx: Context, wid: str, runtime: str, handle: TaskHandle) -> None:
+    engine = ctx.runtime_for(runtime)
+    engine.stop(wid, ctx.settings.stop_grace_seconds)
+    state = engine.observe(wid)
+    tail = log_tail(ctx, runtime, wid) if state.phase == RunState.FAILED else ""
+
+    def ended(session: Session) -> None:
+        live = session.get(WorkloadRow, wid)
+        if live is not None:
+            change = transition(live, state, tail)
+            if change is not None:
+                _apply(live, change)
+
+    handle.write(ended)
+
+
+# -- observing -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Change:
+    phase: str
+    reason: str
+    message: str
+    exit_code: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    details: dict[str, Any]
+
+
+def transition(row: WorkloadRow, state: WorkloadState, log_tail: str = "") -> Change | None:
+    """How the row changes given what the runtime reports (None: it does not)."""
     if row.phase not in ACTIVE:
-        return row
-    state = ctx.runtime_for(row.runtime).observe(row.id)
-    if state.phase == Phase.NOT_FOUND:
-        if row.phase == "Starting":  # recorded, but the server stopped before starting it
-            phase, reason = "Failed", "Interrupted"
+        return None
+    details = dict(state.details)
+    if state.phase == RunState.NOT_FOUND:
+        if row.phase == Phase.STARTING:  # recorded, but its start never happened
+            phase, reason = Phase.FAILED, "Interrupted"
             message = "recorded but never started (the server stopped in between)"
         else:
-            phase, reason, message = "Failed", "Lost", "the workload disappeared from the runtime"
-    elif state.phase == Phase.RUNNING:
-        if row.phase == "Running" and all(
-            row.details.get(k) == v for k, v in state.details.items()
-        ):
-            return row
-        phase, reason, message = "Running", "", ""
+            phase, reason, message = Phase.FAILED, "Lost", "the workload disappeared"
+    elif state.phase == RunState.RUNNING:
+        if row.phase == Phase.RUNNING and all(row.details.get(k) == v for k, v in details.items()):
+            return None
+        phase, reason, message = Phase.RUNNING, "", ""
     else:
-        phase = {Phase.SUCCEEDED: "Succeeded", Phase.FAILED: "Failed", Phase.LOST: "Failed"}[
-            state.phase
-        ]
+        phase = Phase.SUCCEEDED if state.phase == RunState.SUCCEEDED else Phase.FAILED
         reason, message = state.reason, state.message
-    with ctx.store.session() as session:
-        live = session.get(WorkloadRow, row.id)
-        if live is None:
-            return row
-        live.phase, live.reason, live.message = phase, reason, message
-        live.exit_code = state.exit_code
-        live.started_at = live.started_at or state.started_at
-        if phase != "Running":
-            live.finished_at = state.finished_at or now()
-        live.details = {**live.details, **state.details}
-        return live
+    if log_tail:
+        details["logTail"] = log_tail
+    finished = None if phase == Phase.RUNNING else (state.finished_at or now())
+    return Change(phase, reason, message, state.exit_code, state.started_at, finished, details)
 
 
-def mark(
-    ctx: Context, wid: str, phase: str, reason: str, message: str, force: bool = False
-) -> None:
-    """Record how a workload ended (``force`` overrides an end already recorded)."""
+def _apply(live: WorkloadRow, change: Change) -> None:
+    live.phase, live.reason, live.message = change.phase, change.reason, change.message
+    live.exit_code = change.exit_code
+    live.started_at = live.started_at or change.started_at
+    if change.finished_at is not None:
+        live.finished_at = live.finished_at or change.finished_at
+    live.details = {**live.details, **change.details}
+
+
+def _record(live: WorkloadRow, state: WorkloadState) -> None:
+    change = transition(live, state)
+    if change is not None:
+        _apply(live, change)
+
+
+def record(ctx: Context, wid: str, change: Change) -> None:
     with ctx.store.session() as session:
         live = session.get(WorkloadRow, wid)
-        if live is not None and (force or live.phase in ACTIVE):
+        if live is not None and live.phase in ACTIVE:
+            _apply(live, change)
+
+
+def mark(ctx: Context, wid: str, phase: str, reason: str, message: str) -> None:
+    """Record how a workload ended, overriding what was recorded (a shutdown's verdict)."""
+    with ctx.store.session() as session:
+        live = session.get(WorkloadRow, wid)
+        if live is not None:
             live.phase, live.reason, live.message = phase, reason, message
             live.finished_at = live.finished_at or now()
 
 
-def log_tail(ctx: Context, row: WorkloadRow, lines: int = 5) -> str:
+def log_tail(ctx: Context, runtime: str, wid: str, lines: int = 5) -> str:
     """The last lines a workload printed (for statuses of failures)."""
     try:
-        data = b"".join(ctx.runtime_for(row.runtime).logs(row.id))
+        data = b"".join(ctx.runtime_for(runtime).logs(wid))
     except Exception:  # a log is a courtesy here; the status must still be written
         return ""
     text = data[-4096:].decode(errors="replace")
     return " | ".join(t for t in text.strip().splitlines()[-lines:] if t.strip())
-
-
-def stop(ctx: Context, row: WorkloadRow) -> WorkloadRow:
-    """Stop a workload in its runtime and record how it ended."""
-    ctx.runtime_for(row.runtime).stop(row.id, ctx.settings.stop_grace_seconds)
-    return refresh(ctx, row)
-
-
-def unschedulable(ctx: Context, row: ResourceRow, decision: Decision) -> bool:
-    """Record why a workload cannot start yet; True if so."""
-    if decision.admitted:
-        return False
-    status = {
-        **row.status,
-        "phase": "Pending",
-        "reason": "Unschedulable",
-        "message": decision.reason,
-    }
-    write_status(ctx, row, status)
-    return True

@@ -182,11 +182,15 @@ def set_alias(session: Session, project: str, model: str, alias: str, version: i
     versions_repo.set_alias(session, project, model, alias, version)
 
 
+def model_dir(home: Path, row: ModelVersionRow) -> Path:
+    """Where :func:`materialize` puts a version's files (named by their content)."""
+    digest = hashlib.sha256("".join(sorted(f["sha256"] for f in row.files.values())).encode())
+    return home / "models" / row.project / row.model / f"{row.version}-{digest.hexdigest()[:12]}"
+
+
 def materialize(artifacts: ArtifactStore, home: Path, row: ModelVersionRow) -> Path:
     """A directory with the version's files, copied out of the store and verified."""
-    digest = hashlib.sha256("".join(sorted(f["sha256"] for f in row.files.values())).encode())
-    dest = home / "models" / row.project / row.model / f"{row.version}-{digest.hexdigest()[:12]}"
-    return artifacts.materialize(row.files, dest)
+    return artifacts.materialize(row.files, model_dir(home, row))
 
 
 def version_view(row: ModelVersionRow, aliases: dict[str, int]) -> dict[str, Any]:

@@ -16,7 +16,9 @@ from typing import Any, Protocol, runtime_checkable
 from dockyard.spec import EnvironmentSpec
 
 
-class Phase(StrEnum):
+class RunState(StrEnum):
+    """What a runtime reports about a workload (the control plane turns it into a Phase)."""
+
     NOT_FOUND = "NotFound"
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
@@ -78,18 +80,19 @@ class WorkloadRequest:
     cpu: float | None = None  # reserved share (soft)
     cpu_limit: float | None = None  # hard cap
     memory: int | None = None  # hard limit
-    gpu: int = 0
     timeout: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
     extra_pythonpath: tuple[str, ...] = ()
-    ports: tuple[int, ...] = ()  # published on 127.0.0.1 (containers); local: already there
     security: dict[str, Any] = field(default_factory=dict)  # spec.security (containers)
+    # placement, assigned when the workload is admitted; each runtime translates it
+    gpus: tuple[int, ...] = ()  # GPU indices on the node: CUDA_VISIBLE_DEVICES, --device
+    port: int | None = None  # the port it serves on: $DOCKYARD_PORT (and published by OCI)
 
 
 @dataclass(frozen=True)
 class WorkloadState:
     id: str
-    phase: Phase
+    phase: RunState
     exit_code: int | None = None
     reason: str = ""
     message: str = ""
@@ -99,7 +102,7 @@ class WorkloadState:
 
     @property
     def done(self) -> bool:
-        return self.phase in (Phase.SUCCEEDED, Phase.FAILED, Phase.LOST)
+        return self.phase in (RunState.SUCCEEDED, RunState.FAILED, RunState.LOST)
 
 
 @runtime_checkable

@@ -26,8 +26,8 @@ from typing import Any
 from dockyard import filelock
 from dockyard.runtimes.base import (
     NodeCapacity,
-    Phase,
     PreparedEnvironment,
+    RunState,
     WorkloadRequest,
     WorkloadState,
 )
@@ -81,6 +81,16 @@ def _capacity(cpu: float | None, memory: str | None, gpu: int | None) -> NodeCap
 def host_capacity(settings: Settings) -> NodeCapacity:
     """What this machine offers (detected once), unless the settings say otherwise."""
     return _capacity(settings.node_cpu, settings.node_memory, settings.node_gpu)
+
+
+def placement_env(request: WorkloadRequest) -> dict[str, str]:
+    """How a workload learns where it was placed: its GPUs and its port."""
+    env = {}
+    if request.gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in request.gpus)
+    if request.port is not None:
+        env["DOCKYARD_PORT"] = str(request.port)
+    return env
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -176,7 +186,7 @@ class LocalRuntime:
         threading.Thread(
             target=self._watch, args=(request.id, proc), daemon=True, name=f"watch-{request.id}"
         ).start()
-        return WorkloadState(request.id, Phase.RUNNING, started_at=datetime.now().astimezone())
+        return WorkloadState(request.id, RunState.RUNNING, started_at=datetime.now().astimezone())
 
     def _environment(self, request: WorkloadRequest) -> dict[str, str]:
         env = {
@@ -207,6 +217,7 @@ class LocalRuntime:
                 env[mount.env_var] = str(mount.source)
         if request.extra_pythonpath:
             env["DOCKYARD_APPEND_PATH"] = os.pathsep.join(request.extra_pythonpath)
+        env.update(placement_env(request))
         env.update(request.env)
         return env
 
@@ -223,7 +234,7 @@ class LocalRuntime:
     def observe(self, workload_id: str) -> WorkloadState:
         run_dir = self._dir(workload_id)
         if not (run_dir / "spec.json").exists():
-            return WorkloadState(workload_id, Phase.NOT_FOUND)
+            return WorkloadState(workload_id, RunState.NOT_FOUND)
         shim = _read_json(run_dir / "shim.json") or {}
         started = _parse_time(shim.get("startedAt"))
         details = {
@@ -236,7 +247,7 @@ class LocalRuntime:
             proc = self._procs.get(workload_id)
             if self._locked(run_dir) or (proc is not None and proc.poll() is None):
                 return WorkloadState(
-                    workload_id, Phase.RUNNING, started_at=started, details=details
+                    workload_id, RunState.RUNNING, started_at=started, details=details
                 )
             status = _read_json(run_dir / "status.json")  # it may have just finished
         if status is None:
@@ -247,7 +258,7 @@ class LocalRuntime:
             )
             return WorkloadState(
                 workload_id,
-                Phase.LOST,
+                RunState.LOST,
                 reason="Lost",
                 message="the process supervisor ended without recording an exit status "
                 f"(killed, or the machine restarted){': ' + err if err else ''}",
@@ -260,7 +271,7 @@ class LocalRuntime:
         ok = code == 0 and status.get("reason") == "Completed"
         return WorkloadState(
             workload_id,
-            Phase.SUCCEEDED if ok else Phase.FAILED,
+            RunState.SUCCEEDED if ok else RunState.FAILED,
             exit_code=code,
             reason=status.get("reason", ""),
             message=status.get("message", ""),

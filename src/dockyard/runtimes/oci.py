@@ -25,8 +25,8 @@ from typing import Any
 
 from dockyard.runtimes.base import (
     NodeCapacity,
-    Phase,
     PreparedEnvironment,
+    RunState,
     WorkloadRequest,
     WorkloadState,
 )
@@ -41,7 +41,7 @@ from dockyard.runtimes.images import (
     render,
     render_serving,
 )
-from dockyard.runtimes.local import host_capacity
+from dockyard.runtimes.local import host_capacity, placement_env
 from dockyard.settings import Settings
 from dockyard.spec import EnvironmentSpec
 from dockyard.version import __version__
@@ -203,6 +203,7 @@ class OciRuntime:
             ]
             if mount.env_var:
                 env[mount.env_var] = mount.target
+        env.update(placement_env(request))
         env.update(request.env)
         for key, value in env.items():
             args += ["--env", f"{key}={value}"]
@@ -212,11 +213,10 @@ class OciRuntime:
             args += ["--cpus", f"{request.cpu_limit:g}"]
         if request.cpu:
             args += ["--cpu-shares", str(max(2, int(request.cpu * 1024)))]
-        for index in request.env.get("CUDA_VISIBLE_DEVICES", "").split(","):
-            if index.isdigit():
-                args += ["--device", f"nvidia.com/gpu={index}"]
-        for port in request.ports:
-            args += ["--publish", f"127.0.0.1:{port}:{port}"]
+        for index in request.gpus:  # the Container Device Interface name of each GPU
+            args += ["--device", f"nvidia.com/gpu={index}"]
+        if request.port is not None:
+            args += ["--publish", f"127.0.0.1:{request.port}:{request.port}"]
         run_dir.mkdir(parents=True, exist_ok=True)
         meta = {"timeout": request.timeout, "startedAt": time.time()}
         (run_dir / "container.json").write_text(json.dumps(meta))
@@ -268,10 +268,12 @@ class OciRuntime:
         container = self._running_now().get(workload_id)
         if container is not None and not self._timed_out(workload_id):
             # still running: the `ps` of this pass says so, no `inspect` per container
-            return WorkloadState(workload_id, Phase.RUNNING, details={"container": container[:12]})
+            return WorkloadState(
+                workload_id, RunState.RUNNING, details={"container": container[:12]}
+            )
         info = self.engine.inspect(workload_id)
         if info is None:
-            return WorkloadState(workload_id, Phase.NOT_FOUND)
+            return WorkloadState(workload_id, RunState.NOT_FOUND)
         state = info.get("State", {})
         started, finished = _time(state.get("StartedAt")), _time(state.get("FinishedAt"))
         details = {
@@ -284,7 +286,7 @@ class OciRuntime:
         if status in ("running", "created", "configured", "initialized", "paused"):
             if self._timed_out(workload_id):
                 return self.observe(workload_id)
-            return WorkloadState(workload_id, Phase.RUNNING, started_at=started, details=details)
+            return WorkloadState(workload_id, RunState.RUNNING, started_at=started, details=details)
         code = int(state.get("ExitCode", -1))
         marked = (run_dir / "reason").read_text().strip() if (run_dir / "reason").exists() else ""
         limit = int((info.get("HostConfig") or {}).get("Memory") or 0)
@@ -306,7 +308,7 @@ class OciRuntime:
             message = (state.get("Error") or "").strip() or f"exit code {code}"
         else:
             reason, message = "Error", (state.get("Error") or "").strip() or f"exit code {code}"
-        phase = Phase.SUCCEEDED if reason == "Completed" else Phase.FAILED
+        phase = RunState.SUCCEEDED if reason == "Completed" else RunState.FAILED
         return WorkloadState(
             workload_id,
             phase,

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -53,7 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-latency-ms", type=float, help="adaptive batching: longest wait")
     p.add_argument("--no-batching", action="store_true", help="one runtime call per request")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("DOCKYARD_PORT") or 8080),
+        help="default: $DOCKYARD_PORT (set by Dockyard for a Service replica), else 8080",
+    )
     p.add_argument("--log-level", default="info")
     p.add_argument(
         "--warm",

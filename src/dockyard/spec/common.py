@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -24,6 +24,16 @@ NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+@dataclass(frozen=True)
+class Ref:
+    """A field of a spec (``path``) that names another resource."""
+
+    path: str
+    kind: str
+    name: str
+    producible: bool = False  # a Model may also be promised by a Job's outputs.model
+
+
 class SpecModel(BaseModel):
     """Base of everything a user writes: camelCase keys, unknown keys refused."""
 
@@ -33,6 +43,14 @@ class SpecModel(BaseModel):
         populate_by_name=True,
         validate_default=True,
     )
+
+    def references(self) -> list[Ref]:
+        """Every other resource this spec names (checked at apply, kept on delete)."""
+        return []
+
+    def runtimes(self) -> list[str]:
+        """Runtimes its workloads name explicitly (their environments are prepared there)."""
+        return []
 
 
 def _describe(value: Any) -> str:
@@ -300,15 +318,20 @@ class WorkloadSpec(SpecModel):
         default_factory=list, description="Datasets to mount (read-only in containers)."
     )
 
+    def references(self) -> list[Ref]:
+        refs = (
+            [Ref("spec.environment", "Environment", self.environment)] if self.environment else []
+        )
+        refs += [
+            Ref(f"spec.volumes[{i}].name", "Volume", v.name) for i, v in enumerate(self.volumes)
+        ]
+        refs += [
+            Ref(f"spec.datasets[{i}].name", "Dataset", d.name) for i, d in enumerate(self.datasets)
+        ]
+        return refs
 
-class Condition(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
-
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str = ""
-    message: str = ""
-    last_transition_time: datetime | None = None
+    def runtimes(self) -> list[str]:
+        return [self.runtime] if self.runtime else []
 
 
 SpecT = TypeVar("SpecT", bound=SpecModel)

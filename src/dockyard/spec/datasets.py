@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 from dockyard.spec.common import (
     EnvVars,
     Name,
+    Ref,
     Resource,
     Resources,
     SpecModel,
@@ -81,6 +82,15 @@ class DatasetSpec(SpecModel):
                 {"reserved": RESERVED},
             )
         return path
+
+    def references(self) -> list[Ref]:
+        refs = [Ref("spec.volume", "Volume", self.volume)]
+        if self.prepare is not None and self.prepare.environment:
+            refs.append(Ref("spec.prepare.environment", "Environment", self.prepare.environment))
+        return refs
+
+    def runtimes(self) -> list[str]:
+        return [self.prepare.runtime] if self.prepare is not None and self.prepare.runtime else []
 
     def target(self, name: str) -> str:
         """The dataset's directory inside its volume."""

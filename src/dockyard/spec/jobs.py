@@ -11,6 +11,7 @@ from dockyard.spec.common import (
     MountPath,
     Name,
     NonNegativeInt,
+    Ref,
     Resource,
     SpecModel,
     WorkloadSpec,
@@ -73,6 +74,12 @@ class JobSpec(WorkloadSpec):
     outputs: JobOutputs = Field(
         default_factory=JobOutputs, description="What to register after success."
     )
+
+    def references(self) -> list[Ref]:
+        refs = super().references()
+        if self.checkpoint is not None:
+            refs.append(Ref("spec.checkpoint.volume", "Volume", self.checkpoint.volume))
+        return refs
 
 
 class Job(Resource[JobSpec]):

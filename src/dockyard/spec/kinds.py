@@ -1,40 +1,136 @@
-"""The table of resource kinds: name, plural and class, and lookups by any spelling."""
+"""Kind descriptors: everything the layers need to know about a kind, said once.
+
+A descriptor names a kind's document, spec and status models, the phases in which it is
+done (``apply --wait`` and ``Client.wait`` stop there), whether it runs workloads, and where
+its data lives. The API's reference checks, the environment reconciler, ``describe`` and
+``wait`` ask the descriptor instead of switching on the kind. Adding a kind means one
+descriptor here, one spec module and one reconciler (``dockyard.control``).
+"""
 
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from typing import Any
 
 from dockyard.errors import InvalidRequest
-from dockyard.spec.common import Resource
-from dockyard.spec.datasets import Dataset
-from dockyard.spec.environments import Environment
-from dockyard.spec.jobs import Job
-from dockyard.spec.models import Model
-from dockyard.spec.services import Service
-from dockyard.spec.volumes import Volume
+from dockyard.spec.common import Ref, Resource, SpecModel
+from dockyard.spec.datasets import Dataset, DatasetSpec
+from dockyard.spec.environments import Environment, EnvironmentSpec
+from dockyard.spec.jobs import Job, JobSpec
+from dockyard.spec.models import Model, ModelSpec
+from dockyard.spec.services import Service, ServiceSpec
+from dockyard.spec.status import (
+    ENDED,
+    DatasetStatus,
+    EnvironmentStatus,
+    JobStatus,
+    ModelStatus,
+    Phase,
+    ServiceStatus,
+    Status,
+    VolumeStatus,
+)
+from dockyard.spec.volumes import Volume, VolumeSpec
 
 AnyResource = Resource[Any]
+SETTLED = frozenset({Phase.READY, Phase.FAILED})
+
+
+@dataclass(frozen=True)
+class KindDescriptor:
+    kind: str
+    plural: str
+    resource: type[AnyResource]
+    spec: type[SpecModel]
+    status: type[Status]
+    final: frozenset[str]  # phases in which it is done (until its spec changes)
+    workloads: str | None = None  # what its workloads are called: "attempts", "replicas" …
+    data: str = ""  # where its data lives
+    purge: bool = False  # deleting it leaves data behind unless --purge
+    released: frozenset[str] = frozenset()  # phases in which it no longer uses its references
+    aliases: tuple[str, ...] = ()
+
+    def references(self, spec: SpecModel) -> list[Ref]:
+        return spec.references()
+
+    def runtimes(self, spec: SpecModel) -> list[str]:
+        return spec.runtimes()
+
+
+DESCRIPTORS: tuple[KindDescriptor, ...] = (
+    KindDescriptor(
+        "Volume",
+        "volumes",
+        Volume,
+        VolumeSpec,
+        VolumeStatus,
+        SETTLED,
+        data="a directory under DOCKYARD_HOME/volumes/PROJECT/NAME",
+        purge=True,
+        aliases=("vol", "vols"),
+    ),
+    KindDescriptor(
+        "Environment",
+        "environments",
+        Environment,
+        EnvironmentSpec,
+        EnvironmentStatus,
+        SETTLED,
+        data="a cached virtual environment (local) or an image (containers), shared by hash",
+        aliases=("env", "envs"),
+    ),
+    KindDescriptor(
+        "Dataset",
+        "datasets",
+        Dataset,
+        DatasetSpec,
+        DatasetStatus,
+        SETTLED,
+        workloads="preparations",
+        data="a directory on its volume, with a manifest under DOCKYARD_HOME/manifests",
+        aliases=("ds",),
+    ),
+    KindDescriptor(
+        "Model",
+        "models",
+        Model,
+        ModelSpec,
+        ModelStatus,
+        frozenset({Phase.READY, Phase.PENDING, Phase.FAILED}),
+        data="versions in the registry tables, files in the artifact store",
+    ),
+    KindDescriptor(
+        "Job",
+        "jobs",
+        Job,
+        JobSpec,
+        JobStatus,
+        ENDED,
+        workloads="attempts",
+        data="outputs under DOCKYARD_HOME/outputs, logs under DOCKYARD_HOME/runs",
+        released=ENDED,
+    ),
+    KindDescriptor(
+        "Service",
+        "services",
+        Service,
+        ServiceSpec,
+        ServiceStatus,
+        SETTLED,
+        workloads="replicas",
+        data="none of its own (it serves a model version)",
+        aliases=("svc",),
+    ),
+)
 
 # Order matters: it is the order of reconciliation and of ``dockyard get all``.
-KINDS: dict[str, type[AnyResource]] = {
-    cls.KIND: cls for cls in (Volume, Environment, Dataset, Model, Job, Service)
-}
-BY_PLURAL: dict[str, type[AnyResource]] = {cls.PLURAL: cls for cls in KINDS.values()}
+DESCRIPTOR: dict[str, KindDescriptor] = {d.kind: d for d in DESCRIPTORS}
+KINDS: dict[str, type[AnyResource]] = {d.kind: d.resource for d in DESCRIPTORS}
 _SPELLINGS: dict[str, str] = {}
-for _kind, _cls in KINDS.items():
-    for spelling in (_kind, _kind.lower(), _cls.PLURAL, _cls.PLURAL.lower()):
-        _SPELLINGS[spelling] = _kind
-_SPELLINGS.update(
-    {
-        "env": "Environment",
-        "envs": "Environment",
-        "svc": "Service",
-        "vol": "Volume",
-        "vols": "Volume",
-        "ds": "Dataset",
-    }
-)
+for _d in DESCRIPTORS:
+    for spelling in (_d.kind, _d.kind.lower(), _d.plural, *_d.aliases):
+        _SPELLINGS[spelling] = _d.kind
 
 
 def kind_of(spelling: str) -> str:
@@ -44,11 +140,11 @@ def kind_of(spelling: str) -> str:
         close = difflib.get_close_matches(spelling.lower(), list(_SPELLINGS), n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise InvalidRequest(
-            f"unknown kind '{spelling}'",
-            hint=f"{hint}kinds are: {', '.join(cls.PLURAL for cls in KINDS.values())}",
+            f"unknown kind '{spelling[:64]}'",
+            hint=f"{hint}kinds are: {', '.join(d.plural for d in DESCRIPTORS)}",
         )
     return kind
 
 
 def plural_of(kind: str) -> str:
-    return KINDS[kind].PLURAL
+    return DESCRIPTOR[kind].plural

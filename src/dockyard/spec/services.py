@@ -13,6 +13,7 @@ from dockyard.spec.common import (
     EnvVars,
     Name,
     NonNegativeInt,
+    Ref,
     Resource,
     Resources,
     SpecModel,
@@ -87,6 +88,15 @@ class ServiceSpec(SpecModel):
 
     def model_ref(self) -> ModelRef:
         return ModelRef.parse(self.model)
+
+    def references(self) -> list[Ref]:
+        refs = [Ref("spec.model", "Model", self.model_ref().name, producible=True)]
+        if self.environment:
+            refs.append(Ref("spec.environment", "Environment", self.environment))
+        return refs
+
+    def runtimes(self) -> list[str]:
+        return [self.runtime] if self.runtime else []
 
 
 class Service(Resource[ServiceSpec]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from dockyard.errors import ServerUnavailable
@@ -51,13 +53,24 @@ def make_engine(url: str) -> Engine:
         ) from exc
 
 
+MIGRATION_LOCK = 0x646F636B  # "dock": PostgreSQL advisory lock held while migrating
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+    """Bring the schema to the newest revision (idempotent; replicas may start together)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    with contextlib.ExitStack() as stack:
+        if engine.dialect.name == "sqlite":
+            path = engine.url.database
+            if path and path != ":memory:":
+                lock = stack.enter_context(open(f"{path}.migrate.lock", "a+"))
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
 
 
 class Store:

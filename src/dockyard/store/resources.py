@@ -1,13 +1,12 @@
-"""Reading and writing resources: apply with generations, status, deletion, leases."""
+"""Reading and writing resources: apply with generations, status, deletion."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dockyard.errors import Conflict, NotFound
@@ -153,36 +152,3 @@ def purge(session: Session, uid: str) -> None:
     row = session.get(ResourceRow, uid)
     if row is not None:
         session.delete(row)
-
-
-def acquire_lease(
-    session: Session, uid: str, owner: str, seconds: float, now: datetime | None = None
-) -> bool:
-    """Take the row's lease if it is free or expired; True when ``owner`` now holds it."""
-    now = now or utcnow()
-    result = session.execute(
-        update(ResourceRow)
-        .where(
-            ResourceRow.uid == uid,
-            or_(
-                ResourceRow.lease_owner.is_(None),
-                ResourceRow.lease_owner == owner,
-                ResourceRow.lease_expires < now,
-            ),
-        )
-        .values(lease_owner=owner, lease_expires=now + timedelta(seconds=seconds))
-    )
-    return bool(getattr(result, "rowcount", 0))
-
-
-def release_lease(session: Session, uid: str, owner: str) -> None:
-    session.execute(
-        update(ResourceRow)
-        .where(ResourceRow.uid == uid, ResourceRow.lease_owner == owner)
-        .values(lease_owner=None, lease_expires=None)
-    )
-
-
-def holds_lease(session: Session, uid: str, owner: str) -> bool:
-    row = session.get(ResourceRow, uid)
-    return row is not None and row.lease_owner == owner

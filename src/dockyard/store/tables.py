@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -55,8 +55,6 @@ class ResourceRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     control: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    lease_expires: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class EventRow(Base):
@@ -100,6 +98,45 @@ class WorkloadRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TaskRow(Base):
+    """Background work for a resource, under a lease per task key; its outcome stays here.
+
+    ``token`` says which input the task ran for (a generation, a version); a task is done
+    for that input once ``state`` is ``succeeded`` or ``failed``. While ``running``, the
+    holder renews ``lease_expires``; a result is written only by the holder of the lease.
+    """
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_owner", "owner_uid"),)
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner_uid: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(64))
+    token: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LeaseRow(Base):
+    """A named lease (the control loop's leader): who holds it, renewed by bumping version."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    ttl_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    acquired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ModelVersionRow(Base):

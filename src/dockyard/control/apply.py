@@ -1,0 +1,261 @@
+"""The one applier: carries a reconciler's ``Plan`` out.
+
+It writes the status (with a ``Ready`` condition whose transition time only moves when it
+flips) and the events, submits stops, background tasks and a deletion's finalizer as
+tasks, and schedules the plans' starts on the node: an admitted workload gets its row
+(before anything runs, with a deterministic id, so it can never start twice) and a start
+task in its runtime's lane; one that does not fit says why in its resource's status.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from dockyard.control import workloads as wl
+from dockyard.control.context import Context, now
+from dockyard.control.plan import Delete, Event, Plan, Start, TaskRequest
+from dockyard.control.reconciler import Reconciler
+from dockyard.control.scheduler import Demand, Usage, schedule
+from dockyard.control.tasks import TaskHandle
+from dockyard.control.world import World
+from dockyard.spec.status import ACTIVE, READY, Phase, Status
+from dockyard.store import events
+from dockyard.store import model_versions as versions_repo
+from dockyard.store import resources as repo
+from dockyard.store import tasks as tasks_repo
+from dockyard.store import workloads as workloads_repo
+from dockyard.store.tables import ResourceRow, WorkloadRow
+
+log = logging.getLogger("dockyard.control")
+WARNING_REASONS = ("Lost", "OOMKilled", "Timeout", "ReconcileError", "Unschedulable")
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def with_conditions(old: dict[str, Any], new: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """Add a ``Ready`` condition that keeps its transition time while it does not change."""
+    ready = "True" if new.get("phase") in READY else "False"
+    previous = next((c for c in old.get("conditions", []) if c.get("type") == "Ready"), None)
+    changed = previous is None or previous.get("status") != ready
+    condition = {
+        "type": "Ready",
+        "status": ready,
+        "reason": new.get("reason") or new.get("phase", ""),
+        "message": new.get("message", ""),
+        "lastTransitionTime": _iso(at)
+        if changed or previous is None
+        else previous.get("lastTransitionTime"),
+    }
+    return {**new, "conditions": [condition]}
+
+
+@dataclass
+class Pending:
+    row: ResourceRow
+    plan: Plan
+    starts: list[Start]
+
+
+class Applier:
+    def __init__(self, ctx: Context, reconcilers: dict[str, Reconciler]) -> None:
+        self.ctx = ctx
+        self.reconcilers = reconcilers
+        self.changed = False  # a phase changed in this pass: others may be unblocked
+
+    # -- status and events ------------------------------------------------------------------
+    def write_status(self, row: ResourceRow, status: Status, extra: Sequence[Event] = ()) -> bool:
+        """Persist ``status`` if it changed; an event on a phase or reason change."""
+        new = status.dump()
+        new.pop("conditions", None)
+        full = with_conditions(row.status, new, now())
+        flipped = (full.get("phase"), full.get("reason")) != (
+            row.status.get("phase"),
+            row.status.get("reason"),
+        )
+        if full == row.status and not extra:
+            return False
+        with self.ctx.store.session() as session:
+            repo.set_status(session, row.uid, full)
+            for event in extra:
+                events.record(session, row, event.reason, event.message, event.type)
+            if flipped and full.get("phase") and not extra:
+                _phase_event(session, row, full)
+        row.status = full
+        self.changed = self.changed or flipped
+        return True
+
+    # -- one plan -----------------------------------------------------------------------------
+    def apply(self, world: World, row: ResourceRow, plan: Plan) -> Pending | None:
+        """Carry out everything but the starts; those come back for scheduling."""
+        for wid in plan.stops:
+            self._stop(world, row, wid)
+        for task in plan.tasks:
+            self._task(row, task)
+        if plan.delete is not None:
+            self._delete(world, row, plan.delete)
+        if plan.starts and row.deleted_at is None:
+            return Pending(row, plan, list(plan.starts))
+        self.write_status(row, plan.status, plan.events)
+        return None
+
+    def _stop(self, world: World, row: ResourceRow, wid: str) -> None:
+        workload = next((w for w in world.owned(row.uid) if w.id == wid), None)
+        if workload is None or workload.phase not in ACTIVE:
+            return
+        self.ctx.tasks.submit(
+            wl.stop_key(wid),
+            row.uid,
+            "stop",
+            wid,
+            lambda h: wl.run_stop(self.ctx, wid, workload.runtime, h),
+            lane=self.ctx.lane_of(workload.runtime),
+            timeout=self.ctx.settings.stop_grace_seconds + 120,
+            keep=False,
+        )
+
+    def _task(self, row: ResourceRow, task: TaskRequest) -> None:
+        work = self.reconcilers[row.kind].work(row, task)
+        self.ctx.tasks.submit(
+            f"{row.uid}:{task.name}",
+            row.uid,
+            task.name,
+            task.token,
+            work,
+            lane=task.lane,
+            steal_from=task.steal_from,
+        )
+
+    def _delete(self, world: World, row: ResourceRow, delete: Delete) -> None:
+        key = f"{row.uid}:finalize"
+        owned = [(w.id, w.runtime) for w in world.owned(row.uid)]
+
+        def finalize(handle: TaskHandle) -> None:
+            for wid, runtime in owned:
+                self.ctx.runtime_for(runtime).remove(wid)
+                shutil.rmtree(self.ctx.settings.home / "outputs" / wid, ignore_errors=True)
+            for path in delete.purge:
+                shutil.rmtree(path, ignore_errors=True)
+
+            def forget(session: Session) -> None:
+                workloads_repo.remove_for_owner(session, row.uid)
+                tasks_repo.remove_for_owner(session, row.uid, keep=key)
+                if delete.registry_model:
+                    versions_repo.delete_model(session, row.project, row.name)
+                repo.purge(session, row.uid)
+
+            handle.write(forget)
+            if delete.registry_model:
+                models = self.ctx.settings.home / "models" / row.project / row.name
+                shutil.rmtree(models, ignore_errors=True)
+
+        self.ctx.tasks.submit(key, row.uid, "finalize", str(row.generation), finalize, keep=False)
+
+    # -- scheduling -------------------------------------------------------------------------
+    def start_all(self, world: World, pending: list[Pending]) -> bool:
+        """Schedule every start of this pass; True if any was admitted."""
+        used = Usage()
+        for owned in world.workloads.values():
+            for w in owned:
+                if w.phase in ACTIVE:
+                    used.add(
+                        float(w.request.get("cpu", 0)),
+                        int(w.request.get("memory", 0)),
+                        list(w.request.get("gpuIndices", [])),
+                    )
+        demands = []
+        for p in pending:
+            for s in p.starts:
+                created = s.created_at or p.row.created_at
+                demands.append(
+                    Demand(
+                        f"{p.row.uid}:{s.workload_id}",
+                        s.need.cpu,
+                        s.need.memory,
+                        s.need.gpu,
+                        s.priority,
+                        created,
+                    )
+                )
+        decisions = schedule(self.ctx.runtime.node(), used, demands)
+        admitted_any = False
+        for p in pending:
+            admitted: list[Start] = []
+            why = ""
+            for s in p.starts:
+                decision = decisions[f"{p.row.uid}:{s.workload_id}"]
+                if not decision.admitted:
+                    why = why or decision.reason
+                    continue
+                try:
+                    self._start(p.row, s, decision.gpu_indices)
+                except Exception as exc:  # the store failed: the next pass tries again
+                    log.exception("could not start %s", s.workload_id)
+                    why = why or f"could not start: {exc}"
+                    continue
+                admitted.append(s)
+            if admitted:
+                admitted_any = True
+                first = admitted[0]
+                started = [Event("Started", s.event) for s in admitted if s.event]
+                self.write_status(p.row, first.running or p.plan.status, p.plan.events + started)
+            else:
+                status = p.plan.status.but(phase=Phase.PENDING, reason="Unschedulable", message=why)
+                self.write_status(p.row, status, p.plan.events)
+        return admitted_any
+
+    def _start(self, row: ResourceRow, start: Start, gpus: tuple[int, ...]) -> None:
+        runtime = self.ctx.runtime_name(start.runtime)
+        need = start.need
+        with self.ctx.store.session() as session:
+            if session.get(WorkloadRow, start.workload_id) is None:
+                session.add(
+                    WorkloadRow(
+                        id=start.workload_id,
+                        owner_uid=row.uid,
+                        owner_kind=row.kind,
+                        role=start.role,
+                        generation=start.generation,
+                        number=start.number,
+                        runtime=runtime,
+                        phase=Phase.STARTING,
+                        exit_code=None,
+                        reason="",
+                        message="",
+                        request={
+                            "cpu": need.cpu,
+                            "memory": need.memory,
+                            "gpu": need.gpu,
+                            "gpuIndices": list(gpus),
+                        },
+                        details=dict(start.details),
+                        created_at=now(),
+                    )
+                )
+        self.ctx.tasks.submit(
+            wl.start_key(start.workload_id),
+            row.uid,
+            "start",
+            start.workload_id,
+            lambda h: wl.run_start(self.ctx, start, gpus, h),
+            lane=self.ctx.lane_of(start.runtime),
+            timeout=600,
+            keep=False,
+        )
+
+
+def _phase_event(session: Session, row: ResourceRow, status: dict[str, Any]) -> None:
+    phase, reason = status.get("phase", ""), status.get("reason", "")
+    message = status.get("message", "")
+    warning = phase == Phase.FAILED or reason in WARNING_REASONS
+    events.record(
+        session, row, reason or phase, message or phase, "Warning" if warning else "Normal"
+    )

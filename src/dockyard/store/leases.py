@@ -1,0 +1,53 @@
+"""Named leases (the leader of the control loop), taken and renewed by compare-and-swap."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dockyard.store.tables import LeaseRow, utcnow
+
+
+def read(session: Session, name: str) -> LeaseRow | None:
+    return session.get(LeaseRow, name)
+
+
+def swap(
+    session: Session,
+    name: str,
+    holder: str | None,
+    ttl: float,
+    expected_version: int | None,
+    acquired: bool,
+) -> bool:
+    """Set ``holder`` if the lease is still at ``expected_version`` (None: create it)."""
+    now = utcnow()
+    if expected_version is None:
+        try:
+            with session.begin_nested():
+                session.add(
+                    LeaseRow(
+                        name=name,
+                        holder=holder,
+                        version=1,
+                        ttl_seconds=ttl,
+                        acquired_at=now,
+                        renewed_at=now,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+    values: dict[str, object] = dict(
+        holder=holder, version=expected_version + 1, ttl_seconds=ttl, renewed_at=now
+    )
+    if acquired:
+        values["acquired_at"] = now
+    result = session.execute(
+        update(LeaseRow)
+        .where(LeaseRow.name == name, LeaseRow.version == expected_version)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
