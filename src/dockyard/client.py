@@ -20,7 +20,7 @@ import httpx
 
 from dockyard import embedded
 from dockyard.data.code import pack
-from dockyard.errors import DockyardError, InvalidSpec, ServerUnavailable, error_class_for
+from dockyard.errors import DockyardError, InvalidSpec, ServerUnavailable, from_problem
 from dockyard.settings import Settings
 from dockyard.spec import Dataset, Job, Service, plural_of
 from dockyard.spec.loader import FieldError, Loaded, load_paths, raise_errors
@@ -77,15 +77,7 @@ class Client:
         except ValueError:
             body = {}
         if isinstance(body, dict) and "code" in body:
-            cls = error_class_for(str(body["code"]))
-            exc = cls.__new__(cls)
-            DockyardError.__init__(
-                exc,
-                str(body.get("detail", "")),
-                hint=body.get("hint"),
-                details=body.get("details") or {},
-            )
-            raise exc
+            raise from_problem(body)
         raise DockyardError(f"server answered {response.status_code}: {response.text[:300]}")
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -1,20 +1,27 @@
 """One exception root for everything Dockyard tells a user.
 
-Every error carries a stable ``code`` (machine readable, part of the API), a ``message``
-(what is wrong) and a ``hint`` (how to fix it). HTTP status codes are not part of these
-classes: the API maps classes to statuses (``dockyard.api.errors``) and the SDK raises the
-same class again from the ``code`` of a problem+json response.
+Every error class carries a stable ``code`` (machine readable, part of the API) and the HTTP
+``status`` it is answered with; every error carries a ``message`` (what is wrong) and a
+``hint`` (how to fix it). The API answers ``exc.status`` with the ``code``
+(``dockyard.api.errors``), the SDK raises the same class again through :func:`from_problem`,
+and the model server answers its own subclasses with the same ``status``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
 class DockyardError(Exception):
-    """Base of all user-facing errors."""
+    """Base of all user-facing errors; by default the client's fault (400).
+
+    Every subclass declares its own ``code`` and ``status`` and keeps this constructor, so
+    that :func:`from_problem` can rebuild any of them.
+    """
 
     code: ClassVar[str] = "error"
+    status: ClassVar[int] = 400
 
     def __init__(
         self, message: str, *, hint: str | None = None, details: dict[str, Any] | None = None
@@ -32,56 +39,101 @@ class InvalidSpec(DockyardError):
     """A resource document does not validate; ``details['errors']`` lists each problem."""
 
     code = "invalid-spec"
+    status = 422
 
 
 class InvalidRequest(DockyardError):
     """A request to the API is malformed."""
 
     code = "invalid-request"
+    status = 400
 
 
 class NotFound(DockyardError):
     code = "not-found"
+    status = 404
 
 
 class Conflict(DockyardError):
     """The request contradicts the current state (e.g. deleting a volume in use)."""
 
     code = "conflict"
+    status = 409
 
 
 class InUse(Conflict):
     code = "in-use"
+    status = 409
+
+
+class StaleWrite(Conflict):
+    """Another writer changed the resource between our read and our write; try again."""
+
+    code = "stale-write"
+    status = 409
 
 
 class ChecksumMismatch(DockyardError):
     code = "checksum-mismatch"
+    status = 409
+
+
+class ModelArtifactMissing(DockyardError):
+    """A job succeeded but its output directory lacks the model its spec promised.
+
+    409: the request is fine and retrying cannot help (not 503) — the job's output contradicts
+    its spec, which the user fixes by writing the model where the spec says and running again.
+    """
+
+    code = "model-artifact-missing"
+    status = 409
 
 
 class RuntimeUnavailable(DockyardError):
     """A runtime (engine, interpreter, tool) the workload needs is not available."""
 
     code = "runtime-unavailable"
+    status = 503
+
+
+class EngineError(DockyardError):
+    """The container engine (Podman, Docker) failed or did not answer."""
+
+    code = "engine-error"
+    status = 503
 
 
 class ServerUnavailable(DockyardError):
     """The control plane cannot be reached."""
 
     code = "server-unavailable"
+    status = 503
 
 
 class TemporaryError(DockyardError):
-    """Something that is worth retrying after ``delay`` seconds."""
+    """Something that is worth retrying after ``delay`` seconds (``details['delay']``)."""
 
     code = "temporary"
+    status = 503
 
-    def __init__(self, message: str, *, delay: float = 1.0, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint, details={"delay": delay})
-        self.delay = delay
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        details: dict[str, Any] | None = None,
+        delay: float | None = None,
+    ) -> None:
+        details = dict(details or {})
+        if delay is not None or "delay" not in details:
+            details["delay"] = 1.0 if delay is None else delay
+        super().__init__(message, hint=hint, details=details)
+        self.delay = float(details["delay"])
 
 
 class InternalError(DockyardError):
     code = "internal"
+    status = 500
 
 
 def _all_subclasses(cls: type[DockyardError]) -> list[type[DockyardError]]:
@@ -99,3 +151,14 @@ def error_class_for(code: str) -> type[DockyardError]:
         if cls.code == code:
             return cls
     return DockyardError
+
+
+def from_problem(body: Mapping[str, Any]) -> DockyardError:
+    """The error a problem+json body (or any ``code``/``detail``/``hint`` mapping) describes."""
+    cls = error_class_for(str(body.get("code", DockyardError.code)))
+    hint = body.get("hint")
+    return cls(
+        str(body.get("detail", "")),
+        hint=None if hint is None else str(hint),
+        details=dict(body.get("details") or {}),
+    )

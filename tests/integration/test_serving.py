@@ -224,6 +224,50 @@ def test_unknown_model_and_route(server: ModelServer) -> None:
     assert server.post("/v2/models/onnx/infer", content=b"{oops").status_code == 400
 
 
+def test_transport_errors_have_their_class_status(server: ModelServer) -> None:
+    path = "/v2/models/onnx/infer"
+    r = server.post(path, content=b"{}", headers={"Content-Encoding": "br"})
+    assert r.status_code == 415 and "unsupported Content-Encoding 'br'" in r.json()["error"]
+    r = server.post(path, content=b"not gzip", headers={"Content-Encoding": "gzip"})
+    assert r.status_code == 400 and "not valid gzip data" in r.json()["error"]
+    r = server.post(path, content=b"{}", headers={"Inference-Header-Content-Length": "x"})
+    assert r.status_code == 400 and "must be an integer" in r.json()["error"]
+
+
+def test_a_worker_process_raises_the_error_class_of_its_model(tmp_path: Path) -> None:
+    from dockyard.serving.codec import TensorError
+    from dockyard.serving.worker import WorkerProcess
+
+    (tmp_path / "model.py").write_text(
+        "from dockyard.serving.codec import TensorError\n"
+        "class Model:\n"
+        "    signature = {'inputs': [{'name': 'x', 'datatype': 'FP64', 'shape': [-1]}],\n"
+        "                 'outputs': [{'name': 'y', 'datatype': 'FP64', 'shape': [-1]}]}\n"
+        "    def __init__(self, path, parameters): pass\n"
+        "    def predict(self, inputs):\n"
+        "        if (inputs['x'] < 0).any():\n"
+        "            raise TensorError('negative x', hint='send x >= 0')\n"
+        "        if (inputs['x'] == 0).any():\n"
+        "            raise ZeroDivisionError('zero x')\n"
+        "        return {'y': 1 / inputs['x']}\n"
+    )
+    worker = WorkerProcess(tmp_path, {"runtime": "custom", "customClass": "model:Model"})
+    try:
+        assert worker.wait_ready(), worker.error
+        assert worker.predict({"x": np.array([2.0])}, ["y"])["y"].tolist() == [0.5]
+        with pytest.raises(TensorError) as info:
+            worker.predict({"x": np.array([-1.0])}, ["y"])
+        assert (info.value.message, info.value.hint, info.value.status) == (
+            "negative x",
+            "send x >= 0",
+            400,
+        )
+        with pytest.raises(RuntimeError, match="ZeroDivisionError: zero x"):
+            worker.predict({"x": np.array([0.0])}, ["y"])
+    finally:
+        worker.close()
+
+
 def test_binary_request_and_response(server: ModelServer) -> None:
     x = FEATURES[:2].astype(np.float32)
     header = json.dumps(

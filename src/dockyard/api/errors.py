@@ -1,4 +1,4 @@
-"""Errors as ``application/problem+json`` (RFC 9457) with Dockyard's stable ``code``."""
+"""Errors as ``application/problem+json`` (RFC 9457) with the class's ``status`` and ``code``."""
 
 from __future__ import annotations
 
@@ -12,24 +12,6 @@ from fastapi.responses import JSONResponse
 from dockyard import errors as e
 
 log = logging.getLogger("dockyard.api")
-
-STATUS: list[tuple[type[e.DockyardError], int]] = [
-    (e.InvalidSpec, 422),
-    (e.InvalidRequest, 400),
-    (e.NotFound, 404),
-    (e.Conflict, 409),
-    (e.ChecksumMismatch, 409),
-    (e.RuntimeUnavailable, 503),
-    (e.ServerUnavailable, 503),
-    (e.TemporaryError, 503),
-]
-
-
-def status_for(exc: e.DockyardError) -> int:
-    for cls, status in STATUS:
-        if isinstance(exc, cls):
-            return status
-    return 500 if isinstance(exc, e.InternalError) else 400
 
 
 def problem(
@@ -50,9 +32,8 @@ def problem(
 def install(app: FastAPI) -> None:
     @app.exception_handler(e.DockyardError)
     async def _domain(_request: Request, exc: e.DockyardError) -> JSONResponse:
-        status = status_for(exc)
         return problem(
-            status,
+            exc.status,
             exc.code,
             type(exc).__name__,
             exc.message,

@@ -12,17 +12,13 @@ from sqlalchemy.orm import Session
 
 from dockyard.data.artifacts import ArtifactStore
 from dockyard.data.files import walk_files
-from dockyard.errors import DockyardError, InvalidRequest, NotFound
+from dockyard.errors import DockyardError, InvalidRequest, ModelArtifactMissing, NotFound
 from dockyard.spec import Metadata, Model, ModelOutput, ModelRef, ModelSpec
 from dockyard.spec.models import ALIAS_RE
 from dockyard.store import model_versions as versions_repo
 from dockyard.store import resources as repo
 from dockyard.store.db import Store
 from dockyard.store.tables import ModelVersionRow
-
-
-class ModelArtifactMissing(DockyardError):
-    code = "model-artifact-missing"
 
 
 def registered_ref(store: Store, source_key: str) -> str | None:

@@ -14,13 +14,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from dockyard.errors import DockyardError, RuntimeUnavailable
+from dockyard.errors import EngineError, RuntimeUnavailable
 
 ENGINES = ("podman", "docker")
-
-
-class EngineError(DockyardError):
-    code = "engine-error"
 
 
 class Engine:

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dockyard.runtimes.engine import Engine, EngineError
+from dockyard.errors import EngineError
+from dockyard.runtimes.engine import Engine
 from dockyard.spec import EnvironmentSpec
 from dockyard.version import __version__
 

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dockyard.errors import EngineError
 from dockyard.runtimes.base import (
     NodeCapacity,
     PreparedEnvironment,
@@ -30,7 +31,7 @@ from dockyard.runtimes.base import (
     WorkloadRequest,
     WorkloadState,
 )
-from dockyard.runtimes.engine import Engine, EngineError
+from dockyard.runtimes.engine import Engine
 from dockyard.runtimes.images import (
     DEFAULT_BASE,
     PACKAGE_DIR,

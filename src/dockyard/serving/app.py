@@ -2,7 +2,8 @@
 
 Routing is a split of the path, requests are parsed with orjson straight into NumPy, and
 the per-model objects (predictor, metrics) are resolved once per request by dictionary
-lookups. Errors are always ``{"error": "..."}`` with a fitting status.
+lookups. Errors are ``DockyardError`` subclasses, answered as ``{"error": "..."}`` with the
+status their class declares.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from dockyard.errors import DockyardError, InvalidRequest, NotFound
 from dockyard.serving.codec import (
     DATATYPES,
     InferInput,
@@ -25,13 +27,7 @@ from dockyard.serving.codec import (
     decode_request,
     encode_response,
 )
-from dockyard.serving.repository import (
-    LoadedModel,
-    ModelNotFoundError,
-    ModelNotReadyError,
-    Repository,
-)
-from dockyard.serving.settings import SettingsError
+from dockyard.serving.repository import LoadedModel, ModelNotReadyError, Repository
 from dockyard.version import __version__
 
 log = logging.getLogger("dockyard.serving")
@@ -43,10 +39,11 @@ EXTENSIONS = ["binary_tensor_data", "model_repository", "kserve_v1"]
 HEADER_LENGTH = b"inference-header-content-length"
 
 
-class HTTPError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+class UnsupportedMediaType(DockyardError):
+    """The request body comes in an encoding the server cannot read."""
+
+    code = "unsupported-media-type"
+    status = 415
 
 
 class Response:
@@ -92,10 +89,12 @@ def _decompress(body: bytes, encoding: bytes) -> bytes:
         if encoding == b"deflate":
             return zlib.decompress(body)
     except (OSError, zlib.error) as exc:
-        raise HTTPError(400, f"the body is not valid {encoding.decode()} data: {exc}") from exc
+        raise InvalidRequest(f"the body is not valid {encoding.decode()} data: {exc}") from exc
     if encoding == b"identity":
         return body
-    raise HTTPError(415, f"unsupported Content-Encoding {encoding.decode()!r}; use gzip or deflate")
+    raise UnsupportedMediaType(
+        f"unsupported Content-Encoding {encoding.decode()!r}; use gzip or deflate"
+    )
 
 
 class InferenceApp:
@@ -114,16 +113,8 @@ class InferenceApp:
             return
         try:
             response = await self.route(scope, receive)
-        except HTTPError as exc:
+        except DockyardError as exc:
             response = json_response(exc.status, {"error": str(exc)})
-        except (ModelNotFoundError, SettingsError) as exc:
-            response = json_response(
-                404 if isinstance(exc, ModelNotFoundError) else 400, {"error": str(exc)}
-            )
-        except ModelNotReadyError as exc:
-            response = json_response(503, {"error": str(exc)})
-        except TensorError as exc:
-            response = json_response(400, {"error": str(exc)})
         except Exception as exc:
             log.exception("request failed")
             response = json_response(500, {"error": f"{type(exc).__name__}: {exc}"})
@@ -155,7 +146,7 @@ class InferenceApp:
             return Response(
                 200, self.metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")]
             )
-        raise HTTPError(404, f"no route {method} {scope['path']}")
+        raise NotFound(f"no route {method} {scope['path']}")
 
     # -- v2 -----------------------------------------------------------------------------
     async def v2(self, method: str, rest: list[str], scope: Scope, receive: Receive) -> Response:
@@ -187,7 +178,7 @@ class InferenceApp:
             return json_response(200, {"models": sorted(self.repo.models)})
         elif rest and rest[0] == "repository" and method == "POST":
             return await self.repository(rest[1:])
-        raise HTTPError(404, f"no route {method} /v2/{'/'.join(rest)}")
+        raise NotFound(f"no route {method} /v2/{'/'.join(rest)}")
 
     async def repository(self, rest: list[str]) -> Response:
         if rest == ["index"]:
@@ -198,7 +189,7 @@ class InferenceApp:
             else:
                 await self.repo.unload(rest[1])
             return json_response(200, {})
-        raise HTTPError(404, f"no route POST /v2/repository/{'/'.join(rest)}")
+        raise NotFound(f"no route POST /v2/repository/{'/'.join(rest)}")
 
     async def infer(
         self, scope: Scope, receive: Receive, name: str, version: str | None
@@ -219,8 +210,8 @@ class InferenceApp:
                 try:
                     header_length = int(raw_length)
                 except ValueError:
-                    raise HTTPError(
-                        400, "Inference-Header-Content-Length must be an integer"
+                    raise InvalidRequest(
+                        "Inference-Header-Content-Length must be an integer"
                     ) from None
                 request = (
                     self._raw(model, body)
@@ -241,11 +232,8 @@ class InferenceApp:
             payload, header_length_out = encode_response(
                 name, model.version, request, model.output_types(), result
             )
-        except HTTPError as exc:
+        except DockyardError as exc:
             metrics.failed(exc.status)
-            raise
-        except TensorError:
-            metrics.failed(400)
             raise
         except Exception:
             metrics.failed(500)
@@ -308,7 +296,7 @@ class InferenceApp:
                 except ModelNotReadyError:
                     ready = False
                 return json_response(200 if ready else 503, {"name": target, "ready": ready})
-        raise HTTPError(404, f"no route {method} /v1/{'/'.join(rest)}")
+        raise NotFound(f"no route {method} /v1/{'/'.join(rest)}")
 
     async def predict_v1(self, name: str, body: bytes) -> Response:
         model = self.repo.get(name)

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from dockyard.errors import DockyardError
+
 Array = np.ndarray[Any, Any]
 
 DATATYPES: dict[str, np.dtype[Any]] = {
@@ -36,8 +38,11 @@ DATATYPES: dict[str, np.dtype[Any]] = {
 _INTEGER = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
 
 
-class TensorError(ValueError):
+class TensorError(DockyardError, ValueError):
     """A tensor in a request does not match what the protocol or the model expects."""
+
+    code = "invalid-tensor"
+    status = 400
 
 
 def datatype_of(dtype: np.dtype[Any]) -> str:

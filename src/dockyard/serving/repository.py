@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from dockyard.errors import DockyardError
 from dockyard.serving.codec import DATATYPES, InferInput, TensorError
 from dockyard.serving.metrics import Metrics, ModelMetrics
 from dockyard.serving.predictors import (
@@ -38,12 +39,18 @@ from dockyard.serving.worker import WorkerProcess
 log = logging.getLogger("dockyard.serving")
 
 
-class ModelNotFoundError(LookupError):
-    pass
+class ModelNotFoundError(DockyardError, LookupError):
+    """No model (or version) of that name is loaded or registered."""
+
+    code = "model-not-found"
+    status = 404
 
 
-class ModelNotReadyError(RuntimeError):
-    pass
+class ModelNotReadyError(DockyardError, RuntimeError):
+    """The model is known but not (yet, or no longer) ready to answer."""
+
+    code = "model-not-ready"
+    status = 503
 
 
 @dataclass

@@ -17,12 +17,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from dockyard.errors import DockyardError
+
 SETTINGS_FILE = "model-settings.json"
 RuntimeName = Literal["sklearn", "xgboost", "lightgbm", "onnx", "torch", "custom"]
 
 
-class SettingsError(ValueError):
+class SettingsError(DockyardError, ValueError):
     """A model's settings or files are wrong; the message says what and where."""
+
+    code = "invalid-model-settings"
+    status = 400
 
 
 class _Model(BaseModel):

@@ -3,7 +3,9 @@
 The server keeps parsing requests on its event loop while a batch computes in the worker, and
 the two no longer take turns on one interpreter lock. The worker is started with ``spawn`` (the
 server has threads; forking them is unsafe), loads the model itself, and then answers
-``(inputs, outputs)`` messages over a pipe with ``("ok", result)`` or ``("error", text)``.
+``(inputs, outputs)`` messages over a pipe with ``("ok", result)``, ``("invalid", problem)``
+(a ``DockyardError`` as code, detail and hint, raised again through ``from_problem``) or
+``("error", text)``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from dockyard.serving.codec import TensorError
+from dockyard.errors import DockyardError, from_problem
 from dockyard.serving.runtimes.base import Array
 
 
@@ -33,8 +35,14 @@ def _serve(
             return
         try:
             conn.send(("ok", runtime.predict(inputs, outputs)))
-        except TensorError as exc:
-            conn.send(("invalid", str(exc)))
+        except DockyardError as exc:
+            problem = {
+                "code": exc.code,
+                "detail": exc.message,
+                "hint": exc.hint,
+                "details": exc.details,
+            }
+            conn.send(("invalid", problem))
         except Exception as exc:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
@@ -76,7 +84,7 @@ class WorkerProcess:
             result: dict[str, Array] = payload
             return result
         if kind == "invalid":
-            raise TensorError(payload)
+            raise from_problem(payload)
         raise RuntimeError(payload)
 
     def close(self) -> None:

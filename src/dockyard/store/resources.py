@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dockyard.errors import Conflict, NotFound
+from dockyard.errors import StaleWrite as StaleWrite  # noqa: PLC0414 (re-export: repo.StaleWrite)
 from dockyard.spec import AnyResource
 from dockyard.store.tables import ResourceRow, utcnow
 
@@ -69,12 +70,6 @@ def list_rows(
     if selector:
         rows = [r for r in rows if all(r.labels.get(k) == v for k, v in selector.items())]
     return rows
-
-
-class StaleWrite(Conflict):
-    """Another writer changed the resource between our read and our write; try again."""
-
-    code = "stale-write"
 
 
 def apply(session: Session, resource: AnyResource) -> tuple[ResourceRow, ApplyAction]:
