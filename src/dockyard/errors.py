@@ -73,6 +73,25 @@ class StaleWrite(Conflict):
     status = 409
 
 
+class MalformedRequest(InvalidRequest):
+    """A request that does not fit the API's schema (a wrong type, a missing field)."""
+
+    code = "malformed-request"
+    status = 422
+
+
+class MethodNotAllowed(InvalidRequest):
+    code = "method-not-allowed"
+    status = 405
+
+
+class UnsupportedMediaType(DockyardError):
+    """The request body comes in an encoding the server cannot read."""
+
+    code = "unsupported-media-type"
+    status = 415
+
+
 class ChecksumMismatch(DockyardError):
     code = "checksum-mismatch"
     status = 409

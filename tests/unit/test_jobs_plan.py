@@ -342,7 +342,7 @@ def test_registration_is_a_task_whose_outcome_the_plan_reads(
     if phase == "Succeeded":
         assert p.plan.status.model_version == "digits@4"
     if phase == "Failed":
-        assert p.plan.status.registration_error == "no model.joblib"
+        assert p.plan.status.registration_error == "no model"
 
 
 def test_a_registration_for_another_attempt_is_not_this_ones() -> None:

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from dockyard.api import errors, images, jobs, models, resources, system
+from dockyard.api import apply, errors, images, jobs, models, resources, system
 from dockyard.api.state import ServerState
 from dockyard.control.context import Context
 from dockyard.control.identity import this_process
@@ -91,6 +91,6 @@ def create_app(
         description="Run AI workloads together with their data.",
     )
     errors.install(app)
-    for module in (system, images, jobs, models, resources):
-        app.include_router(module.router)
+    for module in (system, apply, images, jobs, models, resources):
+        app.include_router(module.router, responses=errors.RESPONSES)
     return app

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dockyard import errors as e
+from dockyard.api.views import Problem
 
 log = logging.getLogger("dockyard.api")
+PROBLEM = "application/problem+json"
+# every route may answer a client error (4xx) or say it is unavailable (503), as problem+json
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {
+        "model": Problem,
+        "description": "The request was wrong: what, and how to fix it.",
+        "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    },
+    503: {
+        "model": Problem,
+        "description": "A runtime, engine or the store is unavailable: retry later.",
+        "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    },
+}
 
 
 def problem(
@@ -29,29 +47,71 @@ def problem(
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
+# what the router itself answers (no route, wrong method, a body it cannot parse)
+HTTP_ERRORS: dict[int, type[e.DockyardError]] = {
+    400: e.InvalidRequest,
+    404: e.NotFound,
+    405: e.MethodNotAllowed,
+    415: e.UnsupportedMediaType,
+    422: e.MalformedRequest,
+}
+
+
+def _answer(exc: e.DockyardError) -> JSONResponse:
+    return problem(
+        exc.status,
+        exc.code,
+        type(exc).__name__,
+        exc.message,
+        exc.hint,
+        **({"details": exc.details} if exc.details else {}),
+    )
+
+
+@functools.cache
+def _methods(app: FastAPI) -> list[tuple[re.Pattern[str], list[str]]]:
+    """Every documented path as a pattern, with its methods (from the OpenAPI document)."""
+    out = []
+    for template, operations in app.openapi()["paths"].items():
+        pattern = re.escape(template).replace(r"\{path\}", ".+")  # a file path: any depth
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", pattern)
+        out.append((re.compile(f"^{pattern}$"), sorted(m.upper() for m in operations)))
+    return out
+
+
+def _allowed(request: Request) -> list[str]:
+    path = request.url.path
+    return sorted(
+        {m for regex, methods in _methods(request.app) if regex.match(path) for m in methods}
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(e.DockyardError)
     async def _domain(_request: Request, exc: e.DockyardError) -> JSONResponse:
-        return problem(
-            exc.status,
-            exc.code,
-            type(exc).__name__,
-            exc.message,
-            exc.hint,
-            **({"details": exc.details} if exc.details else {}),
-        )
+        return _answer(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
-        return problem(
-            422,
-            e.InvalidRequest.code,
-            "InvalidRequest",
-            "malformed request: " + "; ".join(problems),
-            "see the API reference at /docs",
-            details={"errors": problems},
+        return _answer(
+            e.MalformedRequest(
+                "malformed request: " + "; ".join(problems)[:4000],
+                hint="see the API reference at /docs",
+                details={"errors": problems[:50]},
+            )
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        cls = HTTP_ERRORS.get(exc.status_code, e.InvalidRequest)
+        response = _answer(cls(str(exc.detail)))
+        response.status_code = exc.status_code  # what the router decided (e.g. 405)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        if exc.status_code == 405:  # every method of the path, not just the first route's
+            response.headers["Allow"] = ", ".join(_allowed(request))
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -6,10 +6,11 @@ import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from dockyard.api.state import ServerState, get_state
@@ -20,6 +21,12 @@ from dockyard.store import resources as repo
 
 router = APIRouter(prefix="/api/v1")
 State = Annotated[ServerState, Depends(get_state)]
+
+
+Engine = Annotated[
+    Literal["podman", "docker"] | None,
+    Query(description="The container engine; default: the server's, else podman or docker."),
+]
 
 
 def _engine_runtime(state: ServerState, name: str | None) -> Any:
@@ -48,24 +55,42 @@ def _environment(state: ServerState, name: str, project: str) -> EnvironmentSpec
         return EnvironmentSpec.model_validate(row.spec)
 
 
-@router.get("/images")
-def images(state: State, runtime: str | None = None) -> dict[str, Any]:
+class ImageView(BaseModel):
+    image: str
+    environment: str | None = None
+    hash: str | None = None
+    model: str | None = None
+    model_version: str | None = Field(default=None, alias="modelVersion")
+    size: int | None = None
+    created: str | int | None = None
+
+
+class ImageList(BaseModel):
+    runtime: str
+    items: list[ImageView]
+
+
+TEXT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}}
+}
+
+
+@router.get("/images", response_model=ImageList)
+def images(state: State, runtime: Engine = None) -> dict[str, Any]:
     engine = _engine_runtime(state, runtime)
     return {"runtime": engine.name, "items": list_images(engine.engine)}
 
 
-@router.get("/environments/{name}/containerfile", response_class=PlainTextResponse)
-def containerfile(
-    name: str, state: State, project: str = "default", runtime: str | None = None
-) -> str:
+@router.get("/environments/{name}/containerfile", response_class=PlainTextResponse, responses=TEXT)
+def containerfile(name: str, state: State, project: str = "default", runtime: Engine = None) -> str:
     spec = _environment(state, name, project)
     engine = _engine_runtime(state, runtime)
     return render(name, spec, engine.base_for(spec))
 
 
-@router.post("/environments/{name}/image")
+@router.post("/environments/{name}/image", response_class=StreamingResponse, responses=TEXT)
 async def build_image(
-    name: str, state: State, project: str = "default", runtime: str | None = None
+    name: str, state: State, project: str = "default", runtime: Engine = None
 ) -> StreamingResponse:
     """Build (or find) the environment's image; progress lines, then a JSON result line."""
     spec = await run_in_threadpool(_environment, state, name, project)

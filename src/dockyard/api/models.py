@@ -21,10 +21,40 @@ State = Annotated[ServerState, Depends(get_state)]
 
 class AliasRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2**31 - 1)
 
 
-@router.get("/{name}/versions")
+class FileInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    sha256: str
+    size: int
+
+
+class VersionView(BaseModel):
+    model: str
+    version: int
+    flavor: str
+    path: str
+    aliases: list[str]
+    metrics: dict[str, Any]
+    lineage: dict[str, Any]
+    signature: dict[str, Any]
+    files: dict[str, FileInfo]
+    created_at: str = Field(alias="createdAt")
+
+
+class VersionList(BaseModel):
+    items: list[VersionView]
+
+
+class AliasView(BaseModel):
+    model: str
+    alias: str
+    version: int | None = None
+    deleted: bool = False
+
+
+@router.get("/{name}/versions", response_model=VersionList)
 def versions(name: str, state: State, project: str = "default") -> dict[str, Any]:
     with state.ctx.store.session() as session:
         repo.require(session, repo.Key("Model", project, name))
@@ -37,7 +67,7 @@ def versions(name: str, state: State, project: str = "default") -> dict[str, Any
         }
 
 
-@router.get("/{name}/versions/{ref}")
+@router.get("/{name}/versions/{ref}", response_model=VersionView)
 def version(name: str, ref: str, state: State, project: str = "default") -> dict[str, Any]:
     try:
         model_ref = ModelRef.parse(f"{name}@{ref}")
@@ -52,7 +82,11 @@ def version(name: str, ref: str, state: State, project: str = "default") -> dict
         return registry.version_view(row, versions_repo.aliases(session, project, name))
 
 
-@router.get("/{name}/versions/{ref}/files/{path:path}")
+@router.get(
+    "/{name}/versions/{ref}/files/{path:path}",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string"}}}}},
+)
 def version_file(
     name: str, ref: str, path: str, state: State, project: str = "default"
 ) -> FileResponse:
@@ -70,7 +104,7 @@ def version_file(
     )
 
 
-@router.put("/{name}/aliases/{alias}")
+@router.put("/{name}/aliases/{alias}", response_model=AliasView)
 def set_alias(
     name: str, alias: str, body: AliasRequest, state: State, project: str = "default"
 ) -> dict[str, Any]:
@@ -81,7 +115,7 @@ def set_alias(
     return {"model": name, "alias": alias, "version": body.version}
 
 
-@router.delete("/{name}/aliases/{alias}")
+@router.delete("/{name}/aliases/{alias}", response_model=AliasView)
 def delete_alias(name: str, alias: str, state: State, project: str = "default") -> dict[str, Any]:
     with state.ctx.store.session() as session:
         if alias == "latest" or not versions_repo.delete_alias(session, project, name, alias):

@@ -1,114 +1,117 @@
-"""Checks across resources: references that must exist, and deletes that must wait."""
+"""Checks across resources, asked of the kind descriptors: what a spec names must exist when it
+is applied, and what is still named by others must not be deleted."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import functools
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
 from dockyard.data.code import CodeStore
 from dockyard.errors import InUse
-from dockyard.spec import AnyResource, Dataset, Job, Service
+from dockyard.spec import DESCRIPTOR, AnyResource, Dataset, DatasetSpec, SpecModel
 from dockyard.spec.datasets import RESERVED
 from dockyard.store import resources as repo
 from dockyard.store.tables import ResourceRow
 
-TERMINAL = ("Succeeded", "Failed", "Cancelled")
-Exists = Callable[[str, str], bool]
+Key = tuple[str, str, str]  # kind, project, name
 
 
-def references(resource: AnyResource) -> list[tuple[str, str, str]]:
-    """(path, kind, name) of every resource that ``resource`` points at."""
-    refs: list[tuple[str, str, str]] = []
-    spec: Any = resource.spec
-    if isinstance(resource, Job | Dataset):
-        workload = spec.prepare if isinstance(resource, Dataset) else spec
-        prefix = "spec.prepare." if isinstance(resource, Dataset) else "spec."
-        if isinstance(resource, Dataset):
-            refs.append(("spec.volume", "Volume", spec.volume))
-        if workload is not None and workload.environment:
-            refs.append((prefix + "environment", "Environment", workload.environment))
-    if isinstance(resource, Job):
-        for i, v in enumerate(spec.volumes):
-            refs.append((f"spec.volumes[{i}].name", "Volume", v.name))
-        for i, d in enumerate(spec.datasets):
-            refs.append((f"spec.datasets[{i}].name", "Dataset", d.name))
-        if spec.checkpoint is not None:
-            refs.append(("spec.checkpoint.volume", "Volume", spec.checkpoint.volume))
-    if isinstance(resource, Service) and spec.environment:
-        refs.append(("spec.environment", "Environment", spec.environment))
-    return refs
+def _spec(row: ResourceRow) -> SpecModel:
+    return DESCRIPTOR[row.kind].spec.model_validate(row.spec)
 
 
-def check(resource: AnyResource, exists: Exists, code: CodeStore) -> list[tuple[str, str]]:
+@dataclass
+class Graph:
+    """The resources an apply can point at: those stored (live) and those in the request."""
+
+    stored: list[ResourceRow]
+    batch: list[AnyResource]
+    names: set[Key] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.names = {(r.kind, r.project, r.name) for r in self.stored if r.deleted_at is None}
+        self.names |= {(r.kind, r.project, r.name) for r in self.batch}
+
+    @functools.cached_property
+    def produced(self) -> set[Key]:
+        """What jobs promise to create (a Model named by ``outputs.model``)."""
+        specs = [(r.project, r.spec) for r in self.batch]
+        replaced = {(r.kind, r.project, r.name) for r in self.batch}
+        specs += [
+            (row.project, _spec(row))
+            for row in self.stored
+            if row.deleted_at is None
+            and (row.kind, row.project, row.name) not in replaced
+            and DESCRIPTOR[row.kind].spec.produces is not SpecModel.produces
+        ]
+        return {(ref.kind, project, ref.name) for project, spec in specs for ref in spec.produces()}
+
+    @functools.cached_property
+    def datasets(self) -> dict[str, list[tuple[str, str, str]]]:
+        """(name, volume, directory) of every dataset, per project."""
+        out: dict[str, list[tuple[str, str, str]]] = {}
+        replaced = {(r.project, r.name) for r in self.batch if isinstance(r, Dataset)}
+        for r in self.batch:
+            if isinstance(r, Dataset):
+                out.setdefault(r.project, []).append((r.name, r.spec.volume, r.spec.target(r.name)))
+        for row in self.stored:
+            if row.kind == Dataset.KIND and row.deleted_at is None:
+                if (row.project, row.name) in replaced:
+                    continue
+                spec = _spec(row)
+                assert isinstance(spec, DatasetSpec)
+                out.setdefault(row.project, []).append(
+                    (row.name, spec.volume, spec.target(row.name))
+                )
+        return out
+
+
+def check(resource: AnyResource, graph: Graph, code: CodeStore) -> list[tuple[str, str]]:
     """Problems as (field path, message)."""
     problems = []
-    for path, kind, name in references(resource):
-        if not exists(kind, name):
+    project = resource.project
+    for ref in DESCRIPTOR[resource.kind].references(resource.spec):
+        key = (ref.kind, project, ref.name)
+        if key in graph.names or (ref.producible and key in graph.produced):
+            continue
+        if ref.producible:
+            message = (
+                f"{ref.kind.lower()} '{ref.name}' not found: register it or apply a Job whose "
+                "outputs.model names it"
+            )
+        else:
+            message = (
+                f"{ref.kind.lower()} '{ref.name}' not found: apply it in the same command or "
+                f"first (see `dockyard get {DESCRIPTOR[ref.kind].plural}`)"
+            )
+        problems.append((ref.path, message))
+    for path, snapshot in resource.spec.code_refs():
+        if not code.exists(snapshot):
             problems.append(
                 (
                     path,
-                    f"{kind.lower()} '{name}' not found: apply it in the same "
-                    f"command or first (see `dockyard get {kind.lower()}s`)",
+                    f"code snapshot {snapshot} was not uploaded: use `dockyard apply`, which "
+                    "uploads spec.code directories",
                 )
             )
-    for path, ref in code_refs(resource):
-        if not code.exists(ref):
-            problems.append(
-                (
-                    path,
-                    f"code snapshot {ref} was not uploaded: use `dockyard apply`, "
-                    "which uploads spec.code directories",
-                )
-            )
-    if isinstance(resource, Service):
-        model = resource.spec.model_ref().name
-        if not exists("Model", model) and not exists("ModelProducer", model):
-            problems.append(
-                (
-                    "spec.model",
-                    f"model '{model}' not found: register it or apply a "
-                    "Job whose outputs.model names it",
-                )
-            )
+    if isinstance(resource, Dataset):
+        problems += dataset_overlaps(resource, graph.datasets.get(project, []))
     return problems
 
 
-def code_refs(resource: AnyResource) -> list[tuple[str, str]]:
-    spec: Any = resource.spec
-    out = []
-    if isinstance(resource, Job) and spec.code:
-        out.append(("spec.code", spec.code))
-    if isinstance(resource, Dataset) and spec.prepare is not None and spec.prepare.code:
-        out.append(("spec.prepare.code", spec.prepare.code))
-    return out
-
-
 def referrers(session: Session, row: ResourceRow) -> list[str]:
-    """Live resources that use ``row`` (a volume, dataset or environment)."""
+    """Live resources whose specs name ``row`` (and still use it: see ``released``)."""
     users = []
     for other in repo.list_rows(session, project=row.project):
         if other.deleted_at is not None or other.uid == row.uid:
             continue
-        if other.kind == "Job" and other.status.get("phase") in TERMINAL:
+        descriptor = DESCRIPTOR[other.kind]
+        if other.status.get("phase") in descriptor.released:
             continue
-        spec = other.spec
-        names: set[tuple[str, str]] = set()
-        if other.kind in ("Job", "Service"):
-            names |= {("Volume", v["name"]) for v in spec.get("volumes", [])}
-            names |= {("Dataset", d["name"]) for d in spec.get("datasets", [])}
-            if spec.get("checkpoint"):
-                names.add(("Volume", spec["checkpoint"]["volume"]))
-            if spec.get("environment"):
-                names.add(("Environment", spec["environment"]))
-        if other.kind == "Dataset":
-            names.add(("Volume", spec["volume"]))
-            if spec.get("prepare") and spec["prepare"].get("environment"):
-                names.add(("Environment", spec["prepare"]["environment"]))
-        if other.kind == "Service" and row.kind == "Model":
-            names.add(("Model", spec["model"].split("@")[0]))
-        if (row.kind, row.name) in names:
+        refs = descriptor.references(_spec(other))
+        if any((ref.kind, ref.name) == (row.kind, row.name) for ref in refs):
             users.append(f"{other.kind.lower()} '{other.name}'")
     return users
 
@@ -129,20 +132,18 @@ def _inside(a: str, b: str) -> bool:
 
 
 def dataset_overlaps(
-    resource: AnyResource, others: list[tuple[str, str, str]]
+    resource: Dataset, others: list[tuple[str, str, str]]
 ) -> list[tuple[str, str]]:
     """A dataset's directory must not hold or sit inside another's, nor the checkpoints.
 
-    ``others`` lists (name, volume, directory) of the project's other datasets.
+    ``others`` lists (name, volume, directory) of the project's datasets.
     """
-    if not isinstance(resource, Dataset):
-        return []
     target = resource.spec.target(resource.name)
-    field = "spec.path" if resource.spec.path else "metadata.name"
+    field_path = "spec.path" if resource.spec.path else "metadata.name"
     if target.split("/")[0] == RESERVED:
         return [
             (
-                field,
+                field_path,
                 f"'{target}' is where jobs keep checkpoints on the volume; set "
                 "spec.path to another directory",
             )
@@ -151,7 +152,7 @@ def dataset_overlaps(
         if name != resource.name and volume == resource.spec.volume and _inside(target, directory):
             return [
                 (
-                    field,
+                    field_path,
                     f"directory '{target}' overlaps dataset '{name}' ('{directory}') "
                     f"on volume '{volume}'; give each dataset its own spec.path",
                 )

@@ -1,12 +1,121 @@
-"""How resources, events and workloads look on the wire."""
+"""How resources, events and workloads look on the wire: the response models of every route.
+
+The models document /openapi.json; hot routes (get, list) build the same shape as plain
+dicts and encode them once with orjson (``fast``), which the fuzzer checks against these
+models.
+"""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from dockyard.spec import API_VERSION
+import orjson
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from dockyard.spec import API_VERSION, Condition, KindDescriptor, Phase
 from dockyard.store.tables import EventRow, ResourceRow, WorkloadRow
+
+
+class Camel(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class Problem(Camel):
+    """An error, as ``application/problem+json`` (RFC 9457) with Dockyard's stable ``code``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    hint: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class ObjectMeta(Camel):
+    name: str
+    project: str
+    uid: str
+    generation: int
+    created_at: str | None = Field(alias="createdAt")
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    deletion_timestamp: str | None = Field(default=None, alias="deletionTimestamp")
+
+
+class StatusView(Camel):
+    """Every kind's status has these; each kind adds its own fields (see docs/spec.md)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    phase: Phase
+    reason: str = ""
+    message: str = ""
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class ResourceView(Camel):
+    api_version: str = Field(alias="apiVersion")
+    kind: str
+    metadata: ObjectMeta
+    spec: dict[str, Any]
+    status: StatusView
+
+
+class ResourceList(Camel):
+    items: list[ResourceView]
+
+
+@functools.cache
+def models_of(d: KindDescriptor) -> tuple[type[ResourceView], type[ResourceList]]:
+    """A kind's resource and list models: the shared shape with the kind's own status."""
+    kind: Any = Literal[d.kind]
+    view = create_model(d.kind, __base__=ResourceView, kind=(kind, ...), status=(d.status, ...))
+    items: Any = list[view]
+    listing = create_model(f"{d.kind}List", __base__=ResourceList, items=(items, ...))
+    return view, listing
+
+
+class EventView(Camel):
+    kind: str
+    name: str
+    project: str
+    type: str
+    reason: str
+    message: str
+    time: str | None
+
+
+class EventList(Camel):
+    items: list[EventView]
+
+
+class WorkloadView(Camel):
+    id: str
+    role: str
+    number: int
+    generation: int
+    phase: Phase
+    exit_code: int | None = Field(alias="exitCode")
+    reason: str
+    message: str
+    started_at: str | None = Field(alias="startedAt")
+    finished_at: str | None = Field(alias="finishedAt")
+    request: dict[str, Any]
+    details: dict[str, Any]
+
+
+class WorkloadList(Camel):
+    items: list[WorkloadView]
+
+
+def fast(data: Any, status_code: int = 200) -> Response:
+    """JSON encoded once with orjson (no re-validation of what the store already holds)."""
+    return Response(orjson.dumps(data), status_code, media_type="application/json")
 
 
 def ts(when: datetime | None) -> str | None:
@@ -26,12 +135,12 @@ def resource(row: ResourceRow) -> dict[str, Any]:
     if row.deleted_at is not None:
         metadata["deletionTimestamp"] = ts(row.deleted_at)
     status = dict(row.status) or {
-        "phase": "Pending",
+        "phase": Phase.PENDING,
         "reason": "New",
         "message": "not reconciled yet",
     }
     if row.deleted_at is not None:
-        status["phase"] = "Terminating"
+        status["phase"] = Phase.TERMINATING
     return {
         "apiVersion": API_VERSION,
         "kind": row.kind,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from dockyard.errors import DockyardError, InvalidRequest, NotFound
+from dockyard.errors import DockyardError, InvalidRequest, NotFound, UnsupportedMediaType
 from dockyard.serving.codec import (
     DATATYPES,
     InferInput,
@@ -37,13 +37,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Handler = Callable[[Scope, Receive, list[str]], Awaitable["Response"]]
 EXTENSIONS = ["binary_tensor_data", "model_repository", "kserve_v1"]
 HEADER_LENGTH = b"inference-header-content-length"
-
-
-class UnsupportedMediaType(DockyardError):
-    """The request body comes in an encoding the server cannot read."""
-
-    code = "unsupported-media-type"
-    status = 415
 
 
 class Response:

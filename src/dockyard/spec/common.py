@@ -52,6 +52,14 @@ class SpecModel(BaseModel):
         """Runtimes its workloads name explicitly (their environments are prepared there)."""
         return []
 
+    def produces(self) -> list[Ref]:
+        """Resources its success creates (a Job's ``outputs.model``)."""
+        return []
+
+    def code_refs(self) -> list[tuple[str, str]]:
+        """(field path, ``sha256:…``) of the code snapshots it runs."""
+        return []
+
 
 def _describe(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
@@ -332,6 +340,9 @@ class WorkloadSpec(SpecModel):
 
     def runtimes(self) -> list[str]:
         return [self.runtime] if self.runtime else []
+
+    def code_refs(self) -> list[tuple[str, str]]:
+        return [("spec.code", self.code)] if self.code else []
 
 
 SpecT = TypeVar("SpecT", bound=SpecModel)

@@ -92,6 +92,10 @@ class DatasetSpec(SpecModel):
     def runtimes(self) -> list[str]:
         return [self.prepare.runtime] if self.prepare is not None and self.prepare.runtime else []
 
+    def code_refs(self) -> list[tuple[str, str]]:
+        code = self.prepare.code if self.prepare is not None else None
+        return [("spec.prepare.code", code)] if code else []
+
     def target(self, name: str) -> str:
         """The dataset's directory inside its volume."""
         return self.path or name

@@ -81,6 +81,10 @@ class JobSpec(WorkloadSpec):
             refs.append(Ref("spec.checkpoint.volume", "Volume", self.checkpoint.volume))
         return refs
 
+    def produces(self) -> list[Ref]:
+        model = self.outputs.model
+        return [Ref("spec.outputs.model.name", "Model", model.name)] if model else []
+
 
 class Job(Resource[JobSpec]):
     KIND: ClassVar[str] = "Job"
