@@ -22,10 +22,9 @@ from dockyard import embedded
 from dockyard.data.code import pack
 from dockyard.errors import DockyardError, InvalidSpec, ServerUnavailable, from_problem
 from dockyard.settings import Settings
-from dockyard.spec import Dataset, Job, Service, plural_of
+from dockyard.spec import DESCRIPTOR, Dataset, Job, Service, plural_of
 from dockyard.spec.loader import FieldError, Loaded, load_paths, raise_errors
 
-TERMINAL = {"Succeeded", "Failed", "Cancelled", "Ready"}
 Items = list[dict[str, Any]]
 
 
@@ -245,8 +244,8 @@ class Client:
         timeout: float = 600.0,
         on_status: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Poll until the resource reaches one of ``until`` (default: a final phase)."""
-        until = until or TERMINAL
+        """Poll until the resource reaches one of ``until`` (default: its kind's final phases)."""
+        until = until or set(DESCRIPTOR[kind].final)
         deadline = time.monotonic() + timeout
         while True:
             resource = self.get(kind, name, project)

@@ -6,16 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from dockyard.api import references
 from dockyard.api.state import ServerState, get_state
-from dockyard.errors import Conflict, InvalidSpec, StaleWrite
+from dockyard.errors import Conflict, InvalidSpec
 from dockyard.spec import AnyResource
 from dockyard.spec.loader import FieldError, raise_errors, validate_data
 from dockyard.store import events
 from dockyard.store import resources as repo
+from dockyard.store.retry import CONFLICTS, on_conflict
 
 router = APIRouter(prefix="/api/v1")
 State = Annotated[ServerState, Depends(get_state)]
@@ -65,17 +64,9 @@ def _validate(documents: list[dict[str, Any]]) -> list[AnyResource]:
 def apply(body: ApplyRequest, state: State) -> list[ApplyResult]:
     """Record the desired state of one or more resources, all or nothing."""
     resources = _validate(body.documents)
-    try:
-        # concurrent applies of the same names: read again and retry
-        for attempt in Retrying(
-            retry=retry_if_exception_type((StaleWrite, IntegrityError)),
-            stop=stop_after_attempt(5),
-            wait=wait_random_exponential(multiplier=0.01, max=0.2),
-            reraise=True,
-        ):
-            with attempt:
-                results = _apply(resources, body.dry_run, state)
-    except (StaleWrite, IntegrityError):
+    try:  # concurrent applies of the same names: read again and retry
+        results: list[ApplyResult] = on_conflict()(_apply, resources, body.dry_run, state)
+    except CONFLICTS:
         raise Conflict(
             "the same resources are being applied concurrently", hint="apply again"
         ) from None

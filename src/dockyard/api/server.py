@@ -1,7 +1,13 @@
-"""Run the control plane: ``python -m dockyard.api`` (what ``dockyard server start`` spawns).
+"""Run the control plane.
 
-One server per ``DOCKYARD_HOME``: it holds ``server.lock`` for its whole life and writes
-``server.json`` (pid, url) once it answers requests.
+``python -m dockyard.api`` is the embedded server that ``dockyard server start`` spawns: one
+per ``DOCKYARD_HOME``, holding ``server.lock`` for its whole life and writing ``server.json``
+(pid, url) once it answers requests; stopping it stops what it started.
+
+``dockyard server run`` (``replica=True``) is a control-plane replica in the foreground, what
+a container or a systemd unit runs: any number of them may share one database (and one
+``DOCKYARD_HOME``); every replica serves the API, the one holding the leader lease runs the
+loop, and stopping a replica leaves the workloads to the next leader.
 """
 
 from __future__ import annotations
@@ -21,14 +27,15 @@ from dockyard.data.files import atomic_write_json
 from dockyard.settings import Settings
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, replica: bool = False) -> int:
     settings.home.mkdir(parents=True, exist_ok=True)
-    lock = open(settings.home / "server.lock", "a+")  # noqa: SIM115 - held while serving
-    try:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        print(f"dockyard: a server is already running for {settings.home}", file=sys.stderr)
-        return 3
+    if not replica:
+        lock = open(settings.home / "server.lock", "a+")  # noqa: SIM115 - held while serving
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            print(f"dockyard: a server is already running for {settings.home}", file=sys.stderr)
+            return 3
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -42,12 +49,15 @@ def serve(settings: Settings) -> int:
     sock.listen(128)
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
-    app = create_app(
-        settings,
-        on_ready=lambda: atomic_write_json(
-            settings.server_file, {"pid": os.getpid(), "url": url, "home": str(settings.home)}
-        ),
-    )
+
+    def ready() -> None:
+        if replica:
+            print(f"Dockyard control plane at {url} (home {settings.home})", flush=True)
+        else:
+            info = {"pid": os.getpid(), "url": url, "home": str(settings.home)}
+            atomic_write_json(settings.server_file, info)
+
+    app = create_app(settings, on_ready=ready, stop_workloads=not replica)
 
     config = uvicorn.Config(
         app, log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=5
@@ -56,10 +66,11 @@ def serve(settings: Settings) -> int:
     try:
         server.run(sockets=[sock])
     finally:
-        with contextlib.suppress(OSError):
-            info = json.loads(settings.server_file.read_text())
-            if info.get("pid") == os.getpid():
-                settings.server_file.unlink()
+        if not replica:
+            with contextlib.suppress(OSError):
+                info = json.loads(settings.server_file.read_text())
+                if info.get("pid") == os.getpid():
+                    settings.server_file.unlink()
     return 0
 
 

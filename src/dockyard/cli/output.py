@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dockyard.spec.common import format_bytes
+from dockyard.spec.status import READY, Phase
 
 console = Console()
 err_console = Console(stderr=True)
@@ -42,18 +43,13 @@ def age(timestamp: str | None) -> str:
     return f"{max(seconds, 0)}s"
 
 
-PHASE_STYLE = {
-    "Ready": "green",
-    "Succeeded": "green",
-    "Running": "cyan",
-    "Failed": "red",
-    "Pending": "yellow",
-    "Building": "cyan",
-    "Fetching": "cyan",
-    "Preparing": "cyan",
-    "Starting": "cyan",
-    "Cancelled": "magenta",
-    "Terminating": "magenta",
+PHASE_STYLE: dict[str, str] = {
+    **{p: "cyan" for p in Phase},  # work in progress
+    **{p: "green" for p in READY},
+    Phase.FAILED: "red",
+    Phase.PENDING: "yellow",
+    Phase.CANCELLED: "magenta",
+    Phase.TERMINATING: "magenta",
 }
 
 

@@ -16,16 +16,9 @@ from dockyard.cli.common import OutputOpt, ProjectOpt, client
 from dockyard.cli.output import Format, age, console, dump, phase, resource_table, short
 from dockyard.client import Client
 from dockyard.errors import DockyardError, NotFound
-from dockyard.spec import KINDS, kind_of
+from dockyard.spec import DESCRIPTOR, DESCRIPTORS, KINDS, kind_of
 from dockyard.spec.loader import load_paths
 
-FINAL = {
-    "Volume": {"Ready", "Failed"},
-    "Environment": {"Ready", "Failed"},
-    "Dataset": {"Ready", "Failed"},
-    "Job": {"Succeeded", "Failed", "Cancelled"},
-    "Service": {"Ready", "Failed"},
-}
 FilesOpt = Annotated[
     list[Path], typer.Option("--filename", "-f", help="YAML file or directory (repeatable).")
 ]
@@ -63,7 +56,6 @@ def apply(
 
 def wait_for(c: Client, targets: list[tuple[str, str, str]], timeout: float) -> None:
     """Show progress until every target is final; exit 1 if one failed."""
-    targets = [t for t in targets if t[0] in FINAL]
     deadline = time.monotonic() + timeout
     failed: list[str] = []
     with Progress(
@@ -87,7 +79,7 @@ def wait_for(c: Client, targets: list[tuple[str, str, str]], timeout: float) -> 
                 current = st.get("observedGeneration") == r["metadata"]["generation"]
                 ph = st.get("phase", "Pending")
                 progress.update(tasks[t], phase=ph, msg=short(st.get("message"), 60))
-                if current and ph in FINAL[t[0]]:
+                if current and ph in DESCRIPTOR[t[0]].final:
                     progress.update(tasks[t], completed=1)
                     pending.discard(t)
                     if ph in ("Failed", "Cancelled"):
@@ -174,7 +166,7 @@ def describe(kind: str, name: str, project: ProjectOpt = "default") -> None:
             console.print(f"  {key}: {value}", highlight=False)
     console.print("Spec:")
     console.print("  " + json.dumps(item["spec"], indent=2).replace("\n", "\n  "), highlight=False)
-    if k in ("Job", "Service", "Dataset"):
+    if DESCRIPTOR[k].workloads:
         work = c.workloads(k, name, project)
         if work:
             table = Table(
@@ -185,7 +177,7 @@ def describe(kind: str, name: str, project: ProjectOpt = "default") -> None:
                 "REASON",
                 "STARTED",
                 "FINISHED",
-                title="Attempts" if k == "Job" else "Workloads",
+                title=str(DESCRIPTOR[k].workloads).capitalize(),
                 title_justify="left",
                 box=None,
                 header_style="bold",
@@ -240,7 +232,7 @@ def describe(kind: str, name: str, project: ProjectOpt = "default") -> None:
 
 
 def _find(c: Client, name: str, project: str) -> str:
-    for k in ("Job", "Service", "Dataset"):
+    for k in (d.kind for d in DESCRIPTORS if d.workloads):
         try:
             c.get(k, name, project)
             return k

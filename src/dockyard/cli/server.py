@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from dockyard import embedded
-from dockyard.cli.output import console
+from dockyard.cli.common import OutputOpt
+from dockyard.cli.output import Format, console, dump
 from dockyard.client import Client
 from dockyard.settings import Settings
 from dockyard.spec.common import format_bytes
@@ -28,6 +29,23 @@ def start(foreground: Annotated[bool, typer.Option(help="Run in this terminal.")
 
 
 @app.command()
+def run(
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free one).")] = 8800,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Run a control-plane replica in the foreground (for a container or a systemd unit).
+
+    Replicas on one database share the work: each serves the API, one leads the control
+    loop, another takes over within the leader lease TTL if it dies. Stopping a replica
+    leaves the workloads running for the next leader.
+    """
+    from dockyard.api.server import serve
+
+    settings = Settings(host=host, port=port)
+    raise typer.Exit(serve(settings, replica=True))
+
+
+@app.command()
 def stop() -> None:
     """Stop the embedded server and every workload it started."""
     if embedded.stop(Settings()):
@@ -37,18 +55,38 @@ def stop() -> None:
 
 
 @app.command()
-def status() -> None:
-    """Is a server running? Where, and with what capacity?"""
+def status(output: OutputOpt = Format.table) -> None:
+    """Is a server running? Where, which version, leading the loop, with what capacity?"""
     settings = Settings()
     if settings.url is None and embedded.info(settings) is None:
-        console.print(f"not running (home {settings.home})", highlight=False)
+        if output != Format.table:
+            dump({"running": False, "home": str(settings.home)}, output)
+        else:
+            console.print(f"not running (home {settings.home})", highlight=False)
         raise typer.Exit(1)
     c = Client(autostart=False)
     health, node = c.health(), c.node()
+    if output != Format.table:
+        dump(
+            {
+                "running": True,
+                "pid": health["pid"],
+                "url": c.url,
+                "home": health["home"],
+                "version": health["version"],
+                "runtime": health["runtime"],
+                "leader": health["controller"]["leader"],
+                "replica": health["replica"],
+                "leaderIdentity": health["controller"]["leaderIdentity"],
+            },
+            output,
+        )
+        return
     cap, used = node["capacity"], node["allocated"]
     console.print(
-        f"running at {c.url}, version {health['version']}, runtime "
-        f"{health['runtime']}, home {health['home']}",
+        f"running at {c.url} (pid {health['pid']}), version {health['version']}, runtime "
+        f"{health['runtime']}, home {health['home']}, "
+        + ("leading the control loop" if health["controller"]["leader"] else "a follower"),
         highlight=False,
     )
     console.print(

@@ -18,6 +18,7 @@ from dockyard.spec.models import ALIAS_RE
 from dockyard.store import model_versions as versions_repo
 from dockyard.store import resources as repo
 from dockyard.store.db import Store
+from dockyard.store.retry import CONFLICTS, on_conflict
 from dockyard.store.tables import ModelVersionRow
 
 
@@ -96,7 +97,8 @@ def add_version(
     lineage: dict[str, Any],
     source_key: str,
 ) -> str:
-    for _ in range(5):
+
+    def insert() -> str:
         try:
             with store.session() as session:
                 ensure_model(session, project, model, flavor)
@@ -117,10 +119,17 @@ def add_version(
                 )
                 versions_repo.set_alias(session, project, model, "latest", version)
                 return f"{model}@{version}"
-        except IntegrityError:
+        except IntegrityError:  # someone registered first: this attempt's version, or another
             done = registered_ref(store, source_key)
             if done is not None:
                 return done
+            raise
+
+    try:
+        ref: str = on_conflict()(insert)
+        return ref
+    except CONFLICTS:
+        pass
     raise DockyardError(
         f"could not register a version of model '{model}'",
         hint="another registration kept racing with this one; retry",
