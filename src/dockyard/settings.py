@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         description="TTL of the control loop's leader lease: how long replicas wait before "
         "taking over from a leader that stopped renewing it.",
     )
+    host_id: str | None = Field(
+        default=None,
+        description="The name leases record for this replica's host; default the hostname "
+        "(replicas on one host see each other's deaths at once, others by the lease TTL).",
+    )
     task_lease_seconds: float = Field(
         default=30.0, gt=0, description="TTL of a background task's lease (renewed while it runs)."
     )

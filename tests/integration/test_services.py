@@ -217,3 +217,25 @@ def test_a_fixed_port_moves_to_the_new_version(server: ServerProcess) -> None:
     assert svc["status"]["url"] == f"http://127.0.0.1:{port}"
     r = httpx.post(f"http://127.0.0.1:{port}/v2/models/tiny/infer", json=request(1.0), timeout=5)
     assert r.json()["model_version"] == "2"
+
+
+def test_a_gpu_service_holds_its_gpu_and_a_gpu_job_waits_for_it(server_factory: Any) -> None:
+    srv: ServerProcess = server_factory(DOCKYARD_NODE_GPU="1")
+    c = srv.start()
+    train(c)
+    c.apply([f.service("gpu", "tiny", resources={"cpu": 0.1, "gpu": 1})])
+    ready(c, "gpu", 1)
+    (replica,) = [w for w in c.workloads("Service", "gpu") if w["phase"] == "Running"]
+    assert replica["request"]["gpuIndices"] == [0]  # the assignment is recorded as data
+    environ = Path(f"/proc/{replica['details']['pid']}/environ").read_bytes().split(b"\0")
+    assert b"CUDA_VISIBLE_DEVICES=0" in environ  # and the runtime gave the replica its GPU
+    assert f"DOCKYARD_PORT={replica['details']['port']}".encode() in environ
+
+    c.apply([f.job("needs-gpu", f.python("print('never')"), resources={"cpu": 0.1, "gpu": 1})])
+    wait_until(lambda: c.get("Job", "needs-gpu")["status"].get("reason") == "Unschedulable")
+    status = c.get("Job", "needs-gpu")["status"]
+    assert status["phase"] == "Pending"
+    assert status["message"] == "needs 1 gpu, 0 free"
+    assert c.workloads("Job", "needs-gpu") == []  # never started, so the GPU was not given twice
+    c.delete("Service", "gpu")
+    wait_until(lambda: c.get("Job", "needs-gpu")["status"]["phase"] == "Succeeded", timeout=30)

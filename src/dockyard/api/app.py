@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from dockyard.api import apply, errors, images, jobs, models, resources, system
 from dockyard.api.state import ServerState
 from dockyard.control.context import Context
-from dockyard.control.identity import this_process
+from dockyard.control.identity import Identity
 from dockyard.control.lanes import Lanes
 from dockyard.control.leader import Leadership
 from dockyard.control.loop import Controller
@@ -34,7 +34,7 @@ def build_state(settings: Settings) -> ServerState:
     store = Store(settings.db_url)
     store.migrate()
     artifacts = ArtifactStore(settings.artifacts_dir)
-    holder = this_process()
+    identity = Identity(settings.host_id) if settings.host_id else Identity()
     lanes = Lanes()
     ctx = Context(
         settings=settings,
@@ -44,11 +44,11 @@ def build_state(settings: Settings) -> ServerState:
         code=CodeStore(artifacts, settings.home / "code"),
         volumes=VolumeDirs(settings.volumes_dir),
         lanes=lanes,
-        tasks=Tasks(store, lanes, holder, settings.task_lease_seconds),
-        holder=holder,
+        tasks=Tasks(store, lanes, identity.holder, settings.task_lease_seconds),
+        identity=identity,
     )
     ctx.factory = lambda name: make_runtime(settings, name)
-    leadership = Leadership(store, holder, settings.leader_lease_seconds)
+    leadership = Leadership(store, identity, settings.leader_lease_seconds)
     return ServerState(ctx, Controller(ctx, leadership))
 
 

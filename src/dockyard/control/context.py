@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from dockyard.control.identity import Identity
 from dockyard.control.lanes import Lanes
 from dockyard.control.tasks import Tasks
 from dockyard.data.artifacts import ArtifactStore
@@ -31,11 +32,15 @@ class Context:
     volumes: VolumeDirs
     lanes: Lanes
     tasks: Tasks
-    holder: str  # this replica's identity (leases)
+    identity: Identity  # this replica (the holder of its leases)
     wake: Callable[[], None] = lambda: None
     runtimes: dict[str, Runtime] = field(default_factory=dict)
     factory: Callable[[str], Runtime] | None = None
     is_leader: Callable[[], bool] = lambda: True
+
+    @property
+    def holder(self) -> str:
+        return self.identity.holder
 
     def runtime_for(self, name: str | None) -> Runtime:
         """The runtime called ``name`` (None: the default), created on first use."""

@@ -1,17 +1,18 @@
-"""Who this control-plane process is, and whether a holder on this host is dead.
+"""Who this control-plane process is, and whether a lease holder on this host is dead.
 
-A replica's identity names its host, PID namespace, pid and process start time. Leases
-record it; a lease whose holder ran on this host and in this PID namespace, and whose
-process is gone, is taken over at once (an embedded server restarted after ``kill -9``
-does not wait for its old leases to expire). Holders elsewhere are judged by their TTL.
+A replica's identity names its host (``DOCKYARD_HOST_ID``, default the hostname), PID
+namespace, pid and process start time. Leases record it; a lease whose holder ran on this
+host and in this PID namespace, and whose process is gone, is taken over at once (an
+embedded server restarted after ``kill -9`` does not wait for its old leases to expire).
+Holders elsewhere are judged by their TTL.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
 import uuid
+from dataclasses import dataclass, field
 
 
 def _pid_namespace() -> str:
@@ -31,21 +32,28 @@ def _start_ticks(pid: int) -> str | None:
     return fields[19].decode() if len(fields) > 19 else "0"
 
 
-@functools.cache
-def this_process() -> str:
-    pid = os.getpid()
-    host = socket.gethostname()[:60]
-    return f"{host}/{_pid_namespace()}/{pid}/{_start_ticks(pid) or '0'}/{uuid.uuid4().hex[:8]}"
+@dataclass(frozen=True)
+class Identity:
+    host: str = field(default_factory=socket.gethostname)
+    holder: str = field(init=False)
 
+    def __post_init__(self) -> None:
+        host = self.host.replace("/", "_")[:60]
+        pid = os.getpid()
+        holder = (
+            f"{host}/{_pid_namespace()}/{pid}/{_start_ticks(pid) or '0'}/{uuid.uuid4().hex[:8]}"
+        )
+        object.__setattr__(self, "holder", holder)
 
-def holder_dead(holder: str | None) -> bool:
-    """True only when ``holder`` provably ended: same host and PID namespace, process gone."""
-    if not holder:
-        return False
-    parts = holder.split("/")
-    if len(parts) != 5 or holder == this_process():
-        return False
-    host, pidns, pid, ticks, _ = parts
-    if host != socket.gethostname()[:60] or pidns != _pid_namespace() or not pid.isdigit():
-        return False
-    return _start_ticks(int(pid)) != ticks
+    def dead(self, holder: str | None) -> bool:
+        """True only when ``holder`` provably ended: this host and PID namespace, gone."""
+        if not holder or holder == self.holder:
+            return False
+        parts = holder.split("/")
+        if len(parts) != 5:
+            return False
+        host, pidns, pid, ticks, _ = parts
+        mine = self.holder.split("/")
+        if (host, pidns) != (mine[0], mine[1]) or not pid.isdigit():
+            return False
+        return _start_ticks(int(pid)) != ticks

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from dockyard.control.identity import holder_dead
+from dockyard.control.identity import Identity
 from dockyard.store import leases
 from dockyard.store.db import Store
 
@@ -28,13 +28,14 @@ class Leadership:
     def __init__(
         self,
         store: Store,
-        holder: str,
+        identity: Identity,
         ttl: float = 5.0,
         retry: float | None = None,
         on_change: Callable[[bool], None] = lambda _leader: None,
     ) -> None:
         self.store = store
-        self.holder = holder
+        self.identity = identity
+        self.holder = identity.holder
         self.ttl = ttl
         self.retry = retry if retry is not None else max(0.05, ttl / 5)
         self.on_change = on_change
@@ -74,7 +75,7 @@ class Leadership:
                 self._seen, self._seen_at = (row.holder, row.version), started
             ttl = row.ttl_seconds or self.ttl
             expired = started - self._seen_at >= ttl
-            if row.holder is None or expired or holder_dead(row.holder):
+            if row.holder is None or expired or self.identity.dead(row.holder):
                 won = leases.swap(session, NAME, self.holder, self.ttl, row.version, True)
                 self._took(won, started, self.holder if won else row.holder)
         return self.leader

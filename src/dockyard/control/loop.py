@@ -117,7 +117,7 @@ class Controller:
         self.applier.changed = False
         at = now()
         with self.ctx.store.session() as session:
-            world = load(session, at, self.specs, self.ctx.tasks.in_flight)
+            world = load(session, at, self.specs, self.ctx.tasks.in_flight, self.ctx.identity.dead)
         self._observe(world)
         pending: list[Pending] = []
         next_check: datetime | None = None

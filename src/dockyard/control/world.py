@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
-from dockyard.control.identity import holder_dead
 from dockyard.spec import DESCRIPTOR, SpecModel
 from dockyard.store import tasks as tasks_repo
 from dockyard.store.tables import (
@@ -109,11 +108,13 @@ class World:
         return self.models.get((project, name))
 
 
-def _task_view(row: TaskRow, at: datetime, in_flight: Callable[[str], bool]) -> TaskView:
+def _task_view(
+    row: TaskRow, at: datetime, in_flight: Callable[[str], bool], dead: Callable[[str | None], bool]
+) -> TaskView:
     state = row.state
     if state == tasks_repo.RUNNING and not in_flight(row.key):
         expired = row.lease_expires is None or row.lease_expires < at
-        if expired or holder_dead(row.lease_owner):
+        if expired or dead(row.lease_owner):
             state = "lost"
     return TaskView(
         row.name,
@@ -164,7 +165,11 @@ def _models(session: Session) -> dict[tuple[str, str], ModelSummary]:
 
 
 def load(
-    session: Session, at: datetime, specs: SpecCache, in_flight: Callable[[str], bool]
+    session: Session,
+    at: datetime,
+    specs: SpecCache,
+    in_flight: Callable[[str], bool],
+    dead: Callable[[str | None], bool],
 ) -> World:
     rows = list(
         session.scalars(select(ResourceRow).order_by(ResourceRow.created_at, ResourceRow.name))
@@ -176,7 +181,7 @@ def load(
         )
     ):
         owned[w.owner_uid].append(w)
-    tasks = {t.key: _task_view(t, at, in_flight) for t in session.scalars(select(TaskRow))}
+    tasks = {t.key: _task_view(t, at, in_flight, dead) for t in session.scalars(select(TaskRow))}
     by_kind: dict[str, list[ResourceRow]] = defaultdict(list)
     for r in rows:
         by_kind[r.kind].append(r)
