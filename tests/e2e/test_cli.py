@@ -70,7 +70,7 @@ NO_SKLEARN = (
 )
 
 
-def serve_without_scikit_learn(cli: CLI, env_cache: Path) -> None:
+def serve_without_scikit_learn(cli: CLI, env_cache: Path, compile_cache: Path) -> None:
     """The README's `dockyard serve --model digits=models:/digits@production`, from a Python
     without scikit-learn: it execs the server in the environment the model was trained in."""
     import signal
@@ -83,7 +83,7 @@ def serve_without_scikit_learn(cli: CLI, env_cache: Path) -> None:
     argv = ["serve", "--model", "digits=models:/digits@production", "--port", str(port)]
     proc = subprocess.Popen(
         [sys.executable, "-c", NO_SKLEARN, *argv],
-        env=cli.env,
+        env={**cli.env, "DOCKYARD_COMPILE_CACHE": str(compile_cache)},
         cwd=ROOT,
         text=True,
         stdout=subprocess.DEVNULL,
@@ -112,7 +112,7 @@ def serve_without_scikit_learn(cli: CLI, env_cache: Path) -> None:
 
 
 @pytest.mark.slow
-def test_digits_example_end_to_end(cli: CLI, env_cache: Path) -> None:
+def test_digits_example_end_to_end(cli: CLI, env_cache: Path, compile_cache: Path) -> None:
     out = cli("apply", "-f", "examples/digits/", "--wait").stdout
     for name in (
         "volume/digits-data",
@@ -137,7 +137,7 @@ def test_digits_example_end_to_end(cli: CLI, env_cache: Path) -> None:
     cli("models", "alias", "digits", "production", "1")
     listed = cli.json("models", "list")
     assert listed[0]["status"]["aliases"] == {"latest": 1, "production": 1}  # type: ignore[index]
-    serve_without_scikit_learn(cli, env_cache)
+    serve_without_scikit_learn(cli, env_cache, compile_cache)
     assert "accuracy" in cli("logs", "train-digits").stdout
     assert "Attempts" in cli("describe", "job", "train-digits").stdout
     again = cli("apply", "-f", "examples/digits/").stdout
