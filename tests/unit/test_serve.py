@@ -11,6 +11,7 @@ import pytest
 from dockyard.cli.serve import PLAIN, Served, local_environment, runtime_of, server_environment
 from dockyard.errors import InvalidRequest
 from dockyard.serving import frameworks
+from dockyard.serving.launch import BOOT, boot_environ
 from dockyard.serving.runtimes.registry import load_runtime
 from dockyard.serving.settings import ModelSettings, SettingsError
 
@@ -111,3 +112,12 @@ def test_local_environment(tmp_path: Path) -> None:
     python.write_text("")
     prepared, why = local_environment("sk", environment(python))
     assert prepared == environment(python)["status"]["prepared"]["local"] and why == ""
+
+
+def test_boot_environ_puts_the_environment_first_and_dockyard_after() -> None:
+    env = boot_environ("/envs/a", {"SEED": "1"}, base={"PATH": "/usr/bin", "HOME": "/h"})
+    assert env["PATH"] == "/envs/a/bin:/usr/bin" and env["VIRTUAL_ENV"] == "/envs/a"
+    assert env["SEED"] == "1" and env["HOME"] == "/h"
+    appended = env["DOCKYARD_APPEND_PATH"].split(":")
+    assert appended[0] == str(BOOT.parents[2])  # the directory that holds the dockyard package
+    assert BOOT.is_file()

@@ -80,7 +80,7 @@ def unsafe_member(member: tarfile.TarInfo) -> str | None:
     if not (member.isfile() or member.isdir()):
         return f"a non-file: {member.name}"
     path = PurePosixPath(member.name)
-    if path.is_absolute() or member.name.startswith("/"):
+    if path.is_absolute():
         return f"an absolute path: {member.name}"
     if ".." in path.parts:
         return f"a path outside the archive: {member.name}"
