@@ -4,10 +4,23 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 RUNTIME ?= local
+# the oldest Python that requires-python admits, for `make test-oldest` (Debian 12's 3.11.2)
+OLDEST_PYTHON ?= /usr/bin/python3.11
+OLDEST_VENV ?= .venv-oldest
+# the interpreter of .venv (or the one that will create it)
+MAIN_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 
-.PHONY: demo test lint bench install dev clean
+.PHONY: demo test test-oldest lint bench install dev clean check-python
 
-$(BIN)/python:
+## the one line to read when the interpreter is too old, before anything is installed
+check-python:
+	@$(MAIN_PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "Dockyard needs Python 3.11 or newer, $(MAIN_PYTHON) is" \
+	    "$$($(MAIN_PYTHON) -V 2>/dev/null || echo missing): install python3.11 and run" \
+	    "make $(or $(MAKECMDGOALS),demo) PYTHON=python3.11$(if $(wildcard $(BIN)/python), after rm -rf $(VENV))"; \
+	  exit 1; }
+
+$(BIN)/python: | check-python
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
@@ -24,7 +37,7 @@ dev: $(VENV)/.dev-installed
 
 ## make demo: install, start the embedded control plane, train and serve the digits example
 ## make demo RUNTIME=podman: the same in Podman containers (DOCKYARD_HOME ~/.dockyard-podman)
-demo: $(VENV)/.installed
+demo: check-python $(VENV)/.installed
 ifeq ($(RUNTIME),local)
 	@DOCKYARD="$(BIN)/dockyard" scripts/demo.sh
 else
@@ -40,6 +53,26 @@ endif
 test: $(VENV)/.dev-installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+## make test-oldest: the unit tests and the digits example (tests/e2e/test_cli.py) on
+## OLDEST_PYTHON in $(OLDEST_VENV), when it is older than .venv's Python (about a minute)
+test-oldest:
+	@old=$$($(OLDEST_PYTHON) -c 'import platform; print(platform.python_version())' 2>/dev/null) \
+	  || { echo "make test-oldest: OLDEST_PYTHON=$(OLDEST_PYTHON) is not a Python"; exit 1; }; \
+	main=$$($(MAIN_PYTHON) -c 'import platform; print(platform.python_version())'); \
+	case $$old in 3.11.*) ;; *) echo "make test-oldest: OLDEST_PYTHON is $$old, not 3.11.x"; exit 1;; esac; \
+	if [ "$$(printf '%s\n' "$$old" "$$main" | sort -V | head -n1)" != "$$old" ] || [ "$$old" = "$$main" ]; then \
+	  echo "make test-oldest: nothing older than $(MAIN_PYTHON) ($$main) to test"; exit 0; fi; \
+	echo "==> Python $$old ($(OLDEST_PYTHON)) in $(OLDEST_VENV)"; \
+	$(MAKE) --no-print-directory $(OLDEST_VENV)/.installed && \
+	$(OLDEST_VENV)/bin/pytest -q -m "not containers" tests/unit tests/e2e/test_cli.py $(PYTEST_ARGS)
+
+# scikit-learn for the digits example and PostgreSQL for the store: the rest is in .venv's lane
+$(OLDEST_VENV)/.installed: pyproject.toml
+	$(OLDEST_PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[postgres,sklearn]' \
+	  'pytest>=8,<10' 'pytest-timeout>=2.3,<3' 2>&1 | grep -v "^WARNING: Location" || true
+	$(OLDEST_VENV)/bin/python -c "import dockyard, pytest, sklearn" && touch $@
+
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests bench examples scripts
 	$(BIN)/ruff format --check src tests bench examples scripts
@@ -50,4 +83,4 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/control_plane.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST_VENV) .pytest_cache .mypy_cache .ruff_cache

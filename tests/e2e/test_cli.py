@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,8 +63,56 @@ def cli(home: Path, env_cache: Path) -> Iterator[CLI]:
     )
 
 
+# `dockyard serve` in a Python where scikit-learn cannot be imported
+NO_SKLEARN = (
+    "import sys; sys.modules.update(sklearn=None, joblib=None); "
+    "from dockyard.cli.main import main; main()"
+)
+
+
+def serve_without_scikit_learn(cli: CLI, env_cache: Path, compile_cache: Path) -> None:
+    """The README's `dockyard serve --model digits=models:/digits@production`, from a Python
+    without scikit-learn: it execs the server in the environment the model was trained in."""
+    import signal
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    argv = ["serve", "--model", "digits=models:/digits@production", "--port", str(port)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", NO_SKLEARN, *argv],
+        env={**cli.env, "DOCKYARD_COMPILE_CACHE": str(compile_cache)},
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            assert proc.poll() is None, proc.communicate()[1]
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        request = json.loads((ROOT / "examples/digits/sample-request.json").read_text())
+        answer = httpx.post(f"{url}/v2/models/digits/infer", json=request, timeout=30).json()
+        assert answer["outputs"][0]["data"] == [8]
+        assert answer["model_version"] == "1"
+        proc.send_signal(signal.SIGINT)  # Ctrl-C reaches the server: it is this process
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = proc.communicate()[1]
+    assert f"running in the training environment, {env_cache}" in stderr, stderr
+    assert "Traceback" not in stderr, stderr
+
+
 @pytest.mark.slow
-def test_digits_example_end_to_end(cli: CLI) -> None:
+def test_digits_example_end_to_end(cli: CLI, env_cache: Path, compile_cache: Path) -> None:
     out = cli("apply", "-f", "examples/digits/", "--wait").stdout
     for name in (
         "volume/digits-data",
@@ -87,6 +137,7 @@ def test_digits_example_end_to_end(cli: CLI) -> None:
     cli("models", "alias", "digits", "production", "1")
     listed = cli.json("models", "list")
     assert listed[0]["status"]["aliases"] == {"latest": 1, "production": 1}  # type: ignore[index]
+    serve_without_scikit_learn(cli, env_cache, compile_cache)
     assert "accuracy" in cli("logs", "train-digits").stdout
     assert "Attempts" in cli("describe", "job", "train-digits").stdout
     again = cli("apply", "-f", "examples/digits/").stdout
@@ -123,6 +174,25 @@ def test_bad_file_gives_one_line_with_file_and_line(cli: CLI, tmp_path: Path) ->
     assert f"{bad}:9 spec.resources.gpu: expected an integer ≥ 0, got 'two'" in result.stderr
     missing = cli("apply", "-f", str(tmp_path / "nope.yaml"), ok=False)
     assert "nope.yaml: no such file or directory" in missing.stderr
+
+
+def test_serving_a_file_without_its_framework_names_the_extra(cli: CLI, tmp_path: Path) -> None:
+    model = tmp_path / "model.joblib"
+    model.write_bytes(b"\0")
+    result = subprocess.run(
+        [sys.executable, "-c", NO_SKLEARN, "serve", "--model", f"m={model}"],
+        env={**cli.env, "COLUMNS": "60"},
+        text=True,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: scikit-learn is not installed in this Python "
+        f"({sys.executable}): pip install 'dockyard[sklearn]'; "
+        "or serve a registry version, which runs in its training environment\n"
+    )
 
 
 def test_server_side_errors_point_at_the_file(cli: CLI, tmp_path: Path) -> None:

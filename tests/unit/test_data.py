@@ -20,6 +20,7 @@ from dockyard.data.files import (
     atomic_write,
     manifest,
     manifest_digest,
+    safe_extract,
     sha256_file,
     tree_size,
     walk_files,
@@ -291,6 +292,66 @@ def test_code_store_refuses_links(code_store: CodeStore) -> None:
         tar.addfile(link)
     with pytest.raises(InvalidRequest, match="non-file: evil"):
         code_store.put(buf.getvalue())
+
+
+def tarball(members: dict[str, tuple[bytes, int]]) -> bytes:
+    """A tar.gz of ``{name: (data, mode)}``; a name ending in ``/`` is a directory."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, (data, mode) in members.items():
+            info = tarfile.TarInfo(name.rstrip("/"))
+            info.mode, info.uid, info.gid, info.uname = mode, 4242, 4242, "nobody-here"
+            if name.endswith("/"):
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name", ["/etc/evil", "../evil", "a/../../evil", "a/.."])
+def test_code_store_refuses_paths_outside(code_store: CodeStore, name: str) -> None:
+    with pytest.raises(InvalidRequest, match=r"code archive holds an? .*evil|outside"):
+        code_store.put(tarball({name: (b"x", 0o644)}))
+
+
+@pytest.mark.parametrize("data_filter", [True, False], ids=["3.11.4+", "3.11.0-3"])
+def test_safe_extract_on_every_python_311(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_filter: bool
+) -> None:
+    """The same files and modes with the ``data`` filter and without it (before 3.11.4)."""
+    if not data_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    elif not hasattr(tarfile, "data_filter"):
+        pytest.skip("this Python has no tarfile.data_filter")
+    data = tarball(
+        {
+            "pkg/": (b"", 0o777),
+            "pkg/run.sh": (b"#!/bin/sh\n", 0o4777),
+            "pkg/data.txt": (b"d", 0o666),
+            "readonly.txt": (b"r", 0o444),
+            "odd.txt": (b"o", 0o011),
+        }
+    )
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        safe_extract(tar, tmp_path / "out")
+    out = tmp_path / "out"
+    modes = {p: stat.S_IMODE((out / p).stat().st_mode) for p in ("pkg/run.sh", "pkg/data.txt")}
+    assert modes == {"pkg/run.sh": 0o755, "pkg/data.txt": 0o644}
+    assert stat.S_IMODE((out / "readonly.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((out / "odd.txt").stat().st_mode) == 0o600
+    assert (out / "pkg" / "run.sh").read_bytes() == b"#!/bin/sh\n"
+    assert (out / "pkg").stat().st_uid == os.geteuid()  # never chowned to the archive's owner
+    link = io.BytesIO()
+    with tarfile.open(fileobj=link, mode="w") as tar:
+        info = tarfile.TarInfo("hard")
+        info.type, info.linkname = tarfile.LNKTYPE, "pkg/run.sh"
+        tar.addfile(info)
+    link.seek(0)
+    with tarfile.open(fileobj=link) as tar, pytest.raises(ValueError, match="non-file: hard"):
+        safe_extract(tar, tmp_path / "linked")
+    assert not (tmp_path / "linked").exists()
 
 
 # -- datasets -------------------------------------------------------------------------------

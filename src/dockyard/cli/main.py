@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from dockyard.cli import images, models, predict, resources, serve, server
 from dockyard.cli.output import err_console
@@ -30,9 +31,12 @@ def main() -> None:
     try:
         app()
     except DockyardError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        # one line each; brackets (pip install 'dockyard[sklearn]') are text, not markup
+        message = f"[red]error:[/red] {escape(exc.message)}"
+        err_console.print(message, highlight=False, soft_wrap=True)
         if exc.hint:
-            err_console.print(f"[dim]hint: {exc.hint}[/dim]", highlight=False)
+            hint = f"[dim]hint: {escape(exc.hint)}[/dim]"
+            err_console.print(hint, highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from dockyard.data.artifacts import ArtifactStore
-from dockyard.data.files import walk_files
+from dockyard.data.files import safe_extract, unsafe_member, walk_files
 from dockyard.errors import InvalidRequest, InvalidSpec
 
 MAX_CODE_BYTES = 200 * 1024 * 1024
@@ -71,8 +71,8 @@ class CodeStore:
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
                 for member in tar.getmembers():
-                    if not (member.isfile() or member.isdir()):
-                        raise InvalidRequest(f"code archive holds a non-file: {member.name}")
+                    if reason := unsafe_member(member):
+                        raise InvalidRequest(f"code archive holds {reason}")
         except tarfile.TarError as exc:
             raise InvalidRequest(f"code archive is not a tar.gz file: {exc}") from exc
         return CODE_PREFIX + self.artifacts.put_bytes(data)
@@ -91,11 +91,13 @@ class CodeStore:
         tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{digest[:16]}."))
         try:
             with tarfile.open(blob, mode="r:gz") as tar:
-                tar.extractall(tmp, filter="data")
+                safe_extract(tar, tmp)
             (tmp / ".dockyard-complete").write_text("")
             if dest.exists():
                 shutil.rmtree(dest)
             os.replace(tmp, dest)
+        except ValueError as exc:  # only from safe_extract: put() refuses such archives
+            raise InvalidRequest(f"code {ref}: {exc}") from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return dest

@@ -1,12 +1,14 @@
-"""File helpers every data path uses: atomic writes, hashing, manifests."""
+"""File helpers every data path uses: atomic writes, hashing, manifests, safe unpacking."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
+import tarfile
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 CHUNK = 1 << 20
@@ -71,3 +73,44 @@ def tree_size(root: Path) -> tuple[int, int]:
     """(number of files, total bytes) under ``root``."""
     files = walk_files(root) if root.exists() else []
     return len(files), sum(p.stat().st_size for p in files)
+
+
+def unsafe_member(member: tarfile.TarInfo) -> str | None:
+    """Why ``member`` may not be unpacked (``"a non-file: NAME"``…), or None if it may."""
+    if not (member.isfile() or member.isdir()):
+        return f"a non-file: {member.name}"
+    path = PurePosixPath(member.name)
+    if path.is_absolute():
+        return f"an absolute path: {member.name}"
+    if ".." in path.parts:
+        return f"a path outside the archive: {member.name}"
+    return None
+
+
+def safe_extract(tar: tarfile.TarFile, dest: Path) -> None:
+    """Unpack regular files and directories inside ``dest``; anything else raises ValueError.
+
+    Works on every Python 3.11: the ``data`` filter (3.11.4+) is used when there is one, and
+    before it the members are checked and cleaned the same way (no set-id bits, no group or
+    other write, owned by whoever unpacks).
+    """
+    members = tar.getmembers()
+    for member in members:
+        if reason := unsafe_member(member):
+            raise ValueError(f"archive holds {reason}")
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, members=members, filter="data")
+        return
+    tar.extractall(dest, members=[_cleaned(m) for m in members], numeric_owner=True)
+
+
+def _cleaned(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """What the ``data`` filter would make of a file or directory, for Pythons without it."""
+    out = copy.copy(member)
+    if member.isdir():
+        out.mode = 0o755
+    else:
+        mode = (member.mode & 0o755) | 0o600
+        out.mode = mode if mode & 0o100 else mode & ~0o111
+    out.uid, out.gid, out.uname, out.gname = os.geteuid(), os.getegid(), "", ""
+    return out

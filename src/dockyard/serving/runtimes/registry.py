@@ -6,6 +6,7 @@ import importlib
 import json
 from pathlib import Path
 
+from dockyard.serving.frameworks import EXTRA, not_installed
 from dockyard.serving.runtimes.base import ModelRuntime
 from dockyard.serving.settings import ModelSettings, SettingsError
 
@@ -17,7 +18,6 @@ RUNTIMES = {
     "torch": "dockyard.serving.runtimes.torch:TorchRuntime",
     "custom": "dockyard.serving.runtimes.custom:CustomRuntime",
 }
-FRAMEWORKS = {"sklearn", "joblib", "xgboost", "lightgbm", "onnxruntime", "torch"}
 BY_SUFFIX = {
     ".joblib": "sklearn",
     ".pkl": "sklearn",
@@ -86,9 +86,7 @@ def load_runtime(path: Path, settings: ModelSettings) -> ModelRuntime:
         module = importlib.import_module(module_name)
         runtime: ModelRuntime = getattr(module, class_name)(path, settings)
     except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in FRAMEWORKS:
+        if (exc.name or "").split(".")[0] not in EXTRA:
             raise
-        raise SettingsError(
-            f"the {name} runtime needs the '{exc.name}' package: pip install 'dockyard[{name}]'"
-        ) from exc
+        raise SettingsError(not_installed(exc.name or "")) from exc
     return runtime
