@@ -43,6 +43,7 @@ def test_the_api_answers_every_generated_request_as_documented(
         capture_output=True,
         text=True,
         timeout=600,
+        check=False,
     )
     report = result.stdout + result.stderr
     assert result.returncode == 0, report[-8000:]

@@ -3,6 +3,7 @@ raises is reported on the resource, backed off, and logged once."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -131,7 +132,7 @@ def test_a_reconciler_that_raises_is_reported_backed_off_and_logged_once(
     assert status["observedGeneration"] == row.generation  # `apply --wait` stops on it
     assert status["conditions"][0]["status"] == "False"
     wait_until(lambda: len(calls) >= 4, timeout=20, message="retries")
-    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert gaps[2] > gaps[0] * 1.5, f"retries do not back off: {gaps}"  # 1 s, 2 s, 4 s …
     tracebacks = [r for r in caplog.records if r.exc_info and "hot" in r.getMessage()]
     assert len(tracebacks) == 1  # one traceback per distinct error, not one per pass

@@ -8,7 +8,6 @@ pauses for that moment; without a fixed port, rollouts have no gap).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,13 +21,12 @@ from dockyard.control.world import ModelSummary, TaskView, World
 from dockyard.errors import DockyardError
 from dockyard.registry import models as registry
 from dockyard.runtimes.base import PreparedEnvironment, ServingImages, WorkloadRequest
+from dockyard.serving.launch import BOOT, serving_paths
 from dockyard.spec import EnvironmentSpec, ModelRef, ServiceSpec
 from dockyard.spec.status import ACTIVE, Phase, ServiceStatus
 from dockyard.store import model_versions as versions_repo
 from dockyard.store.tables import ResourceRow
 
-PACKAGE = Path(__file__).resolve().parent.parent
-BOOT = PACKAGE / "serving" / "boot.py"
 MAX_BACKOFF = 60.0
 IMAGE_RETRY = timedelta(seconds=30)
 NOT_CRASHES = ("Stopped", "Interrupted")  # ended by Dockyard itself, not by a fault
@@ -274,12 +272,6 @@ def _replica(
         details={"version": model.version},
         event=f"replica {number} started as {wid}",
     )
-
-
-def serving_paths() -> tuple[str, ...]:
-    """Where Dockyard and its dependencies live, appended after the environment's own."""
-    own = str(PACKAGE.parent)
-    return (own, *[p for p in sys.path if p.endswith(("site-packages", "dist-packages"))])
 
 
 class ServiceReconciler:
