@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import pytest
 
 from dockyard.client import Client
 from dockyard.settings import Settings
+from tests.pg import pg_bin, throwaway_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -169,71 +169,21 @@ def server(server_factory: object) -> Iterator[ServerProcess]:
 
 
 # -- PostgreSQL -------------------------------------------------------------------------
-def _pg_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return found[-1].parent if found else None
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A throwaway PostgreSQL cluster (Debian's packages), or DOCKYARD_TEST_POSTGRES_URL."""
     if url := os.environ.get("DOCKYARD_TEST_POSTGRES_URL"):
         yield url
         return
-    bindir = _pg_bin()
+    bindir = pg_bin()
     if bindir is None:
         if os.environ.get("DOCKYARD_REQUIRE_POSTGRES"):
             pytest.fail(
                 "PostgreSQL is required here but not installed (apt-get install postgresql)"
             )
         pytest.skip("PostgreSQL is not installed")
-    data = Path(tempfile.mkdtemp(prefix="dockyard-pg-"))
-    data.chmod(0o755)
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    subprocess.run(
-        [
-            *as_user,
-            str(bindir / "initdb"),
-            "-D",
-            str(data / "db"),
-            "-A",
-            "trust",
-            "-U",
-            "dockyard",
-            "--no-sync",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            *as_user,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data / "db"),
-            "-w",
-            "-l",
-            str(data / "log"),
-            "-o",
-            f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql://dockyard@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*as_user, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"],
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(data, ignore_errors=True)
+    with throwaway_postgres(bindir) as url:
+        yield url
 
 
 @pytest.fixture

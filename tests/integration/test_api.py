@@ -9,6 +9,7 @@ import pytest
 
 from dockyard.client import Client
 from dockyard.errors import InUse, InvalidRequest, InvalidSpec, NotFound
+from dockyard.spec import DESCRIPTORS
 from tests import factories as f
 from tests.conftest import ServerProcess
 
@@ -17,10 +18,23 @@ def post(client: Client, path: str, **kwargs: Any) -> httpx.Response:
     return httpx.post(client.url + path, timeout=10, **kwargs)
 
 
-def test_openapi_is_served(server: ServerProcess) -> None:
+def test_openapi_describes_every_response(server: ServerProcess) -> None:
     spec = httpx.get(server.client.url + "/openapi.json", timeout=10).json()
     assert "/api/v1/apply" in spec["paths"]
-    assert "/api/v1/{plural}/{name}" in spec["paths"]
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            ok = [code for code in op["responses"] if code.startswith("2")]
+            assert len(ok) == 1, (method, path)
+            content = op["responses"][ok[0]].get("content", {})
+            assert any(m.get("schema") for m in content.values()), (method, path, content)
+            problem = op["responses"]["4XX"]["content"]["application/problem+json"]["schema"]
+            assert problem == {"$ref": "#/components/schemas/Problem"}
+    schemas = spec["components"]["schemas"]
+    for d in DESCRIPTORS:  # each kind's routes answer its own status model
+        get = spec["paths"][f"/api/v1/{d.plural}/{{name}}"]["get"]
+        ref = get["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        status = schemas[ref.rsplit("/", 1)[1]]["properties"]["status"]
+        assert status["$ref"].endswith(f"/{d.kind}Status")
 
 
 def test_apply_get_list_idempotent(server: ServerProcess) -> None:
@@ -53,7 +67,7 @@ def test_malformed_body_is_problem_json(server: ServerProcess) -> None:
         assert r.status_code == 422
         assert r.headers["content-type"] == "application/problem+json"
         problem = r.json()
-        assert problem["code"] == "invalid-request" and problem["status"] == 422
+        assert problem["code"] == "malformed-request" and problem["status"] == 422
         assert problem["detail"].startswith("malformed request")
 
 
@@ -78,7 +92,11 @@ def test_unknown_kind(server: ServerProcess) -> None:
     with pytest.raises(InvalidSpec, match=r"unknown kind 'Jobb'.*did you mean 'Job'"):
         server.client.apply([f.doc("Jobb", "x", {})])
     r = httpx.get(server.client.url + "/api/v1/jbos", timeout=10)
-    assert r.status_code == 400 and "did you mean 'jobs'" in r.json()["hint"]
+    assert r.status_code == 404 and "did you mean 'jobs'" in r.json()["hint"]
+    r = httpx.get(server.client.url + "/api/v1/apply", timeout=10)  # only POST
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    r = httpx.request("PUT", server.client.url + "/api/v1/jobs/x", timeout=10)
+    assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET"
 
 
 def test_missing_references_change_nothing(server: ServerProcess) -> None:

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dockyard import errors as e
 from dockyard.api.views import Problem
+from dockyard.spec import kind_of
 
 log = logging.getLogger("dockyard.api")
 PROBLEM = "application/problem+json"
@@ -86,6 +87,18 @@ def _allowed(request: Request) -> list[str]:
     )
 
 
+def _kind_hint(path: str) -> str | None:
+    """``/api/v1/jbos``: say which kinds there are (and which one was meant)."""
+    parts = path.split("/")
+    if len(parts) < 4 or parts[:3] != ["", "api", "v1"]:
+        return None
+    try:
+        kind_of(parts[3])
+    except e.InvalidRequest as exc:
+        return exc.hint
+    return None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(e.DockyardError)
     async def _domain(_request: Request, exc: e.DockyardError) -> JSONResponse:
@@ -105,7 +118,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         cls = HTTP_ERRORS.get(exc.status_code, e.InvalidRequest)
-        response = _answer(cls(str(exc.detail)))
+        hint = _kind_hint(request.url.path) if exc.status_code == 404 else None
+        response = _answer(cls(str(exc.detail), hint=hint))
         response.status_code = exc.status_code  # what the router decided (e.g. 405)
         if exc.headers:
             response.headers.update(exc.headers)

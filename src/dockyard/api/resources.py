@@ -34,11 +34,7 @@ AnyProject = Annotated[
 ]
 Selector = Annotated[
     str | None,
-    Query(
-        pattern=r"^[^=,]+=[^=,]*(,[^=,]+=[^=,]*)*$",
-        max_length=1000,
-        description="Labels to match: key=value[,key=value].",
-    ),
+    Query(max_length=1000, description="Labels to match: key=value[,key=value]."),
 ]
 TEXT: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/plain": {"schema": {"type": "string"}}}}
