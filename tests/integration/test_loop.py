@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from dockyard.api.app import build_state
 from dockyard.api.state import ServerState
+from dockyard.control import volumes
 from dockyard.control.volumes import VolumeReconciler
 from dockyard.runtimes.base import WorkloadRequest, WorkloadState
 from dockyard.runtimes.local import LocalRuntime
@@ -139,3 +141,24 @@ def test_a_reconciler_that_raises_is_reported_backed_off_and_logged_once(
     # the other kinds are reconciled as usual meanwhile
     apply(state, f.job("fine", f.python("print('ok')")))
     wait_until(lambda: phase(state, "Job", "fine") == "Succeeded", timeout=20)
+
+
+def test_a_settled_resource_is_planned_again_when_its_plan_said(
+    loop: tuple[ServerState, HangingRuntime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, _ = loop
+    monkeypatch.setattr(volumes, "USAGE_EVERY", timedelta(seconds=0.5))
+    apply(state, f.volume("v"))
+    wait_until(lambda: phase(state, "Volume", "v") == "Ready")
+    wait_until(lambda: status(state, "Volume", "v").get("files") == 0, message="measured")
+    passes = state.controller.passes
+    time.sleep(0.5)
+    assert state.controller.passes > passes  # the loop keeps passing, planning nothing new
+    (state.ctx.volumes.path("default", "v") / "new.txt").write_text("behind Dockyard's back")
+    wait_until(lambda: status(state, "Volume", "v").get("files") == 1, timeout=5)
+
+
+def status(state: ServerState, kind: str, name: str) -> dict[str, Any]:
+    with state.ctx.store.session() as session:
+        row = repo.get(session, repo.Key(kind, "default", name))
+        return {} if row is None else dict(row.status)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, update
 
 from dockyard.errors import Conflict
 from dockyard.spec.loader import validate_data
-from dockyard.store import model_versions
+from dockyard.store import leases, model_versions, tasks
 from dockyard.store import resources as repo
 from dockyard.store.db import Store
-from dockyard.store.tables import ModelVersionRow, utcnow
+from dockyard.store.tables import ModelVersionRow, TaskRow, utcnow
 from tests import factories as f
 
 
@@ -77,24 +77,47 @@ def test_apply_refuses_a_resource_being_deleted(store: Store) -> None:
         repo.apply(s, vol)
 
 
-def test_leases(store: Store) -> None:
+def test_task_leases_fence_their_outcome(store: Store) -> None:
+    claim = lambda holder, **kw: tasks.claim(s, "k", "uid", "register", "g1", holder, 60, **kw)  # noqa: E731
     with store.session() as s:
-        row, _ = repo.apply(s, validate_data(f.volume("v")))
-        uid = row.uid
+        assert claim("a")
     with store.session() as s:
-        assert repo.acquire_lease(s, uid, "a", 60)
+        assert not claim("b")  # a holds it
+        assert claim("a")  # its own again (a restart of the same holder)
+        assert tasks.renew(s, ["k"], "a", 60) == 1 and tasks.renew(s, ["k"], "b", 60) == 0
+    with store.session() as s:  # a's lease ran out: b takes it
+        s.execute(update(TaskRow).values(lease_expires=utcnow() - timedelta(seconds=1)))
+        assert claim("b")
     with store.session() as s:
-        assert not repo.acquire_lease(s, uid, "b", 60)  # held by a
-        assert repo.acquire_lease(s, uid, "a", 60)  # renewal
+        assert not tasks.finish(s, "k", "a", tasks.SUCCEEDED, {"ref": "stale"})  # fenced out
+        assert tasks.finish(s, "k", "b", tasks.SUCCEEDED, {"ref": "m@1"})
     with store.session() as s:
-        later = utcnow() + timedelta(seconds=120)
-        assert repo.acquire_lease(s, uid, "b", 60, now=later)  # expired: b takes it
-        assert repo.holds_lease(s, uid, "b") and not repo.holds_lease(s, uid, "a")
+        row = s.get(TaskRow, "k")
+        assert row is not None and (row.state, row.result, row.lease_owner) == (
+            "succeeded",
+            {"ref": "m@1"},
+            None,
+        )
+        assert claim("c")
+        s.expire_all()
+        assert s.get(TaskRow, "k").attempts == 4  # type: ignore[union-attr]
+    with store.session() as s:  # a holder known to be dead is replaced at once
+        assert not claim("d") and claim("d", steal_from="c")
+
+
+def test_the_leader_lease_is_swapped_by_version(store: Store) -> None:
     with store.session() as s:
-        repo.release_lease(s, uid, "a")  # not the holder: no effect
-        assert repo.holds_lease(s, uid, "b")
-        repo.release_lease(s, uid, "b")
-        assert not repo.holds_lease(s, uid, "b")
+        assert leases.swap(s, "controller", "a", 5, None, acquired=True)
+    with store.session() as s:
+        assert not leases.swap(s, "controller", "b", 5, None, acquired=True)  # exists already
+        row = leases.read(s, "controller")
+        assert row is not None and (row.holder, row.version) == ("a", 1)
+        assert leases.swap(s, "controller", "a", 5, 1, acquired=False)  # a renews
+        assert not leases.swap(s, "controller", "b", 5, 1, acquired=True)  # b saw an old version
+        assert leases.swap(s, "controller", "b", 5, 2, acquired=True)
+    with store.session() as s:
+        row = leases.read(s, "controller")
+        assert row is not None and (row.holder, row.version) == ("b", 3)
 
 
 def test_model_versions_are_unique(store: Store) -> None:

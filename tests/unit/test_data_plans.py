@@ -35,6 +35,7 @@ def test_a_measured_volume_reports_its_usage_and_rests() -> None:
     p = volumes.plan(VolumeSpec(), volume(usage=done))
     assert (p.status.files, p.status.used_bytes) == (3, 42)
     assert p.tasks == []
+    assert p.recheck_at == NOW + volumes.USAGE_EVERY  # planned again then, not every pass
     later = volume(usage=done, at=NOW + volumes.USAGE_EVERY + timedelta(seconds=1))
     assert [t.name for t in volumes.plan(VolumeSpec(), later).tasks] == ["usage"]
 
@@ -89,6 +90,7 @@ def test_a_build_that_succeeded_makes_it_ready() -> None:
     assert (p.status.phase, p.status.hash) == ("Ready", "h1")
     assert p.status.message == "1 package(s); local built in 12.5s"
     assert p.tasks == []
+    assert p.recheck_at == NOW + environments.RECHECK
 
 
 def test_a_ready_environment_is_checked_again_without_flapping() -> None:

@@ -325,7 +325,7 @@ def registration(state: str, **extra: Any) -> TaskView:
         (registration("lost"), "Running", "RegisteringModel", True),
         (registration("succeeded", result={"ref": "digits@4"}), "Succeeded", "Completed", False),
         (
-            registration("failed", error="no model.joblib"),
+            registration("failed", error="no model"),
             "Failed",
             "ModelRegistrationFailed",
             False,

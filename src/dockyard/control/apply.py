@@ -24,14 +24,14 @@ from dockyard.control.plan import Delete, Event, Plan, Start, TaskRequest
 from dockyard.control.reconciler import Reconciler
 from dockyard.control.scheduler import Demand, Usage, schedule
 from dockyard.control.tasks import TaskHandle
-from dockyard.control.world import World
+from dockyard.control.world import ResourceRecord, World
 from dockyard.spec.status import ACTIVE, READY, Phase, Status
 from dockyard.store import events
 from dockyard.store import model_versions as versions_repo
 from dockyard.store import resources as repo
 from dockyard.store import tasks as tasks_repo
 from dockyard.store import workloads as workloads_repo
-from dockyard.store.tables import ResourceRow, WorkloadRow
+from dockyard.store.tables import WorkloadRow
 
 log = logging.getLogger("dockyard.control")
 WARNING_REASONS = ("Lost", "OOMKilled", "Timeout", "ReconcileError", "Unschedulable")
@@ -60,7 +60,7 @@ def with_conditions(old: dict[str, Any], new: dict[str, Any], at: datetime) -> d
 
 @dataclass
 class Pending:
-    row: ResourceRow
+    row: ResourceRecord
     plan: Plan
     starts: list[Start]
 
@@ -70,9 +70,12 @@ class Applier:
         self.ctx = ctx
         self.reconcilers = reconcilers
         self.changed = False  # a phase changed in this pass: others may be unblocked
+        self.wrote = False  # the last apply wrote a status
 
     # -- status and events ------------------------------------------------------------------
-    def write_status(self, row: ResourceRow, status: Status, extra: Sequence[Event] = ()) -> bool:
+    def write_status(
+        self, row: ResourceRecord, status: Status, extra: Sequence[Event] = ()
+    ) -> bool:
         """Persist ``status`` if it changed; an event on a phase or reason change."""
         new = status.dump()
         new.pop("conditions", None)
@@ -94,8 +97,9 @@ class Applier:
         return True
 
     # -- one plan -----------------------------------------------------------------------------
-    def apply(self, world: World, row: ResourceRow, plan: Plan) -> Pending | None:
+    def apply(self, world: World, row: ResourceRecord, plan: Plan) -> Pending | None:
         """Carry out everything but the starts; those come back for scheduling."""
+        self.wrote = False
         for wid in plan.stops:
             self._stop(world, row, wid)
         for task in plan.tasks:
@@ -104,10 +108,10 @@ class Applier:
             self._delete(world, row, plan.delete)
         if plan.starts and row.deleted_at is None:
             return Pending(row, plan, list(plan.starts))
-        self.write_status(row, plan.status, plan.events)
+        self.wrote = self.write_status(row, plan.status, plan.events)
         return None
 
-    def _stop(self, world: World, row: ResourceRow, wid: str) -> None:
+    def _stop(self, world: World, row: ResourceRecord, wid: str) -> None:
         workload = next((w for w in world.owned(row.uid) if w.id == wid), None)
         if workload is None or workload.phase not in ACTIVE:
             return
@@ -122,7 +126,7 @@ class Applier:
             keep=False,
         )
 
-    def _task(self, row: ResourceRow, task: TaskRequest) -> None:
+    def _task(self, row: ResourceRecord, task: TaskRequest) -> None:
         work = self.reconcilers[row.kind].work(row, task)
         self.ctx.tasks.submit(
             f"{row.uid}:{task.name}",
@@ -134,7 +138,7 @@ class Applier:
             steal_from=task.steal_from,
         )
 
-    def _delete(self, world: World, row: ResourceRow, delete: Delete) -> None:
+    def _delete(self, world: World, row: ResourceRecord, delete: Delete) -> None:
         key = f"{row.uid}:finalize"
         owned = [(w.id, w.runtime) for w in world.owned(row.uid)]
 
@@ -212,7 +216,7 @@ class Applier:
                 self.write_status(p.row, status, p.plan.events)
         return admitted_any
 
-    def _start(self, row: ResourceRow, start: Start, gpus: tuple[int, ...]) -> None:
+    def _start(self, row: ResourceRecord, start: Start, gpus: tuple[int, ...]) -> None:
         runtime = self.ctx.runtime_name(start.runtime)
         need = start.need
         with self.ctx.store.session() as session:
@@ -252,7 +256,7 @@ class Applier:
         )
 
 
-def _phase_event(session: Session, row: ResourceRow, status: dict[str, Any]) -> None:
+def _phase_event(session: Session, row: ResourceRecord, status: dict[str, Any]) -> None:
     phase, reason = status.get("phase", ""), status.get("reason", "")
     message = status.get("message", "")
     warning = phase == Phase.FAILED or reason in WARNING_REASONS

@@ -16,13 +16,12 @@ from dockyard.control import workloads as wl
 from dockyard.control.context import Context
 from dockyard.control.plan import Delete, FreshDir, Plan, Run, Start, TaskRequest
 from dockyard.control.tasks import TaskHandle, Work
-from dockyard.control.world import TaskView, World
+from dockyard.control.world import ResourceRecord, TaskView, World
 from dockyard.data import datasets as data
 from dockyard.data.files import atomic_write_json
 from dockyard.runtimes.base import WorkloadRequest
 from dockyard.spec import DatasetSpec
 from dockyard.spec.status import ACTIVE, DatasetStatus, Phase
-from dockyard.store.tables import ResourceRow
 
 
 @dataclass(frozen=True)
@@ -155,7 +154,7 @@ class DatasetReconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def observe(self, world: World, row: ResourceRow, spec: DatasetSpec) -> Observed:
+    def observe(self, world: World, row: ResourceRecord, spec: DatasetSpec) -> Observed:
         target = wl.dataset_dir(self.ctx, world, row)
         runs = [wl.run_of(w) for w in world.owned(row.uid)]
         current = row.status.get("observedGeneration") == row.generation
@@ -182,7 +181,7 @@ class DatasetReconciler:
 
     plan = staticmethod(plan)
 
-    def work(self, row: ResourceRow, task: TaskRequest) -> Work:
+    def work(self, row: ResourceRecord, task: TaskRequest) -> Work:
         spec = DatasetSpec.model_validate(row.spec)
         target = self.ctx.volumes.path(row.project, spec.volume) / spec.target(row.name)
         staging = target.with_name(f".{target.name}.prepare-g{row.generation}")

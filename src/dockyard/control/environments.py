@@ -17,11 +17,10 @@ from typing import Any
 from dockyard.control.context import Context
 from dockyard.control.plan import Delete, Plan, TaskRequest
 from dockyard.control.tasks import TaskHandle, Work
-from dockyard.control.world import TaskView, World
+from dockyard.control.world import ResourceRecord, TaskView, World
 from dockyard.errors import DockyardError
 from dockyard.spec import DESCRIPTOR, EnvironmentSpec
 from dockyard.spec.status import EnvironmentStatus, Phase, PreparedInfo
-from dockyard.store.tables import ResourceRow
 
 RECHECK = timedelta(seconds=30)  # how often a ready environment is checked to still exist
 
@@ -50,6 +49,7 @@ def plan(spec: EnvironmentSpec, obs: Observed) -> Plan:
     failed = dict(obs.status.failed)
     building: dict[str, str] = {}
     tasks: list[TaskRequest] = []
+    recheck: datetime | None = None
     for runtime in obs.runtimes:
         if runtime in obs.unavailable:
             failed[runtime] = obs.unavailable[runtime]
@@ -61,13 +61,11 @@ def plan(spec: EnvironmentSpec, obs: Observed) -> Plan:
             before = prepared.get(runtime)
             if result.built or before is None or before.hash != result.hash:
                 prepared[runtime] = result  # a recheck that found it keeps how it was built
-            stale = (
-                obs.at is not None
-                and task.finished_at is not None
-                and (obs.at - task.finished_at > RECHECK)
-            )
-            if stale:
+            due = task.finished_at + RECHECK if task.finished_at is not None else None
+            if obs.at is not None and due is not None and obs.at > due:
                 tasks.append(TaskRequest(build_task(runtime), token, lane=f"runtime-{runtime}"))
+            elif due is not None:
+                recheck = min(filter(None, [recheck, due]))
         elif mine and task is not None and task.state == "failed":
             failed[runtime] = task.error
             prepared.pop(runtime, None)
@@ -99,7 +97,7 @@ def plan(spec: EnvironmentSpec, obs: Observed) -> Plan:
         ]
         message = f"{len(spec.packages)} package(s); " + ", ".join(done)
         status = status.but(phase=Phase.READY, reason="Built", message=message)
-    return Plan(status, tasks=tasks)
+    return Plan(status, tasks=tasks, recheck_at=recheck)
 
 
 def runtimes_named(world: World, project: str) -> set[str]:
@@ -121,7 +119,7 @@ class EnvironmentReconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def observe(self, world: World, row: ResourceRow, spec: EnvironmentSpec) -> Observed:
+    def observe(self, world: World, row: ResourceRecord, spec: EnvironmentSpec) -> Observed:
         current = row.status.get("observedGeneration") == row.generation
         status = EnvironmentStatus.model_validate(row.status if current else {})
         runtimes = sorted({self.ctx.runtime.name} | runtimes_named(world, row.project))
@@ -148,7 +146,7 @@ class EnvironmentReconciler:
 
     plan = staticmethod(plan)
 
-    def work(self, row: ResourceRow, task: TaskRequest) -> Work:
+    def work(self, row: ResourceRecord, task: TaskRequest) -> Work:
         runtime = self.ctx.runtime_for(task.name.removeprefix("build-"))
         spec = EnvironmentSpec.model_validate(row.spec)
         name = row.name

@@ -15,12 +15,11 @@ from dockyard.control import workloads as wl
 from dockyard.control.context import Context
 from dockyard.control.plan import Delete, Plan, Run, Start, TaskRequest
 from dockyard.control.tasks import TaskHandle, Work
-from dockyard.control.world import TaskView, World
+from dockyard.control.world import ResourceRecord, TaskView, World
 from dockyard.registry import models as registry
 from dockyard.runtimes.base import WorkloadRequest
 from dockyard.spec import JobSpec
 from dockyard.spec.status import ACTIVE, ENDED, JobStatus, Phase
-from dockyard.store.tables import ResourceRow
 
 # an attempt that failed for one of these will fail again: it is not retried
 NOT_RETRIED = {"CommandNotFound", "StartFailed", "DatasetChanged", "CodeMissing"}
@@ -222,7 +221,7 @@ class JobReconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def observe(self, world: World, row: ResourceRow, spec: JobSpec) -> Observed:
+    def observe(self, world: World, row: ResourceRecord, spec: JobSpec) -> Observed:
         owned = world.owned(row.uid)
         attempts = tuple(wl.run_of(w) for w in owned if w.generation == row.generation)
         stale = tuple(w.id for w in owned if w.generation != row.generation and w.phase in ACTIVE)
@@ -259,7 +258,7 @@ class JobReconciler:
 
     plan = staticmethod(plan)
 
-    def work(self, row: ResourceRow, task: TaskRequest) -> Work:
+    def work(self, row: ResourceRecord, task: TaskRequest) -> Work:
         spec = JobSpec.model_validate(row.spec)
         model = spec.outputs.model
         assert model is not None

@@ -27,16 +27,17 @@ from dockyard.control.jobs import JobReconciler
 from dockyard.control.leader import Leadership
 from dockyard.control.models import ModelReconciler
 from dockyard.control.observer import Observer
+from dockyard.control.plan import Plan
 from dockyard.control.reconciler import Reconciler
 from dockyard.control.services import ServiceReconciler
 from dockyard.control.volumes import VolumeReconciler
-from dockyard.control.world import SpecCache, World, load
+from dockyard.control.world import ResourceRecord, Snapshots, WorkloadRecord, World
 from dockyard.errors import DockyardError
 from dockyard.runtimes.base import RunState
 from dockyard.spec import DESCRIPTOR, DESCRIPTORS, Phase
 from dockyard.spec.status import ACTIVE, BUSY, Status
 from dockyard.store import workloads as workloads_repo
-from dockyard.store.tables import ResourceRow, WorkloadRow
+from dockyard.store.tables import WorkloadRow
 
 log = logging.getLogger("dockyard.control")
 MAX_ERROR_BACKOFF = 60.0
@@ -66,7 +67,7 @@ class Controller:
         assert [d.kind for d in DESCRIPTORS] == list(self.reconcilers), "one per descriptor"
         self.applier = Applier(ctx, self.reconcilers)
         self.observer = Observer(ctx)
-        self.specs = SpecCache()
+        self.snapshots = Snapshots()
         ctx.wake = self.wake
         ctx.tasks.on_change = self.wake
         ctx.is_leader = self.leading
@@ -78,6 +79,8 @@ class Controller:
         self._thread: threading.Thread | None = None
         self._soon = 0.0
         self._failures: dict[str, Failure] = {}
+        # settled resources (their last plan did nothing) → when their plan must run again
+        self._settled: dict[str, datetime | None] = {}
         self.passes = 0
         self.last_error = ""
         self.durations: deque[float] = deque(maxlen=1000)  # seconds per pass
@@ -117,13 +120,24 @@ class Controller:
         self.applier.changed = False
         at = now()
         with self.ctx.store.session() as session:
-            world = load(session, at, self.specs, self.ctx.tasks.in_flight, self.ctx.identity.dead)
+            world = self.snapshots.load(
+                session, at, self.ctx.tasks.in_flight, self.ctx.identity.dead
+            )
         self._observe(world)
         pending: list[Pending] = []
         next_check: datetime | None = None
+        if world.changed:  # whatever changed may concern any resource: plan them all again
+            self._settled.clear()
         for descriptor in DESCRIPTORS:
             reconciler = self.reconcilers[descriptor.kind]
             for row in world.of_kind(descriptor.kind):
+                if row.uid in self._settled:
+                    until = self._settled[row.uid]
+                    if until is None:
+                        continue
+                    if until > at:
+                        next_check = min(filter(None, [next_check, until]))
+                        continue
                 failure = self._failures.get(row.uid)
                 backing_off = failure is not None and failure.generation == row.generation
                 if failure is not None and backing_off and failure.retry_at > at:
@@ -139,6 +153,8 @@ class Controller:
                 self._failures.pop(row.uid, None)
                 if waiting is not None:
                     pending.append(waiting)
+                elif self._quiet(world, row, plan):
+                    self._settled[row.uid] = plan.recheck_at
                 if plan.recheck_at is not None:
                     next_check = min(filter(None, [next_check, plan.recheck_at]))
                 if plan.status.phase in BUSY or plan.tasks or plan.stops:
@@ -153,9 +169,15 @@ class Controller:
         self.passes += 1
         self.durations.append(time.perf_counter() - started)
 
+    def _quiet(self, world: World, row: ResourceRecord, plan: Plan) -> bool:
+        """A plan that did nothing, for a resource with nothing in flight: while the world
+        stays as it is, planning it again gives the same (until ``recheck_at``)."""
+        acts = plan.stops or plan.tasks or plan.starts or plan.delete or plan.events
+        return not acts and not self.applier.wrote and not world.busy(row.uid)
+
     def _observe(self, world: World) -> None:
         """Workloads that may still run, and whose start or stop is not in flight."""
-        rows: list[WorkloadRow] = []
+        rows: list[WorkloadRecord] = []
         for owned in world.workloads.values():
             for w in owned:
                 if w.phase not in ACTIVE:
@@ -169,7 +191,7 @@ class Controller:
         if rows:
             self.observer.submit(rows)
 
-    def _report(self, row: ResourceRow, exc: Exception, at: datetime) -> None:
+    def _report(self, row: ResourceRecord, exc: Exception, at: datetime) -> None:
         message = str(exc) if isinstance(exc, DockyardError) else f"{type(exc).__name__}: {exc}"
         before = self._failures.get(row.uid)
         count = before.count + 1 if before is not None else 1

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from dockyard.control.context import Context
 from dockyard.control.plan import Delete, Plan, TaskRequest
 from dockyard.control.tasks import Work
-from dockyard.control.world import ModelSummary, World
+from dockyard.control.world import ModelSummary, ResourceRecord, World
 from dockyard.spec import ModelSpec
 from dockyard.spec.status import ModelStatus, Phase
-from dockyard.store.tables import ResourceRow
 
 
 @dataclass(frozen=True)
@@ -53,12 +52,12 @@ class ModelReconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def observe(self, world: World, row: ResourceRow, spec: ModelSpec) -> Observed:
+    def observe(self, world: World, row: ResourceRecord, spec: ModelSpec) -> Observed:
         return Observed(
             row.generation, world.model(row.project, row.name), row.deleted_at is not None
         )
 
     plan = staticmethod(plan)
 
-    def work(self, row: ResourceRow, task: TaskRequest) -> Work:
+    def work(self, row: ResourceRecord, task: TaskRequest) -> Work:
         raise NotImplementedError(task.name)  # models plan no background work

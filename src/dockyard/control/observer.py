@@ -17,6 +17,7 @@ import httpx
 
 from dockyard.control import workloads as wl
 from dockyard.control.context import Context
+from dockyard.control.world import WorkloadRecord
 from dockyard.spec.status import ACTIVE, Phase
 from dockyard.store.tables import WorkloadRow
 
@@ -28,9 +29,9 @@ class Observer:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def submit(self, rows: list[WorkloadRow]) -> None:
+    def submit(self, rows: list[WorkloadRecord]) -> None:
         """Observe ``rows`` (active workloads whose start or stop is not in flight)."""
-        by_runtime: dict[str, list[WorkloadRow]] = defaultdict(list)
+        by_runtime: dict[str, list[WorkloadRecord]] = defaultdict(list)
         for row in rows:
             by_runtime[row.runtime].append(row)
             url = row.details.get("url")
@@ -43,7 +44,7 @@ class Observer:
                 partial(self._observe, runtime, batch),
             )
 
-    def _observe(self, runtime: str, rows: list[WorkloadRow]) -> None:
+    def _observe(self, runtime: str, rows: list[WorkloadRecord]) -> None:
         engine = self.ctx.runtime_for(runtime)
         changed = False
         for row in rows:
@@ -62,7 +63,7 @@ class Observer:
         if changed:
             self.ctx.wake()
 
-    def _probe(self, row: WorkloadRow, url: str) -> None:
+    def _probe(self, row: WorkloadRecord, url: str) -> None:
         try:
             ready = httpx.get(f"{url}/v2/health/ready", timeout=PROBE_TIMEOUT).status_code == 200
         except httpx.HTTPError:

@@ -6,14 +6,13 @@ from typing import Any, Protocol
 
 from dockyard.control.plan import Plan, TaskRequest
 from dockyard.control.tasks import Work
-from dockyard.control.world import World
-from dockyard.store.tables import ResourceRow
+from dockyard.control.world import ResourceRecord, World
 
 
 class Reconciler(Protocol):
     kind: str
 
-    def observe(self, world: World, row: ResourceRow, spec: Any) -> Any:
+    def observe(self, world: World, row: ResourceRecord, spec: Any) -> Any:
         """Everything ``plan`` needs, read from the world (and the disk, at most cheaply)."""
         ...
 
@@ -21,6 +20,6 @@ class Reconciler(Protocol):
         """What should happen next: a pure function of the spec and the observation."""
         ...
 
-    def work(self, row: ResourceRow, task: TaskRequest) -> Work:
+    def work(self, row: ResourceRecord, task: TaskRequest) -> Work:
         """The body of a background task the plan asked for (runs in a lane)."""
         ...

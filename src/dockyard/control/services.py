@@ -17,7 +17,7 @@ from dockyard.control import workloads as wl
 from dockyard.control.context import Context
 from dockyard.control.plan import Delete, Materialize, Plan, Run, Start, Step, TaskRequest
 from dockyard.control.tasks import TaskHandle, Work
-from dockyard.control.world import ModelSummary, TaskView, World
+from dockyard.control.world import ModelSummary, ResourceRecord, TaskView, World
 from dockyard.errors import DockyardError
 from dockyard.registry import models as registry
 from dockyard.runtimes.base import PreparedEnvironment, ServingImages, WorkloadRequest
@@ -25,7 +25,6 @@ from dockyard.serving.launch import BOOT, serving_paths
 from dockyard.spec import EnvironmentSpec, ModelRef, ServiceSpec
 from dockyard.spec.status import ACTIVE, Phase, ServiceStatus
 from dockyard.store import model_versions as versions_repo
-from dockyard.store.tables import ResourceRow
 
 MAX_BACKOFF = 60.0
 IMAGE_RETRY = timedelta(seconds=30)
@@ -280,7 +279,7 @@ class ServiceReconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def observe(self, world: World, row: ResourceRow, spec: ServiceSpec) -> Observed:
+    def observe(self, world: World, row: ResourceRecord, spec: ServiceSpec) -> Observed:
         replicas = tuple(wl.run_of(w) for w in world.owned(row.uid))
         ref = spec.model_ref()
         version, blocked = resolve(ref, world.model(row.project, ref.name))
@@ -333,7 +332,7 @@ class ServiceReconciler:
 
     plan = staticmethod(plan)
 
-    def work(self, row: ResourceRow, task: TaskRequest) -> Work:
+    def work(self, row: ResourceRecord, task: TaskRequest) -> Work:
         spec = ServiceSpec.model_validate(row.spec)
         ctx = self.ctx
         runtime = ctx.runtime_for(spec.runtime)

@@ -10,10 +10,9 @@ from typing import Any
 from dockyard.control.context import Context
 from dockyard.control.plan import Delete, Plan, TaskRequest
 from dockyard.control.tasks import TaskHandle, Work
-from dockyard.control.world import TaskView, World
+from dockyard.control.world import ResourceRecord, TaskView, World
 from dockyard.spec import VolumeSpec
 from dockyard.spec.status import Phase, VolumeStatus
-from dockyard.store.tables import ResourceRow
 
 USAGE_EVERY = timedelta(seconds=30)
 
@@ -55,7 +54,8 @@ def plan(spec: VolumeSpec, obs: Observed) -> Plan:
     tasks = []
     if stale and (usage is None or not usage.running_for(token)):
         tasks.append(TaskRequest("usage", token))
-    return Plan(status, tasks=tasks)
+    recheck = measured + USAGE_EVERY if measured is not None and not stale else None
+    return Plan(status, tasks=tasks, recheck_at=recheck)
 
 
 class VolumeReconciler:
@@ -64,7 +64,7 @@ class VolumeReconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def observe(self, world: World, row: ResourceRow, spec: VolumeSpec) -> Observed:
+    def observe(self, world: World, row: ResourceRecord, spec: VolumeSpec) -> Observed:
         return Observed(
             row.generation,
             self.ctx.volumes.path(row.project, row.name),
@@ -77,7 +77,7 @@ class VolumeReconciler:
 
     plan = staticmethod(plan)
 
-    def work(self, row: ResourceRow, task: TaskRequest) -> Work:
+    def work(self, row: ResourceRecord, task: TaskRequest) -> Work:
         volumes = self.ctx.volumes
 
         def usage(_handle: TaskHandle) -> dict[str, Any]:

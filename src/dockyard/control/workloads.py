@@ -33,7 +33,7 @@ from dockyard.control.plan import (
     VerifyDatasets,
 )
 from dockyard.control.tasks import TaskHandle
-from dockyard.control.world import World
+from dockyard.control.world import ResourceRecord, WorkloadRecord, World
 from dockyard.data import datasets as data
 from dockyard.errors import DockyardError
 from dockyard.registry import models as registry
@@ -44,7 +44,7 @@ from dockyard.spec.datasets import DatasetSpec, PrepareSpec
 from dockyard.spec.jobs import CheckpointPolicy
 from dockyard.spec.status import ACTIVE
 from dockyard.store import model_versions as versions_repo
-from dockyard.store.tables import ResourceRow, WorkloadRow
+from dockyard.store.tables import WorkloadRow
 
 log = logging.getLogger("dockyard.control")
 STEP_REASON = {  # how a workload that could not even start is reported
@@ -60,7 +60,7 @@ def env_var(prefix: str, name: str) -> str:
     return f"DOCKYARD_{prefix}_{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}"
 
 
-def workload_id(prefix: str, row: ResourceRow, *parts: str) -> str:
+def workload_id(prefix: str, row: ResourceRecord, *parts: str) -> str:
     return "-".join([prefix, row.name, row.uid[:8], *parts])
 
 
@@ -68,7 +68,7 @@ def need_of(resources: Resources) -> Need:
     return Need(resources.cpu, resources.memory or 0, resources.gpu, resources.cpu_limit)
 
 
-def run_of(row: WorkloadRow) -> Run:
+def run_of(row: WorkloadRecord) -> Run:
     return Run(
         row.id,
         row.number,
@@ -123,19 +123,19 @@ def resolve_environment(
     return PreparedEnvironment.from_dict(prepared), ""
 
 
-def dataset_dir(ctx: Context, world: World, ds: ResourceRow) -> Path:
+def dataset_dir(ctx: Context, world: World, ds: ResourceRecord) -> Path:
     spec: DatasetSpec = world.spec(ds)
     return ctx.volumes.path(ds.project, spec.volume) / spec.target(ds.name)
 
 
-def manifest_path(ctx: Context, ds: ResourceRow) -> Path:
+def manifest_path(ctx: Context, ds: ResourceRecord) -> Path:
     return ctx.settings.home / "manifests" / f"{ds.uid}-g{ds.generation}.json"
 
 
 def resolve_inputs(
     ctx: Context,
     world: World,
-    row: ResourceRow,
+    row: ResourceRecord,
     spec: WorkloadSpec | PrepareSpec,
     checkpoint: CheckpointPolicy | None = None,
 ) -> Inputs:
@@ -333,7 +333,9 @@ class Change:
     details: dict[str, Any]
 
 
-def transition(row: WorkloadRow, state: WorkloadState, log_tail: str = "") -> Change | None:
+def transition(
+    row: WorkloadRecord | WorkloadRow, state: WorkloadState, log_tail: str = ""
+) -> Change | None:
     """How the row changes given what the runtime reports (None: it does not)."""
     if row.phase not in ACTIVE:
         return None

@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+import orjson
+from sqlalchemy import Text, cast, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from dockyard.spec import DESCRIPTOR, SpecModel
+from dockyard.spec.status import ACTIVE
 from dockyard.store import tasks as tasks_repo
 from dockyard.store.tables import (
     ModelAliasRow,
@@ -26,6 +28,45 @@ from dockyard.store.tables import (
     TaskRow,
     WorkloadRow,
 )
+
+
+@dataclass(slots=True)
+class ResourceRecord:
+    """A resource as the loop read it (plain data; the applier updates ``status``)."""
+
+    uid: str
+    kind: str
+    project: str
+    name: str
+    generation: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    spec: dict[str, Any]
+    labels: dict[str, Any]
+    annotations: dict[str, Any]
+    status: dict[str, Any]
+    control: dict[str, Any]
+
+
+@dataclass(slots=True)
+class WorkloadRecord:
+    id: str
+    owner_uid: str
+    owner_kind: str
+    role: str
+    generation: int
+    number: int
+    runtime: str
+    phase: str
+    exit_code: int | None
+    reason: str
+    message: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    request: dict[str, Any]
+    details: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -41,6 +82,7 @@ class TaskView:
     progress: str = ""
     finished_at: datetime | None = None
     holder: str | None = None
+    owner: str = ""  # the resource's uid
 
     def done_for(self, token: str) -> bool:
         return self.token == token and self.state in (tasks_repo.SUCCEEDED, tasks_repo.FAILED)
@@ -63,7 +105,7 @@ class SpecCache:
     def __init__(self) -> None:
         self._specs: dict[tuple[str, int], SpecModel] = {}
 
-    def get(self, row: ResourceRow) -> SpecModel:
+    def get(self, row: ResourceRecord) -> SpecModel:
         key = (row.uid, row.generation)
         spec = self._specs.get(key)
         if spec is None:
@@ -71,7 +113,7 @@ class SpecCache:
             self._specs[key] = spec
         return spec
 
-    def keep_only(self, rows: list[ResourceRow]) -> None:
+    def keep_only(self, rows: list[ResourceRecord]) -> None:
         live = {(r.uid, r.generation) for r in rows}
         for key in [k for k in self._specs if k not in live]:
             del self._specs[key]
@@ -79,37 +121,46 @@ class SpecCache:
 
 @dataclass
 class World:
-    rows: dict[tuple[str, str, str], ResourceRow]
-    workloads: dict[str, list[WorkloadRow]]
+    rows: dict[tuple[str, str, str], ResourceRecord]
+    workloads: dict[str, list[WorkloadRecord]]
     tasks: dict[str, TaskView]
     models: dict[tuple[str, str], ModelSummary]
     at: datetime
     specs: SpecCache = field(default_factory=SpecCache)
-    by_kind: dict[str, list[ResourceRow]] = field(default_factory=dict)
+    by_kind: dict[str, list[ResourceRecord]] = field(default_factory=dict)
     memo: dict[Any, Any] = field(default_factory=dict)  # derived views, computed once a pass
+    changed: bool = True  # anything differs from the previous pass's read
 
-    def get(self, kind: str, project: str, name: str) -> ResourceRow | None:
+    def get(self, kind: str, project: str, name: str) -> ResourceRecord | None:
         row = self.rows.get((kind, project, name))
         return None if row is None or row.deleted_at is not None else row
 
-    def of_kind(self, kind: str) -> list[ResourceRow]:
+    def of_kind(self, kind: str) -> list[ResourceRecord]:
         return self.by_kind.get(kind, [])
 
-    def owned(self, uid: str) -> list[WorkloadRow]:
+    def owned(self, uid: str) -> list[WorkloadRecord]:
         return self.workloads.get(uid, [])
 
-    def spec(self, row: ResourceRow) -> Any:
+    def spec(self, row: ResourceRecord) -> Any:
         return self.specs.get(row)
 
     def task(self, key: str) -> TaskView | None:
         return self.tasks.get(key)
+
+    def busy(self, uid: str) -> bool:
+        """Whether a task of the resource runs, or one of its workloads may."""
+        if "busy" not in self.memo:
+            owners = {t.owner for t in self.tasks.values() if t.state == tasks_repo.RUNNING}
+            owners |= {u for u, ws in self.workloads.items() if any(w.phase in ACTIVE for w in ws)}
+            self.memo["busy"] = owners
+        return uid in self.memo["busy"]
 
     def model(self, project: str, name: str) -> ModelSummary | None:
         return self.models.get((project, name))
 
 
 def _task_view(
-    row: TaskRow, at: datetime, in_flight: Callable[[str], bool], dead: Callable[[str | None], bool]
+    row: Any, at: datetime, in_flight: Callable[[str], bool], dead: Callable[[str | None], bool]
 ) -> TaskView:
     state = row.state
     if state == tasks_repo.RUNNING and not in_flight(row.key):
@@ -125,6 +176,7 @@ def _task_view(
         row.progress,
         row.finished_at,
         row.lease_owner,
+        row.owner_uid,
     )
 
 
@@ -164,34 +216,111 @@ def _models(session: Session) -> dict[tuple[str, str], ModelSummary]:
     }
 
 
-def load(
-    session: Session,
-    at: datetime,
-    specs: SpecCache,
-    in_flight: Callable[[str], bool],
-    dead: Callable[[str | None], bool],
-) -> World:
-    rows = list(
-        session.scalars(select(ResourceRow).order_by(ResourceRow.created_at, ResourceRow.name))
-    )
-    owned: dict[str, list[WorkloadRow]] = defaultdict(list)
-    for w in session.scalars(
-        select(WorkloadRow).order_by(
-            WorkloadRow.generation, WorkloadRow.number, WorkloadRow.created_at
+_JSON = ("spec", "labels", "annotations", "status", "control", "request", "details")
+_TIMES = ("created_at", "updated_at", "deleted_at", "started_at", "finished_at")
+
+
+def _columns(table: Any) -> list[Any]:
+    """The table's columns, JSON and times as the store's text: a row is compared as a plain
+    tuple of what the database holds, and decoded only when it changed."""
+    return [
+        cast(c, Text).label(c.name) if c.name in _JSON or c.name in _TIMES else c
+        for c in table.columns
+    ]
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+_RESOURCE_COLUMNS = _columns(ResourceRow.__table__)
+_WORKLOAD_COLUMNS = _columns(WorkloadRow.__table__)
+_TASK_COLUMNS = [c for c in TaskRow.__table__.columns if c.name != "lease_expires"]
+
+
+def _record(cls: Any, raw: Any) -> Any:
+    values = raw._asdict()
+    for name in _JSON:
+        if name in values:
+            text = values[name]
+            values[name] = orjson.loads(text) if text else {}
+    for name in _TIMES:
+        if name in values:
+            values[name] = _time(values[name])
+    return cls(**values)
+
+
+class Snapshots:
+    """The rows of the previous pass, by their raw text: a pass decodes only what changed and
+    knows whether anything did (``World.changed``)."""
+
+    def __init__(self) -> None:
+        self.specs = SpecCache()
+        self._resources: dict[str, tuple[Any, ResourceRecord]] = {}
+        self._workloads: dict[str, tuple[Any, WorkloadRecord]] = {}
+        self._tasks: Any = None
+        self._models: dict[tuple[str, str], ModelSummary] = {}
+
+    def _read(self, session: Session, columns: list[Any], order: list[Any], cache: dict[str, Any],
+              cls: Any, key: str) -> tuple[list[Any], dict[str, Any], bool]:  # fmt: skip
+        changed = False
+        fresh: dict[str, Any] = {}
+        records = []
+        for row in session.connection().execute(select(*columns).order_by(*order)):
+            raw = tuple(row)
+            ident = getattr(row, key)
+            before = cache.get(ident)
+            if before is not None and before[0] == raw:
+                record = before[1]
+            else:
+                record, changed = _record(cls, row), True
+            fresh[ident] = (raw, record)
+            records.append(record)
+        return records, fresh, changed or fresh.keys() != cache.keys()
+
+    def load(
+        self,
+        session: Session,
+        at: datetime,
+        in_flight: Callable[[str], bool],
+        dead: Callable[[str | None], bool],
+    ) -> World:
+        rows, self._resources, changed = self._read(
+            session,
+            _RESOURCE_COLUMNS,
+            [ResourceRow.created_at, ResourceRow.name],
+            self._resources,
+            ResourceRecord,
+            "uid",
         )
-    ):
-        owned[w.owner_uid].append(w)
-    tasks = {t.key: _task_view(t, at, in_flight, dead) for t in session.scalars(select(TaskRow))}
-    by_kind: dict[str, list[ResourceRow]] = defaultdict(list)
-    for r in rows:
-        by_kind[r.kind].append(r)
-    specs.keep_only(rows)
-    return World(
-        {(r.kind, r.project, r.name): r for r in rows},
-        dict(owned),
-        tasks,
-        _models(session),
-        at,
-        specs,
-        dict(by_kind),
-    )
+        workloads, self._workloads, workloads_changed = self._read(
+            session,
+            _WORKLOAD_COLUMNS,
+            [WorkloadRow.generation, WorkloadRow.number, WorkloadRow.created_at],
+            self._workloads,
+            WorkloadRecord,
+            "id",
+        )
+        owned: dict[str, list[WorkloadRecord]] = defaultdict(list)
+        for w in workloads:
+            owned[w.owner_uid].append(w)
+        task_rows = list(session.execute(select(*_TASK_COLUMNS, TaskRow.lease_expires)))
+        tasks_raw = [tuple(t)[:-1] for t in task_rows]
+        tasks = {t.key: _task_view(t, at, in_flight, dead) for t in task_rows}
+        models = _models(session)
+        changed = changed or workloads_changed or tasks_raw != self._tasks or models != self._models
+        self._tasks, self._models = tasks_raw, models
+        by_kind: dict[str, list[ResourceRecord]] = defaultdict(list)
+        for r in rows:
+            by_kind[r.kind].append(r)
+        self.specs.keep_only(rows)
+        return World(
+            {(r.kind, r.project, r.name): r for r in rows},
+            dict(owned),
+            tasks,
+            models,
+            at,
+            self.specs,
+            dict(by_kind),
+            changed=changed,
+        )

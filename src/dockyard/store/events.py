@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dockyard.store.tables import EventRow, ResourceRow
+from dockyard.store.tables import EventRow
+
+
+class Named(Protocol):
+    """What an event names: a stored resource row, or the control loop's record of one."""
+
+    uid: str
+    kind: str
+    project: str
+    name: str
 
 
 def record(
-    session: Session, row: ResourceRow, reason: str, message: str, type_: str = "Normal"
+    session: Session, row: Named, reason: str, message: str, type_: str = "Normal"
 ) -> EventRow:
     event = EventRow(
         uid=row.uid,
