@@ -289,6 +289,8 @@ def one_takeover(tmp: Path, database_url: str | None, hosts: tuple[str, str], ho
         else:
             leader.send_signal(signal.SIGTERM)
         gone = time.monotonic()
+        if how == "kill":
+            leader.wait(10)  # reaped, as its parent (a shell, systemd) would
         wait(lambda: leading(survivor), LEASE * 4)
         return time.monotonic() - gone
 

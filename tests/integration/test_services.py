@@ -229,7 +229,7 @@ def test_a_gpu_service_holds_its_gpu_and_a_gpu_job_waits_for_it(server_factory: 
     assert replica["request"]["gpuIndices"] == [0]  # the assignment is recorded as data
     environ = Path(f"/proc/{replica['details']['pid']}/environ").read_bytes().split(b"\0")
     assert b"CUDA_VISIBLE_DEVICES=0" in environ  # and the runtime gave the replica its GPU
-    assert f"DOCKYARD_PORT={replica['details']['port']}".encode() in environ
+    assert f"DOCKYARD_SERVE_PORT={replica['details']['port']}".encode() in environ
 
     c.apply([f.job("needs-gpu", f.python("print('never')"), resources={"cpu": 0.1, "gpu": 1})])
     wait_until(lambda: c.get("Job", "needs-gpu")["status"].get("reason") == "Unschedulable")

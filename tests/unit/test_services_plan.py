@@ -251,7 +251,7 @@ def test_a_replica_start_names_the_model_and_asks_for_a_port() -> None:
     assert start.steps == (Materialize("default", "digits", VERSION),)
     command = start.request.command
     assert command[command.index("--model") + 1] == "digits:7=/m/7/model.joblib"
-    assert "--port" not in command  # the port is assigned at admission: $DOCKYARD_PORT
+    assert "--port" not in command  # the port is assigned at admission: $DOCKYARD_SERVE_PORT
     assert start.request.gpus == ()
 
 

@@ -118,9 +118,10 @@ def _routes(d: KindDescriptor) -> None:
     view, listing = views.models_of(d)
 
     def list_resources(state: State, project: AnyProject = None, selector: Selector = None) -> Any:
+        labels = _labels(selector)
         with state.ctx.store.session() as session:
-            rows = repo.list_rows(session, kind, project, _labels(selector))
-            return views.fast({"items": [views.resource(r) for r in rows]})
+            body = views.resource_list(session.connection(), kind, project, labels)
+        return Response(body, media_type="application/json")
 
     def get_resource(name: Name, state: State, project: Project = "default") -> Any:
         with state.ctx.store.session() as session:

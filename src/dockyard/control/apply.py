@@ -103,7 +103,7 @@ class Applier:
         for wid in plan.stops:
             self._stop(world, row, wid)
         for task in plan.tasks:
-            self._task(row, task)
+            self._task(world, row, task)
         if plan.delete is not None:
             self._delete(world, row, plan.delete)
         if plan.starts and row.deleted_at is None:
@@ -126,8 +126,8 @@ class Applier:
             keep=False,
         )
 
-    def _task(self, row: ResourceRecord, task: TaskRequest) -> None:
-        work = self.reconcilers[row.kind].work(row, task)
+    def _task(self, world: World, row: ResourceRecord, task: TaskRequest) -> None:
+        work = self.reconcilers[row.kind].work(row, world.spec(row), task)
         self.ctx.tasks.submit(
             f"{row.uid}:{task.name}",
             row.uid,
@@ -161,7 +161,10 @@ class Applier:
                 models = self.ctx.settings.home / "models" / row.project / row.name
                 shutil.rmtree(models, ignore_errors=True)
 
-        self.ctx.tasks.submit(key, row.uid, "finalize", str(row.generation), finalize, keep=False)
+        lane = self.ctx.lane_of(owned[0][1]) if owned else "default"  # it removes workloads
+        self.ctx.tasks.submit(
+            key, row.uid, "finalize", str(row.generation), finalize, lane=lane, keep=False
+        )
 
     # -- scheduling -------------------------------------------------------------------------
     def start_all(self, world: World, pending: list[Pending]) -> bool:

@@ -181,8 +181,7 @@ class DatasetReconciler:
 
     plan = staticmethod(plan)
 
-    def work(self, row: ResourceRecord, task: TaskRequest) -> Work:
-        spec = DatasetSpec.model_validate(row.spec)
+    def work(self, row: ResourceRecord, spec: DatasetSpec, task: TaskRequest) -> Work:
         target = self.ctx.volumes.path(row.project, spec.volume) / spec.target(row.name)
         staging = target.with_name(f".{target.name}.prepare-g{row.generation}")
         manifest = self.ctx.settings.home / "manifests" / f"{row.uid}-g{row.generation}.json"

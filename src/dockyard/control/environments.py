@@ -146,9 +146,8 @@ class EnvironmentReconciler:
 
     plan = staticmethod(plan)
 
-    def work(self, row: ResourceRecord, task: TaskRequest) -> Work:
+    def work(self, row: ResourceRecord, spec: EnvironmentSpec, task: TaskRequest) -> Work:
         runtime = self.ctx.runtime_for(task.name.removeprefix("build-"))
-        spec = EnvironmentSpec.model_validate(row.spec)
         name = row.name
 
         def build(handle: TaskHandle) -> dict[str, Any]:

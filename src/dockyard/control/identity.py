@@ -23,11 +23,14 @@ def _pid_namespace() -> str:
 
 
 def _start_ticks(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (None: no such process)."""
+    """The process's start time in clock ticks since boot (None: no such process, or only
+    its zombie is left)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             fields = fh.read().rsplit(b")", 1)[1].split()
     except OSError:
+        return None
+    if fields and fields[0] in (b"Z", b"X"):  # dead, not reaped yet
         return None
     return fields[19].decode() if len(fields) > 19 else "0"
 

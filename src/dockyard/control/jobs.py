@@ -258,8 +258,7 @@ class JobReconciler:
 
     plan = staticmethod(plan)
 
-    def work(self, row: ResourceRecord, task: TaskRequest) -> Work:
-        spec = JobSpec.model_validate(row.spec)
+    def work(self, row: ResourceRecord, spec: JobSpec, task: TaskRequest) -> Work:
         model = spec.outputs.model
         assert model is not None
         ctx, args = self.ctx, task.args

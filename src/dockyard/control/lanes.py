@@ -32,13 +32,7 @@ class Lanes:
             self._pools[lane] = pool
         return pool
 
-    def submit(
-        self,
-        lane: str,
-        key: str,
-        fn: Callable[[], Any],
-        done: Callable[[Future[Any]], None] | None = None,
-    ) -> Future[Any] | None:
+    def submit(self, lane: str, key: str, fn: Callable[[], Any]) -> Future[Any] | None:
         """Run ``fn`` in ``lane`` unless ``key`` is in flight; None once shut down."""
         with self._lock:
             if self._closed:
@@ -53,10 +47,8 @@ class Lanes:
             with self._lock:
                 if self._inflight.get(key) is f:
                     del self._inflight[key]
-            if f.exception() is not None and done is None:
+            if not f.cancelled() and f.exception() is not None:
                 log.error("%s failed", key, exc_info=f.exception())
-            if done is not None:
-                done(f)
 
         future.add_done_callback(finished)
         return future

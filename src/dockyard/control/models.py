@@ -59,5 +59,5 @@ class ModelReconciler:
 
     plan = staticmethod(plan)
 
-    def work(self, row: ResourceRecord, task: TaskRequest) -> Work:
+    def work(self, row: ResourceRecord, spec: ModelSpec, task: TaskRequest) -> Work:
         raise NotImplementedError(task.name)  # models plan no background work

@@ -20,6 +20,6 @@ class Reconciler(Protocol):
         """What should happen next: a pure function of the spec and the observation."""
         ...
 
-    def work(self, row: ResourceRecord, task: TaskRequest) -> Work:
+    def work(self, row: ResourceRecord, spec: Any, task: TaskRequest) -> Work:
         """The body of a background task the plan asked for (runs in a lane)."""
         ...

@@ -332,8 +332,7 @@ class ServiceReconciler:
 
     plan = staticmethod(plan)
 
-    def work(self, row: ResourceRecord, task: TaskRequest) -> Work:
-        spec = ServiceSpec.model_validate(row.spec)
+    def work(self, row: ResourceRecord, spec: ServiceSpec, task: TaskRequest) -> Work:
         ctx = self.ctx
         runtime = ctx.runtime_for(spec.runtime)
         assert isinstance(runtime, ServingImages)

@@ -77,7 +77,7 @@ class VolumeReconciler:
 
     plan = staticmethod(plan)
 
-    def work(self, row: ResourceRecord, task: TaskRequest) -> Work:
+    def work(self, row: ResourceRecord, spec: VolumeSpec, task: TaskRequest) -> Work:
         volumes = self.ctx.volumes
 
         def usage(_handle: TaskHandle) -> dict[str, Any]:

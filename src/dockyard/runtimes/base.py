@@ -86,7 +86,7 @@ class WorkloadRequest:
     security: dict[str, Any] = field(default_factory=dict)  # spec.security (containers)
     # placement, assigned when the workload is admitted; each runtime translates it
     gpus: tuple[int, ...] = ()  # GPU indices on the node: CUDA_VISIBLE_DEVICES, --device
-    port: int | None = None  # the port it serves on: $DOCKYARD_PORT (and published by OCI)
+    port: int | None = None  # the port it serves on: $DOCKYARD_SERVE_PORT (and published by OCI)
 
 
 @dataclass(frozen=True)

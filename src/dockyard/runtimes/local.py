@@ -89,7 +89,7 @@ def placement_env(request: WorkloadRequest) -> dict[str, str]:
     if request.gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in request.gpus)
     if request.port is not None:
-        env["DOCKYARD_PORT"] = str(request.port)
+        env["DOCKYARD_SERVE_PORT"] = str(request.port)
     return env
 
 

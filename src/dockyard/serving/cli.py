@@ -57,8 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--port",
         type=int,
-        default=int(os.environ.get("DOCKYARD_PORT") or 8080),
-        help="default: $DOCKYARD_PORT (set by Dockyard for a Service replica), else 8080",
+        default=int(os.environ.get("DOCKYARD_SERVE_PORT") or 8080),
+        help="default: $DOCKYARD_SERVE_PORT (set by Dockyard for a Service replica), else 8080",
     )
     p.add_argument("--log-level", default="info")
     p.add_argument(
