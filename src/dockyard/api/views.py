@@ -126,36 +126,46 @@ def ts(when: datetime | None) -> str | None:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z") if when else None
 
 
-def resource(row: ResourceRow) -> dict[str, Any]:
+def _view(row: Any, spec: Any, labels: Any, annotations: Any, status: Any) -> dict[str, Any]:
+    """The wire shape of a resource; the JSON parts as values or as orjson fragments."""
     metadata: dict[str, Any] = {
         "name": row.name,
         "project": row.project,
         "uid": row.uid,
         "generation": row.generation,
         "createdAt": ts(row.created_at),
-        "labels": row.labels,
-        "annotations": row.annotations,
+        "labels": labels,
+        "annotations": annotations,
     }
     if row.deleted_at is not None:
         metadata["deletionTimestamp"] = ts(row.deleted_at)
-    status = dict(row.status) or dict(NEW)
-    if row.deleted_at is not None:
-        status["phase"] = Phase.TERMINATING
     return {
         "apiVersion": API_VERSION,
         "kind": row.kind,
         "metadata": metadata,
-        "spec": row.spec,
+        "spec": spec,
         "status": status,
     }
 
 
-_JSON_COLUMNS = ("spec", "labels", "annotations", "status")
+def _status(status: dict[str, Any], deleted: bool) -> dict[str, Any]:
+    out = dict(status) or dict(NEW)
+    if deleted:
+        out["phase"] = Phase.TERMINATING
+    return out
+
+
+def resource(row: ResourceRow) -> dict[str, Any]:
+    status = _status(row.status, row.deleted_at is not None)
+    return _view(row, row.spec, row.labels, row.annotations, status)
+
+
 _LIST_COLUMNS = [
     *(getattr(ResourceRow, c) for c in ("kind", "project", "name", "uid", "generation")),
     ResourceRow.created_at,
     ResourceRow.deleted_at,
-    *(cast(getattr(ResourceRow, c), Text).label(c) for c in _JSON_COLUMNS),
+    *(cast(getattr(ResourceRow, c), Text).label(c) for c in ("spec", "labels", "annotations")),
+    cast(ResourceRow.status, Text).label("status"),
 ]
 
 
@@ -172,28 +182,14 @@ def resource_list(
     for row in connection.execute(stmt):
         if labels and any(orjson.loads(row.labels).get(k) != v for k, v in labels.items()):
             continue
-        metadata: dict[str, Any] = {
-            "name": row.name,
-            "project": row.project,
-            "uid": row.uid,
-            "generation": row.generation,
-            "createdAt": ts(row.created_at),
-            "labels": orjson.Fragment(row.labels or "{}"),
-            "annotations": orjson.Fragment(row.annotations or "{}"),
-        }
-        status: Any = orjson.Fragment(row.status) if row.status not in (None, "", "{}") else None
-        if row.deleted_at is not None:
-            metadata["deletionTimestamp"] = ts(row.deleted_at)
-            status = {**(orjson.loads(row.status) or {}), "phase": Phase.TERMINATING}
-        items.append(
-            {
-                "apiVersion": API_VERSION,
-                "kind": row.kind,
-                "metadata": metadata,
-                "spec": orjson.Fragment(row.spec),
-                "status": status if status is not None else NEW,
-            }
+        if row.deleted_at is not None or row.status in (None, "", "{}"):
+            status: Any = _status(orjson.loads(row.status or "{}"), row.deleted_at is not None)
+        else:
+            status = orjson.Fragment(row.status)
+        spec, labels_, annotations = (
+            orjson.Fragment(text or "{}") for text in (row.spec, row.labels, row.annotations)
         )
+        items.append(_view(row, spec, labels_, annotations, status))
     return orjson.dumps({"items": items})
 
 

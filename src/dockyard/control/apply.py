@@ -71,6 +71,7 @@ class Applier:
         self.reconcilers = reconcilers
         self.changed = False  # a phase changed in this pass: others may be unblocked
         self.wrote = False  # the last apply wrote a status
+        self.recheck: datetime | None = None  # the earliest retry of a failed stop/finalizer
 
     # -- status and events ------------------------------------------------------------------
     def write_status(
@@ -111,9 +112,22 @@ class Applier:
         self.wrote = self.write_status(row, plan.status, plan.events)
         return None
 
+    def _waiting(self, world: World, key: str) -> bool:
+        """A stop or finalizer that failed runs again only after its backoff."""
+        task = world.task(key)
+        retry = task.retry_at() if task is not None else None
+        if retry is not None and retry > world.at:
+            self.recheck = min(filter(None, [self.recheck, retry]))
+            return True
+        return False
+
     def _stop(self, world: World, row: ResourceRecord, wid: str) -> None:
         workload = next((w for w in world.owned(row.uid) if w.id == wid), None)
-        if workload is None or workload.phase not in ACTIVE:
+        if (
+            workload is None
+            or workload.phase not in ACTIVE
+            or self._waiting(world, wl.stop_key(wid))
+        ):
             return
         self.ctx.tasks.submit(
             wl.stop_key(wid),
@@ -140,6 +154,8 @@ class Applier:
 
     def _delete(self, world: World, row: ResourceRecord, delete: Delete) -> None:
         key = f"{row.uid}:finalize"
+        if self._waiting(world, key):
+            return
         owned = [(w.id, w.runtime) for w in world.owned(row.uid)]
 
         def finalize(handle: TaskHandle) -> None:

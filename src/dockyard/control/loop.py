@@ -118,6 +118,7 @@ class Controller:
         self._event.clear()
         self._soon = 0.0
         self.applier.changed = False
+        self.applier.recheck = None
         at = now()
         with self.ctx.store.session() as session:
             world = self.snapshots.load(
@@ -128,6 +129,8 @@ class Controller:
         next_check: datetime | None = None
         if world.changed:  # whatever changed may concern any resource: plan them all again
             self._settled.clear()
+            live = {r.uid for r in world.rows.values()}
+            self._failures = {u: f for u, f in self._failures.items() if u in live}
         for descriptor in DESCRIPTORS:
             reconciler = self.reconcilers[descriptor.kind]
             for row in world.of_kind(descriptor.kind):
@@ -163,6 +166,7 @@ class Controller:
             self._soon = 0.05  # a start changes what runs: look again soon
         if self.applier.changed:
             self._soon = 0.02  # what changed may unblock others: look again at once
+        next_check = min(filter(None, [next_check, self.applier.recheck]), default=None)
         if next_check is not None:
             due = max(0.01, (next_check - now()).total_seconds())
             self._soon = min(self._soon, due) if self._soon else due

@@ -29,6 +29,14 @@ log = logging.getLogger("dockyard.control")
 Work = Callable[["TaskHandle"], dict[str, Any] | None]
 
 
+MAX_RETRY = 60.0
+
+
+def retry_after(attempts: int) -> float:
+    """How long a failed task waits before it runs again: 1, 2, 4 … 60 s."""
+    return min(MAX_RETRY, 2.0 ** max(0, attempts - 1))
+
+
 @dataclass
 class TaskHandle:
     """What running work may do: report progress, and write only while it holds its lease."""
@@ -70,6 +78,7 @@ class Tasks:
         self.lease_seconds = lease_seconds
         self.on_change: Callable[[], None] = lambda: None
         self._deadlines: dict[str, float | None] = {}
+        self._errors: dict[str, str] = {}  # the last error of each key that failed here
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, name="task-leases", daemon=True)
@@ -94,7 +103,8 @@ class Tasks:
         """Run ``work`` for ``key`` unless someone else holds its lease; True if it runs.
 
         ``keep=False``: the work writes its own outcome elsewhere (a workload row) through
-        :meth:`TaskHandle.write`, and the task row is deleted when it ends.
+        :meth:`TaskHandle.write`, and the task row is deleted when it succeeds (a failure is
+        kept, so that asking again can wait: see :func:`retry_after`).
         """
         if self.lanes.busy(key):
             return True
@@ -132,10 +142,15 @@ class Tasks:
         except Exception as exc:
             state, error = repo.FAILED, f"{type(exc).__name__}: {exc}"
             result = {"reason": type(exc).__name__}
-            log.exception("task %s failed", key)
+            if self._errors.get(key) != error:  # one traceback per distinct error
+                log.exception("task %s failed", key)
+        if state == repo.FAILED:
+            self._errors[key] = error
+        else:
+            self._errors.pop(key, None)
         try:
             with self.store.session() as session:
-                if keep:
+                if keep or state == repo.FAILED:  # a failure stays: it is retried with backoff
                     written = repo.finish(session, key, self.holder, state, result, error)
                 else:
                     written = repo.forget(session, key, self.holder)

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import Text, cast, func, select, tuple_
 from sqlalchemy.orm import Session
 
+from dockyard.control.tasks import retry_after
 from dockyard.spec import DESCRIPTOR, SpecModel
 from dockyard.spec.status import ACTIVE
 from dockyard.store import tasks as tasks_repo
@@ -83,12 +84,19 @@ class TaskView:
     finished_at: datetime | None = None
     holder: str | None = None
     owner: str = ""  # the resource's uid
+    attempts: int = 0
 
     def done_for(self, token: str) -> bool:
         return self.token == token and self.state in (tasks_repo.SUCCEEDED, tasks_repo.FAILED)
 
     def running_for(self, token: str) -> bool:
         return self.token == token and self.state == tasks_repo.RUNNING
+
+    def retry_at(self) -> datetime | None:
+        """When a failed task may run again (None: it did not fail)."""
+        if self.state != tasks_repo.FAILED or self.finished_at is None:
+            return None
+        return self.finished_at + timedelta(seconds=retry_after(self.attempts))
 
 
 @dataclass(frozen=True)
@@ -177,6 +185,7 @@ def _task_view(
         row.finished_at,
         row.lease_owner,
         row.owner_uid,
+        row.attempts,
     )
 
 
