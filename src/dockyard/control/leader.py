@@ -1,12 +1,19 @@
 """Leader election for the control loop: one lease row, taken and renewed by compare-and-swap.
 
-Every replica serves the API; only the holder of the ``controller`` lease runs the loop.
-The holder renews it every ``retry`` seconds by bumping its version. The others remember
-the version they saw and when (on their own monotonic clock, so clocks need not agree) and
-take the lease over once it has not moved for its TTL — the way Kubernetes' leader election
-works. A leader that could not renew within ``2/3`` of the TTL stops leading before anyone
-else may start, so two loops never overlap. A holder on this host whose process is gone is
-replaced at once, and a leader that stops releases the lease for an immediate handover.
+Every replica serves the API; only the holder of the ``controller`` lease runs the loop. With
+a lease of TTL seconds:
+
+- the holder renews it every ``TTL / 5`` by bumping its version;
+- the others remember the version they saw and when, on their own monotonic clock (so clocks
+  need not agree), and take the lease over once it has not moved for ``4/5 TTL``: they first
+  saw a version at or after it was written, so that is at least ``4/5 TTL`` after its last
+  renewal — and, with a renewal every ``TTL / 5``, at most ``TTL`` after the leader died;
+- a leader that could not renew within ``2/3 TTL`` of its last renewal stops leading, before
+  anyone else may start, so two loops never overlap;
+- a holder on this host whose process is gone is replaced at once, and a leader that stops
+  releases the lease for an immediate handover.
+
+This is the scheme of Kubernetes' leader election, on a table of the store.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ from dockyard.store.db import Store
 
 log = logging.getLogger("dockyard.control")
 NAME = "controller"
+RENEWALS = 5  # per TTL
+STEP_DOWN = 2 / 3  # of the TTL since the last renewal: the leader stops leading
+TAKE_OVER = 1 - 1 / RENEWALS  # of the TTL without a change: another replica takes over
 
 
 class Leadership:
@@ -37,7 +47,7 @@ class Leadership:
         self.identity = identity
         self.holder = identity.holder
         self.ttl = ttl
-        self.retry = retry if retry is not None else max(0.05, ttl / 5)
+        self.retry = retry if retry is not None else max(0.05, ttl / RENEWALS)
         self.on_change = on_change
         self.current: str | None = None  # the holder last seen
         self.acquired_at: float | None = None  # when this replica took the lease (monotonic)
@@ -51,7 +61,7 @@ class Leadership:
     @property
     def leader(self) -> bool:
         renewed = self._renewed
-        return renewed is not None and time.monotonic() - renewed < self.ttl * 2 / 3
+        return renewed is not None and time.monotonic() - renewed < self.ttl * STEP_DOWN
 
     def tick(self) -> bool:
         """One attempt to take or renew the lease; True while this replica leads."""
@@ -74,7 +84,7 @@ class Leadership:
             if self._seen != (row.holder, row.version):
                 self._seen, self._seen_at = (row.holder, row.version), started
             ttl = row.ttl_seconds or self.ttl
-            expired = started - self._seen_at >= ttl
+            expired = started - self._seen_at >= ttl * TAKE_OVER
             if row.holder is None or expired or self.identity.dead(row.holder):
                 won = leases.swap(session, NAME, self.holder, self.ttl, row.version, True)
                 self._took(won, started, self.holder if won else row.holder)
