@@ -104,7 +104,7 @@ def test_one_replica_leads_and_another_takes_over_when_it_is_killed(
     marker, gate = tmp_path / "marker", tmp_path / "gate"
     follower.client.apply([gated_job("long", marker, gate)])
     wait_until(marker.exists, timeout=30, message="the job started")
-    assert follower.client.get("Job", "long")["status"]["phase"] == "Running"
+    wait_until(lambda: follower.client.get("Job", "long")["status"]["phase"] == "Running")
 
     os.killpg(leader.proc.pid, signal.SIGKILL)  # the leader, not the job (its own session)
     leader.proc.wait(10)
@@ -113,7 +113,9 @@ def test_one_replica_leads_and_another_takes_over_when_it_is_killed(
     follower.client.apply([f.job("during", f.python("print('applied during the takeover')"))])
     wait_until(lambda: follower.leading, timeout=TTL * 3, interval=0.02, message="takeover")
     takeover = time.monotonic() - killed
-    assert takeover <= TTL + 0.5, f"took {takeover:.2f}s over a {TTL}s lease"
+    # within the lease (4/5 TTL after the last renewal seen), with room for a loaded CI machine
+    # to poll; docs/benchmarks.md has the measured times
+    assert takeover <= TTL + 1.5, f"took {takeover:.2f}s over a {TTL}s lease"
 
     gate.write_text("")
     job = follower.client.wait("Job", "long", timeout=60)

@@ -110,10 +110,10 @@ def test_blocked_waits_with_the_message() -> None:
 
 
 @pytest.mark.parametrize("phase", ["Starting", "Running"])
-def test_active_attempt_is_running(phase: str) -> None:
+def test_an_active_attempt_is_starting_until_the_runtime_says_it_runs(phase: str) -> None:
     p = plan(spec(), observed(Attempt(1, "a1", phase)))
-    assert (p.phase, p.reason) == ("Running", "Running")
-    assert p.message == "attempt 1 running"
+    assert (p.phase, p.reason) == (phase, phase)
+    assert p.message == f"attempt 1 {phase.lower()}"
     assert p.start_attempt is None
     assert p.stop == []
 
@@ -393,7 +393,7 @@ def test_a_start_carries_the_request_and_what_to_prepare() -> None:
     assert r.env["DOCKYARD_ATTEMPT"] == "1" and r.timeout == 60
     assert r.security["runAsRoot"] is True
     assert r.gpus == () and r.port is None  # placement comes with admission
-    assert start.running is not None and start.running.phase == "Running"
+    assert start.running is not None and start.running.phase == "Starting"
 
 
 @pytest.mark.parametrize("reason", ["DatasetChanged", "CodeMissing"])

@@ -184,7 +184,7 @@ class DatasetReconciler:
     def work(self, row: ResourceRecord, spec: DatasetSpec, task: TaskRequest) -> Work:
         target = self.ctx.volumes.path(row.project, spec.volume) / spec.target(row.name)
         staging = target.with_name(f".{target.name}.prepare-g{row.generation}")
-        manifest = self.ctx.settings.home / "manifests" / f"{row.uid}-g{row.generation}.json"
+        manifest = wl.manifest_path(self.ctx, row)
         what, source = f"dataset '{row.name}'", task.args.get("fetch")
 
         def commit(handle: TaskHandle) -> dict[str, Any]:

@@ -99,6 +99,8 @@ def plan(spec: JobSpec, obs: Observed) -> Plan:
         if inputs.blocked:
             return result(Phase.PENDING, "Waiting", inputs.blocked)
         return _start(spec, obs, 1, "waiting for resources")
+    if last.phase == Phase.STARTING:  # admitted; the runtime has not said it runs yet
+        return result(Phase.STARTING, "Starting", f"attempt {last.number} starting")
     if last.phase in ACTIVE:
         return result(Phase.RUNNING, "Running", f"attempt {last.number} running")
     if last.phase == Phase.SUCCEEDED:
@@ -196,7 +198,10 @@ def _start(spec: JobSpec, obs: Observed, number: int, message: str) -> Plan:
     )
     status = _status(spec, obs, Phase.PENDING, "Scheduling", message)
     running = status.but(
-        phase=Phase.RUNNING, reason="Running", message=f"attempt {number} running", attempts=number
+        phase=Phase.STARTING,
+        reason="Starting",
+        message=f"attempt {number} starting",
+        attempts=number,
     )
     start = Start(
         wid,

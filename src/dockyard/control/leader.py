@@ -50,7 +50,6 @@ class Leadership:
         self.retry = retry if retry is not None else max(0.05, ttl / RENEWALS)
         self.on_change = on_change
         self.current: str | None = None  # the holder last seen
-        self.acquired_at: float | None = None  # when this replica took the lease (monotonic)
         self._renewed: float | None = None
         self._seen: tuple[str | None, int] | None = None
         self._seen_at = 0.0
@@ -94,7 +93,6 @@ class Leadership:
         self.current = holder
         if won:
             self._renewed = started
-            self.acquired_at = time.monotonic()
             log.info("leading the control loop (%s)", self.holder)
 
     def start(self) -> None:

@@ -60,10 +60,6 @@ def env_var(prefix: str, name: str) -> str:
     return f"DOCKYARD_{prefix}_{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}"
 
 
-def workload_id(prefix: str, row: ResourceRecord, *parts: str) -> str:
-    return "-".join([prefix, row.name, row.uid[:8], *parts])
-
-
 def need_of(resources: Resources) -> Need:
     return Need(resources.cpu, resources.memory or 0, resources.gpu, resources.cpu_limit)
 

@@ -2,8 +2,9 @@
 
 The loop reads every resource, workload and task row once per pass (a handful of queries,
 however many resources there are) and a summary of the registry; reconcilers look things up
-here instead of querying the store one resource at a time. Specs are parsed once per
-generation and kept across passes.
+here instead of querying the store one resource at a time. Rows are read as the store's text
+and decoded only when they changed since the previous pass (``Snapshots``), which also tells
+the loop whether anything changed at all; specs are parsed once per generation.
 """
 
 from __future__ import annotations
@@ -270,8 +271,15 @@ class Snapshots:
         self._tasks: Any = None
         self._models: dict[tuple[str, str], ModelSummary] = {}
 
-    def _read(self, session: Session, columns: list[Any], order: list[Any], cache: dict[str, Any],
-              cls: Any, key: str) -> tuple[list[Any], dict[str, Any], bool]:  # fmt: skip
+    def _read(
+        self,
+        session: Session,
+        columns: list[Any],
+        order: list[Any],
+        cache: dict[str, Any],
+        cls: Any,
+        key: str,
+    ) -> tuple[list[Any], dict[str, Any], bool]:
         changed = False
         fresh: dict[str, Any] = {}
         records = []
