@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -135,6 +136,8 @@ def server_env(
         DOCKYARD_RESYNC_SECONDS="0.2",
         DOCKYARD_STOP_GRACE_SECONDS="2",
         DOCKYARD_LOG_LEVEL="warning",
+        # the tests' file:// dataset sources live in temporary directories
+        DOCKYARD_FILE_SOURCES=tempfile.gettempdir(),
     )
     if "DOCKYARD_COMPILE_CACHE" in os.environ:  # the session's (see compile_cache)
         env["DOCKYARD_COMPILE_CACHE"] = os.environ["DOCKYARD_COMPILE_CACHE"]

@@ -92,6 +92,13 @@ class UnsupportedMediaType(DockyardError):
     status = 415
 
 
+class UnsafePath(DockyardError):
+    """A path a workload could have written leads out of its directory (a link, ``..``)."""
+
+    code = "unsafe-path"
+    status = 400
+
+
 class ChecksumMismatch(DockyardError):
     code = "checksum-mismatch"
     status = 409

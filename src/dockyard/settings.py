@@ -19,6 +19,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCKYARD_", extra="ignore")
 
     home: Path = Field(default_factory=_default_home, description="State directory.")
+    file_sources: str = Field(
+        default="~",
+        description="Directories (':'-separated) that file:// dataset sources may be read "
+        "from; empty: none. The default, your home directory, suits a laptop; set it on a "
+        "shared control plane.",
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default SQLite file under home."
     )
@@ -59,6 +65,10 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="TTL of a background task's lease (renewed while it runs)."
     )
     log_level: str = "info"
+
+    @property
+    def file_source_dirs(self) -> list[Path]:
+        return [Path(p).expanduser() for p in self.file_sources.split(":") if p.strip()]
 
     @property
     def db_url(self) -> str:

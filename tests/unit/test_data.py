@@ -18,14 +18,13 @@ from dockyard.data.artifacts import ArtifactStore
 from dockyard.data.code import CODE_PREFIX, CodeStore, pack
 from dockyard.data.files import (
     atomic_write,
-    manifest,
     manifest_digest,
     safe_extract,
     sha256_file,
-    tree_size,
     walk_files,
 )
 from dockyard.errors import ChecksumMismatch, DockyardError, InvalidRequest, InvalidSpec, NotFound
+from dockyard.paths import Inside
 
 
 def make_tree(root: Path, files: dict[str, bytes]) -> Path:
@@ -88,8 +87,11 @@ def test_walk_files_skips_ignored(tmp_path: Path) -> None:
     )
     found = [p.relative_to(root).as_posix() for p in walk_files(root)]
     assert sorted(found) == ["a/z.py", "b.py"]
-    assert tree_size(root) == (2, 0)
-    assert tree_size(tmp_path / "missing") == (0, 0)
+    assert Inside(root).usage() == (6, 0)  # a volume's usage counts every file
+
+
+def manifest(path: Path) -> dict[str, dict[str, Any]]:
+    return datasets.manifest(Inside(path.parent), path.name)
 
 
 def test_manifest(tree: Path) -> None:
@@ -98,10 +100,6 @@ def test_manifest(tree: Path) -> None:
     for rel, data in TREE.items():
         assert files[rel]["sha256"] == hashlib.sha256(data).hexdigest()
         assert files[rel]["size"] == len(data)
-
-
-def test_manifest_of_a_single_file(tree: Path) -> None:
-    assert list(manifest(tree / "sub" / "b.bin")) == ["b.bin"]
 
 
 def test_manifest_digest_is_stable(tmp_path: Path, tree: Path) -> None:
@@ -133,9 +131,11 @@ def test_manifest_digest_is_content_sensitive(
 
 
 # -- artifact store -------------------------------------------------------------------------
-def test_put_file_and_put_bytes_agree(store: ArtifactStore, tree: Path) -> None:
+def test_put_stream_and_put_bytes_agree(store: ArtifactStore, tree: Path) -> None:
     data = TREE["sub/b.bin"]
-    by_file = store.put_file(tree / "sub" / "b.bin")
+    with open(tree / "sub" / "b.bin", "rb") as fh:
+        by_file, size = store.put_stream(fh)
+    assert size == len(data)
     by_bytes = store.put_bytes(data)
     assert by_file == by_bytes == hashlib.sha256(data).hexdigest()
     assert store.has(by_file)
@@ -172,8 +172,17 @@ def test_verified_missing(store: ArtifactStore) -> None:
         store.verified(digest)
 
 
+def put_tree(store: ArtifactStore, tree: Path) -> dict[str, dict[str, Any]]:
+    files = {}
+    for path in walk_files(tree):
+        with open(path, "rb") as fh:
+            digest, size = store.put_stream(fh)
+        files[path.relative_to(tree).as_posix()] = {"sha256": digest, "size": size}
+    return files
+
+
 def test_put_tree_and_materialize(store: ArtifactStore, tree: Path, tmp_path: Path) -> None:
-    files = store.put_tree(tree, walk_files(tree))
+    files = put_tree(store, tree)
     assert sorted(files) == sorted(TREE)
     assert files["a.txt"] == {"sha256": hashlib.sha256(b"alpha\n").hexdigest(), "size": 6}
     dest = store.materialize(files, tmp_path / "out" / "model")
@@ -186,7 +195,7 @@ def test_put_tree_and_materialize(store: ArtifactStore, tree: Path, tmp_path: Pa
 
 
 def test_materialize_verifies(store: ArtifactStore, tree: Path, tmp_path: Path) -> None:
-    files = store.put_tree(tree, walk_files(tree))
+    files = put_tree(store, tree)
     corrupt(store.path(files["sub/b.bin"]["sha256"]))
     dest = tmp_path / "out" / "model"
     with pytest.raises(ChecksumMismatch):
@@ -355,11 +364,22 @@ def test_safe_extract_on_every_python_311(
 
 
 # -- datasets -------------------------------------------------------------------------------
+WHAT = "dataset 'ds'"
+
+
+def volume_of(tmp_path: Path) -> Inside:
+    return Inside(tmp_path / "volume")
+
+
+def staged(tmp_path: Path, files: dict[str, bytes]) -> str:
+    rel = datasets.staging_dir(volume_of(tmp_path), "ds")
+    make_tree(tmp_path / "volume" / rel, files)
+    return rel
+
+
 def committed(tmp_path: Path, files: dict[str, bytes] = TREE) -> tuple[Path, dict[str, Any]]:
-    target = tmp_path / "volume" / "ds"
-    staging = make_tree(datasets.staging_dir(target), files)
-    result = datasets.commit(staging, target, None, "dataset 'ds'")
-    return target, result
+    result = datasets.commit(volume_of(tmp_path), staged(tmp_path, files), "ds", None, WHAT)
+    return tmp_path / "volume" / "ds", result
 
 
 def test_commit_moves_staging_into_place(tmp_path: Path) -> None:
@@ -372,10 +392,9 @@ def test_commit_moves_staging_into_place(tmp_path: Path) -> None:
 
 def test_commit_with_the_right_checksum_replaces_the_old_data(tmp_path: Path) -> None:
     target, _ = committed(tmp_path, {"old.txt": b"old"})
-    new = {"new.txt": b"new"}
-    staging = make_tree(datasets.staging_dir(target), new)
-    expected = manifest_digest(manifest(staging))
-    result = datasets.commit(staging, target, expected, "dataset 'ds'")
+    staging = staged(tmp_path, {"new.txt": b"new"})
+    expected = manifest_digest(manifest(tmp_path / "volume" / staging))
+    result = datasets.commit(volume_of(tmp_path), staging, "ds", expected, WHAT)
     assert result["sha256"] == expected
     assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
     assert [p.name for p in target.parent.iterdir()] == ["ds"]
@@ -383,41 +402,44 @@ def test_commit_with_the_right_checksum_replaces_the_old_data(tmp_path: Path) ->
 
 def test_commit_refuses_a_wrong_checksum(tmp_path: Path) -> None:
     target, first = committed(tmp_path, {"old.txt": b"old"})
-    staging = make_tree(datasets.staging_dir(target), {"new.txt": b"new"})
+    staging = staged(tmp_path, {"new.txt": b"new"})
     with pytest.raises(ChecksumMismatch) as info:
-        datasets.commit(staging, target, "0" * 64, "dataset 'ds'")
+        datasets.commit(volume_of(tmp_path), staging, "ds", "0" * 64, WHAT)
     assert "does not match spec.sha256 " + "0" * 64 in info.value.message
     assert (target / "old.txt").read_bytes() == b"old"
     assert not (target / "new.txt").exists()
-    assert not staging.exists()
+    assert not (tmp_path / "volume" / staging).exists()
     assert manifest_digest(manifest(target)) == first["sha256"]
 
 
 def test_commit_refuses_nothing(tmp_path: Path) -> None:
-    target = tmp_path / "volume" / "ds"
-    staging = datasets.staging_dir(target)
+    staging = datasets.staging_dir(volume_of(tmp_path), "ds")
     with pytest.raises(DockyardError, match="produced no files"):
-        datasets.commit(staging, target, None, "dataset 'ds'")
-    assert not target.exists()
+        datasets.commit(volume_of(tmp_path), staging, "ds", None, WHAT)
+    assert not (tmp_path / "volume" / "ds").exists()
 
 
 def test_commit_again_after_a_crash_rereads_the_target(tmp_path: Path) -> None:
-    target, first = committed(tmp_path)
-    again = datasets.commit(tmp_path / "volume" / "gone-staging", target, None, "dataset 'ds'")
+    _, first = committed(tmp_path)
+    again = datasets.commit(volume_of(tmp_path), "gone-staging", "ds", None, WHAT)
     assert again["sha256"] == first["sha256"]
+
+
+def verify(tmp_path: Path, files: dict[str, Any]) -> None:
+    datasets.verify(volume_of(tmp_path), "ds", files, WHAT)
 
 
 def test_verify_accepts_an_untouched_tree(tmp_path: Path) -> None:
     target, result = committed(tmp_path)
-    datasets.verify(target, result["files"], "dataset 'ds'")
+    verify(tmp_path, result["files"])
     # a changed time with the same content is fine too
     os.utime(target / "a.txt", ns=(1, 1))
-    datasets.verify(target, result["files"], "dataset 'ds'")
+    verify(tmp_path, result["files"])
 
 
-def _verify_error(target: Path, files: dict[str, Any]) -> str:
+def _verify_error(tmp_path: Path, files: dict[str, Any]) -> str:
     with pytest.raises(ChecksumMismatch) as info:
-        datasets.verify(target, files, "dataset 'ds'")
+        verify(tmp_path, files)
     return info.value.message
 
 
@@ -427,7 +449,7 @@ def test_verify_detects_changed_content(tmp_path: Path) -> None:
     before = path.stat().st_mtime_ns
     path.write_bytes(b"ALPHA\n")  # same size
     os.utime(path, ns=(before + 10**9, before + 10**9))
-    message = _verify_error(target, result["files"])
+    message = _verify_error(tmp_path, result["files"])
     assert message.startswith("dataset 'ds' changed on its volume since it was checksummed: ")
     assert message.endswith("a.txt changed content")
 
@@ -435,59 +457,60 @@ def test_verify_detects_changed_content(tmp_path: Path) -> None:
 def test_verify_detects_changed_size(tmp_path: Path) -> None:
     target, result = committed(tmp_path)
     (target / "sub" / "deeper" / "c.csv").write_bytes(b"1,2\n")
-    assert "sub/deeper/c.csv changed size" in _verify_error(target, result["files"])
+    assert "sub/deeper/c.csv changed size" in _verify_error(tmp_path, result["files"])
 
 
 def test_verify_detects_added_and_removed_files(tmp_path: Path) -> None:
     target, result = committed(tmp_path)
     (target / "sub" / "extra.txt").write_bytes(b"")
-    assert _verify_error(target, result["files"]).endswith("sub/extra.txt added")
+    assert _verify_error(tmp_path, result["files"]).endswith("sub/extra.txt added")
     (target / "sub" / "extra.txt").unlink()
     (target / "a.txt").unlink()
-    assert _verify_error(target, result["files"]).endswith("a.txt removed")
+    assert _verify_error(tmp_path, result["files"]).endswith("a.txt removed")
 
 
 def test_verify_missing_directory(tmp_path: Path) -> None:
     target, result = committed(tmp_path)
     (tmp_path / "elsewhere").mkdir()
     target.rename(tmp_path / "elsewhere" / "ds")
-    assert "is gone" in _verify_error(target, result["files"])
+    assert "is gone" in _verify_error(tmp_path, result["files"])
 
 
 def test_verify_accepts_a_tree_with_ignored_names(tmp_path: Path) -> None:
-    target, result = committed(tmp_path, {"data.csv": b"1\n", ".DS_Store": b"x"})
-    datasets.verify(target, result["files"], "dataset 'ds'")
+    _, result = committed(tmp_path, {"data.csv": b"1\n", ".DS_Store": b"x"})
+    verify(tmp_path, result["files"])
 
 
-def test_fetch_a_directory(tmp_path: Path, tree: Path) -> None:
-    staging = tmp_path / "staging"
-    staging.mkdir()
+def fetch(source: str, tmp_path: Path, progress: Any = None) -> Path:
+    volume = volume_of(tmp_path)
+    volume.mkdirs("staging")
+    datasets.fetch(source, volume, "staging", progress or noop, [tmp_path])
+    return tmp_path / "volume" / "staging"
+
+
+def test_fetch_a_directory(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "tree", TREE)
     calls: list[tuple[int, int | None]] = []
-    datasets.fetch(tree.as_uri(), staging, lambda d, t: calls.append((d, t)))
+    staging = fetch(tree.as_uri(), tmp_path, lambda d, t: calls.append((d, t)))
     assert manifest_digest(manifest(staging)) == manifest_digest(manifest(tree))
     assert calls == [(1, 1)]
 
 
-def test_fetch_a_file(tmp_path: Path, tree: Path) -> None:
-    staging = tmp_path / "staging"
-    staging.mkdir()
-    datasets.fetch((tree / "sub" / "b.bin").as_uri(), staging, noop)
+def test_fetch_a_file(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "tree", TREE)
+    staging = fetch((tree / "sub" / "b.bin").as_uri(), tmp_path)
     assert [p.name for p in staging.iterdir()] == ["b.bin"]
     assert (staging / "b.bin").read_bytes() == TREE["sub/b.bin"]
 
 
 def test_fetch_a_path_with_spaces(tmp_path: Path) -> None:
     source = make_tree(tmp_path / "my data", {"x.txt": b"x"})
-    staging = tmp_path / "staging"
-    staging.mkdir()
-    datasets.fetch(source.as_uri(), staging, noop)
+    staging = fetch(source.as_uri(), tmp_path)
     assert (staging / "x.txt").read_bytes() == b"x"
 
 
 def test_fetch_missing_source(tmp_path: Path) -> None:
-    staging = tmp_path / "staging"
-    staging.mkdir()
     source = (tmp_path / "missing").as_uri()
     with pytest.raises(NotFound, match="does not exist"):
-        datasets.fetch(source, staging, noop)
-    assert list(staging.iterdir()) == []
+        fetch(source, tmp_path)
+    assert list((tmp_path / "volume" / "staging").iterdir()) == []

@@ -45,8 +45,10 @@ def test_a_measurement_in_flight_is_not_asked_for_again() -> None:
     assert p.tasks == []
 
 
-@pytest.mark.parametrize(("purge", "paths"), [(True, (Path("/v/data"),)), (False, ())])
-def test_deleting_a_volume_purges_only_when_asked(purge: bool, paths: tuple[Path, ...]) -> None:
+@pytest.mark.parametrize(("purge", "paths"), [(True, ((Path("/v"), "data"),)), (False, ())])
+def test_deleting_a_volume_purges_only_when_asked(
+    purge: bool, paths: tuple[tuple[Path, str], ...]
+) -> None:
     p = volumes.plan(VolumeSpec(), volume(deleting=True, purge=purge))
     assert p.delete is not None and p.delete.purge == paths
     assert p.status.phase == "Terminating"
@@ -141,8 +143,8 @@ def ds(**extra: Any) -> datasets.Observed:
         "name": "digits",
         "workload_prefix": "prepare-digits-abcd1234",
         "status": DatasetStatus(),
-        "target": Path("/v/data/digits"),
-        "staging": Path("/v/data/.digits.prepare-g3"),
+        "target": (Path("/v/data"), "digits"),
+        "staging": (Path("/v/data"), ".digits.prepare-g3"),
     }
     return datasets.Observed(**{**base, **extra})
 
@@ -184,7 +186,7 @@ def test_a_preparation_starts_into_a_fresh_staging_directory() -> None:
     p = datasets.plan(PREPARE, ds(inputs=Inputs(steps=steps)))
     (start,) = p.starts
     assert start.workload_id == "prepare-digits-abcd1234-g3-r1"
-    assert start.steps == (FreshDir(Path("/v/data/.digits.prepare-g3")), *steps)
+    assert start.steps == (FreshDir((Path("/v/data"), ".digits.prepare-g3")), *steps)
     assert start.request.output_dir == Path("/v/data/.digits.prepare-g3")
     assert start.request.env["DOCKYARD_DATASET"] == "digits"
     assert start.running is not None and start.running.phase == "Preparing"
@@ -224,7 +226,7 @@ def test_old_preparations_are_stopped_and_a_deleted_dataset_waits_for_its_fetch(
     p = datasets.plan(SOURCE, ds(deleting=True, purge=True, commit=commit("running")))
     assert p.delete is None
     p = datasets.plan(SOURCE, ds(deleting=True, purge=True))
-    assert p.delete is not None and p.delete.purge == (Path("/v/data/digits"),)
+    assert p.delete is not None and p.delete.purge == ((Path("/v/data"), "digits"),)
 
 
 # -- models ----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from dockyard.control.reconciler import Reconciler
 from dockyard.control.scheduler import Demand, Usage, schedule
 from dockyard.control.tasks import TaskHandle
 from dockyard.control.world import ResourceRecord, World
+from dockyard.paths import Inside
 from dockyard.spec.status import ACTIVE, READY, Phase, Status
 from dockyard.store import events
 from dockyard.store import model_versions as versions_repo
@@ -162,8 +163,8 @@ class Applier:
             for wid, runtime in owned:
                 self.ctx.runtime_for(runtime).remove(wid)
                 shutil.rmtree(self.ctx.settings.home / "outputs" / wid, ignore_errors=True)
-            for path in delete.purge:
-                shutil.rmtree(path, ignore_errors=True)
+            for root, rel in delete.purge:  # what a workload left there is not followed
+                Inside(root).remove(rel)
 
             def forget(session: Session) -> None:
                 workloads_repo.remove_for_owner(session, row.uid)

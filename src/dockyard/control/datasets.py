@@ -7,18 +7,17 @@ succeeds. ``plan`` is pure; the commit task writes the manifest and reports a su
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from dockyard.control import workloads as wl
 from dockyard.control.context import Context
-from dockyard.control.plan import Delete, FreshDir, Plan, Run, Start, TaskRequest
+from dockyard.control.plan import Delete, FreshDir, Plan, Run, Start, TaskRequest, Within
 from dockyard.control.tasks import TaskHandle, Work
 from dockyard.control.world import ResourceRecord, TaskView, World
 from dockyard.data import datasets as data
 from dockyard.data.files import atomic_write_json
+from dockyard.paths import Inside
 from dockyard.runtimes.base import WorkloadRequest
 from dockyard.spec import DatasetSpec
 from dockyard.spec.status import ACTIVE, DatasetStatus, Phase
@@ -30,8 +29,8 @@ class Observed:
     name: str
     workload_prefix: str  # "prepare-NAME-UID8"
     status: DatasetStatus  # of this generation (empty otherwise)
-    target: Path
-    staging: Path
+    target: Within  # the volume and the dataset's directory in it
+    staging: Within  # where a preparation writes
     runs: tuple[Run, ...] = ()  # preparations of this generation
     stale: tuple[str, ...] = ()  # preparations of older generations still running
     commit: TaskView | None = None
@@ -68,7 +67,7 @@ def plan(spec: DatasetSpec, obs: Observed) -> Plan:
             sha256=r["sha256"],
             files=r["files"],
             bytes=r["bytes"],
-            path=str(obs.target),
+            path=str(obs.target[0] / obs.target[1]),
             manifest=r["manifest"],
         )
         return Plan(status, stops=list(obs.stale))
@@ -121,7 +120,7 @@ def _prepare(spec: DatasetSpec, obs: Observed, token: str, active: list[str]) ->
         env={"DOCKYARD_DATASET": obs.name, **prepare.env},
         environment=inputs.environment,
         mounts=inputs.mounts,
-        output_dir=obs.staging,
+        output_dir=obs.staging[0] / obs.staging[1],
         cpu=need.cpu,
         cpu_limit=need.cpu_limit,
         memory=need.memory or None,
@@ -148,6 +147,13 @@ def _prepare(spec: DatasetSpec, obs: Observed, token: str, active: list[str]) ->
     return Plan(status, starts=[start], stops=list(obs.stale))
 
 
+def staging_of(target: str, generation: int) -> str:
+    """Where a preparation writes: next to the dataset's directory on its volume."""
+    parent, _, name = target.rpartition("/")
+    staging = f".{name}.prepare-g{generation}"
+    return f"{parent}/{staging}" if parent else staging
+
+
 class DatasetReconciler:
     kind = "Dataset"
 
@@ -155,7 +161,7 @@ class DatasetReconciler:
         self.ctx = ctx
 
     def observe(self, world: World, row: ResourceRecord, spec: DatasetSpec) -> Observed:
-        target = wl.dataset_dir(self.ctx, world, row)
+        volume, target = wl.dataset_dir(self.ctx, world, row)
         runs = [wl.run_of(w) for w in world.owned(row.uid)]
         current = row.status.get("observedGeneration") == row.generation
         mine = tuple(r for r in runs if r.generation == row.generation)
@@ -166,8 +172,8 @@ class DatasetReconciler:
             row.name,
             f"prepare-{row.name}-{row.uid[:8]}",
             DatasetStatus.model_validate(row.status if current else {}),
-            target,
-            target.with_name(f".{target.name}.prepare-g{row.generation}"),
+            (volume, target),
+            (volume, staging_of(target, row.generation)),
             mine,
             tuple(r.id for r in runs if r.generation != row.generation and r.phase in ACTIVE),
             world.task(f"{row.uid}:commit"),
@@ -182,27 +188,28 @@ class DatasetReconciler:
     plan = staticmethod(plan)
 
     def work(self, row: ResourceRecord, spec: DatasetSpec, task: TaskRequest) -> Work:
-        target = self.ctx.volumes.path(row.project, spec.volume) / spec.target(row.name)
-        staging = target.with_name(f".{target.name}.prepare-g{row.generation}")
+        volume = Inside(self.ctx.volumes.path(row.project, spec.volume))
+        target = spec.target(row.name)
         manifest = wl.manifest_path(self.ctx, row)
         what, source = f"dataset '{row.name}'", task.args.get("fetch")
+        allowed = self.ctx.settings.file_source_dirs
 
         def commit(handle: TaskHandle) -> dict[str, Any]:
-            directory = staging
+            directory = staging_of(target, row.generation)
             if source is not None:
-                directory = data.staging_dir(target)
+                directory = data.staging_dir(volume, target)
 
                 def progress(done: int, total: int | None) -> None:
                     of = f" of {total >> 10} KiB" if total else ""
                     handle.progress(f"{done >> 10} KiB{of}")
 
                 try:
-                    data.fetch(source, directory, progress)
+                    data.fetch(source, volume, directory, progress, allowed)
                 except BaseException:
-                    shutil.rmtree(directory, ignore_errors=True)
+                    volume.remove(directory)
                     raise
             handle.progress("checksumming", every=0)
-            result = data.commit(directory, target, spec.sha256, what)
+            result = data.commit(volume, directory, target, spec.sha256, what)
             files = result["files"]
             atomic_write_json(manifest, files)
             return {

@@ -44,18 +44,23 @@ class Need:
 
 
 # -- what a workload needs done before the runtime starts it (run in its start task) --------
+# A directory a workload may write into, and a path inside it: the server creates, reads and
+# deletes there without following links out of the root (``data/paths.py``).
+Within = tuple[Path, str]
+
+
 @dataclass(frozen=True)
 class MakeDirs:
     """Directories inside volumes that the workload mounts (sub paths, checkpoints)."""
 
-    paths: tuple[Path, ...]
+    paths: tuple[Within, ...]
 
 
 @dataclass(frozen=True)
 class FreshDir:
     """An empty directory (a dataset's staging directory)."""
 
-    path: Path
+    path: Within
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ class UnpackCode:
 class VerifyDatasets:
     """Mounted datasets must still match their manifests: (name, directory, manifest)."""
 
-    datasets: tuple[tuple[str, Path, Path], ...]
+    datasets: tuple[tuple[str, Within, Path], ...]
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,7 @@ class Event:
 class Delete:
     """Finalize a deletion: remove workloads, the listed data, and the rows."""
 
-    purge: tuple[Path, ...] = ()
+    purge: tuple[Within, ...] = ()
     registry_model: bool = False  # a Model: its versions and aliases too
 
 

@@ -32,7 +32,7 @@ def plan(spec: VolumeSpec, obs: Observed) -> Plan:
     if obs.deleting:
         return Plan(
             VolumeStatus(phase=Phase.TERMINATING, reason="Deleting"),
-            delete=Delete(purge=(obs.path,) if obs.purge else ()),
+            delete=Delete(purge=((obs.path.parent, obs.path.name),) if obs.purge else ()),
         )
     status = obs.status.but(
         phase=Phase.READY,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 import socket
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -31,11 +30,13 @@ from dockyard.control.plan import (
     Step,
     UnpackCode,
     VerifyDatasets,
+    Within,
 )
 from dockyard.control.tasks import TaskHandle
 from dockyard.control.world import ResourceRecord, WorkloadRecord, World
 from dockyard.data import datasets as data
 from dockyard.errors import DockyardError
+from dockyard.paths import Inside
 from dockyard.registry import models as registry
 from dockyard.runtimes.base import Mount, PreparedEnvironment, RunState, WorkloadState
 from dockyard.spec import Phase, Resources
@@ -119,9 +120,10 @@ def resolve_environment(
     return PreparedEnvironment.from_dict(prepared), ""
 
 
-def dataset_dir(ctx: Context, world: World, ds: ResourceRecord) -> Path:
+def dataset_dir(ctx: Context, world: World, ds: ResourceRecord) -> Within:
+    """The dataset's directory: its volume and the path inside it."""
     spec: DatasetSpec = world.spec(ds)
-    return ctx.volumes.path(ds.project, spec.volume) / spec.target(ds.name)
+    return ctx.volumes.path(ds.project, spec.volume), spec.target(ds.name)
 
 
 def manifest_path(ctx: Context, ds: ResourceRecord) -> Path:
@@ -143,30 +145,24 @@ def resolve_inputs(
         return Inputs(fatal=str(exc))
     environment, blocked = resolve_environment(world, project, spec.environment, runtime)
     mounts: list[Mount] = []
-    dirs: list[Path] = []
+    dirs: list[Within] = []
     steps: list[Step] = []
     for vm in spec.volumes if isinstance(spec, WorkloadSpec) else []:
         if world.get("Volume", project, vm.name) is None:
             blocked = blocked or f"volume '{vm.name}' not found: apply it"
             continue
-        source = ctx.volumes.path(project, vm.name)
-        if vm.sub_path:
-            source = source / vm.sub_path
-        dirs.append(source)
-        mounts.append(Mount(source, vm.mount_path(), vm.read_only, env_var("VOLUME", vm.name)))
+        root, rel = ctx.volumes.path(project, vm.name), vm.sub_path or ""
+        dirs.append((root, rel))
+        mounts.append(Mount(root / rel, vm.mount_path(), vm.read_only, env_var("VOLUME", vm.name)))
     if checkpoint is not None:
         if world.get("Volume", project, checkpoint.volume) is None:
             blocked = blocked or f"checkpoint volume '{checkpoint.volume}' not found: apply it"
         else:
-            source = (
-                ctx.volumes.path(project, checkpoint.volume)
-                / "checkpoints"
-                / row.name
-                / f"g{row.generation}"
-            )
-            dirs.append(source)
-            mounts.append(Mount(source, checkpoint.path, False, "DOCKYARD_CHECKPOINT_DIR"))
-    verify: list[tuple[str, Path, Path]] = []
+            root = ctx.volumes.path(project, checkpoint.volume)
+            rel = f"checkpoints/{row.name}/g{row.generation}"
+            dirs.append((root, rel))
+            mounts.append(Mount(root / rel, checkpoint.path, False, "DOCKYARD_CHECKPOINT_DIR"))
+    verify: list[tuple[str, Within, Path]] = []
     datasets: list[tuple[str, str | None]] = []
     for dm in spec.datasets if isinstance(spec, WorkloadSpec) else []:
         ds = world.get("Dataset", project, dm.name)
@@ -182,7 +178,7 @@ def resolve_inputs(
             )
             continue
         target = dataset_dir(ctx, world, ds)
-        mounts.append(Mount(target, dm.mount_path(), True, env_var("DATA", dm.name)))
+        mounts.append(Mount(target[0] / target[1], dm.mount_path(), True, env_var("DATA", dm.name)))
         datasets.append((dm.name, ds.status.get("sha256")))
         if ds.status.get("manifest"):
             verify.append((dm.name, target, Path(ds.status["manifest"])))
@@ -213,26 +209,27 @@ def _port(wanted: int) -> int:
 
 
 def _perform(ctx: Context, step: Step, code_dir: Path | None) -> Path | None:
-    if isinstance(step, MakeDirs):
-        for path in step.paths:
-            path.mkdir(parents=True, exist_ok=True)
+    if isinstance(step, MakeDirs):  # a planted link on the way is refused, never followed
+        for root, rel in step.paths:
+            Inside(root).mkdirs(rel)
     elif isinstance(step, FreshDir):
-        shutil.rmtree(step.path, ignore_errors=True)
-        step.path.mkdir(parents=True)
+        root, rel = step.path
+        Inside(root).remove(rel)
+        Inside(root).mkdirs(rel)
     elif isinstance(step, UnpackCode):
         if not ctx.code.exists(step.ref):
             raise DockyardError(f"code snapshot {step.ref} is missing from the server: apply again")
         unpacked: Path = ctx.code.unpacked(step.ref)
         return unpacked
     elif isinstance(step, VerifyDatasets):
-        for name, directory, manifest in step.datasets:
+        for name, (root, rel), manifest in step.datasets:
             try:
                 files = json.loads(manifest.read_text())
             except OSError as exc:
                 raise DockyardError(
                     f"dataset '{name}': its manifest {manifest} is missing"
                 ) from exc
-            data.verify(directory, files, f"dataset '{name}'")
+            data.verify(Inside(root), rel, files, f"dataset '{name}'")
     elif isinstance(step, Materialize):
         with ctx.store.session() as session:
             version = versions_repo.get_version(session, step.project, step.model, step.version)

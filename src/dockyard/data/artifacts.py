@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from dockyard.data.files import CHUNK, sha256_file
 from dockyard.errors import ChecksumMismatch, NotFound
@@ -23,20 +23,22 @@ class ArtifactStore:
     def has(self, digest: str) -> bool:
         return self.path(digest).exists()
 
-    def put_file(self, source: Path) -> str:
-        """Copy ``source`` in (hashing while copying); return its sha256."""
+    def put_stream(self, source: BinaryIO) -> tuple[str, int]:
+        """Copy an open file in (hashing while copying); its sha256 and size."""
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=tmp_dir)
         digest = hashlib.sha256()
+        size = 0
         try:
-            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-                while chunk := src.read(CHUNK):
+            with os.fdopen(fd, "wb") as dst:
+                while chunk := source.read(CHUNK):
                     digest.update(chunk)
                     dst.write(chunk)
+                    size += len(chunk)
                 dst.flush()
                 os.fsync(dst.fileno())
-            return self._commit(Path(tmp), digest.hexdigest())
+            return self._commit(Path(tmp), digest.hexdigest()), size
         finally:
             Path(tmp).unlink(missing_ok=True)
 
@@ -76,14 +78,6 @@ class ArtifactStore:
                 hint="restore the artifact store from a backup or register the model again",
             )
         return path
-
-    def put_tree(self, root: Path, files: list[Path]) -> dict[str, dict[str, Any]]:
-        """Store files; return ``{relative path: {sha256, size}}``."""
-        out: dict[str, dict[str, Any]] = {}
-        for path in files:
-            rel = path.name if root.is_file() else path.relative_to(root).as_posix()
-            out[rel] = {"sha256": self.put_file(path), "size": path.stat().st_size}
-        return out
 
     def materialize(self, files: dict[str, dict[str, Any]], dest: Path) -> Path:
         """Copy files out of the store (verified) into ``dest``; atomic per directory."""

@@ -53,26 +53,10 @@ def walk_files(root: Path) -> list[Path]:
     return out
 
 
-def manifest(root: Path) -> dict[str, dict[str, Any]]:
-    """``{relative path: {sha256, size, mtimeNs}}`` for every file under ``root``."""
-    files: dict[str, dict[str, Any]] = {}
-    for path in walk_files(root):
-        st = path.stat()
-        rel = path.name if root.is_file() else path.relative_to(root).as_posix()
-        files[rel] = {"sha256": sha256_file(path), "size": st.st_size, "mtimeNs": st.st_mtime_ns}
-    return files
-
-
 def manifest_digest(files: dict[str, dict[str, Any]]) -> str:
     """One checksum for a whole manifest: the same files with the same content → same."""
     lines = "".join(f"{info['sha256']}  {rel}\n" for rel, info in sorted(files.items()))
     return hashlib.sha256(lines.encode()).hexdigest()
-
-
-def tree_size(root: Path) -> tuple[int, int]:
-    """(number of files, total bytes) under ``root``."""
-    files = walk_files(root) if root.exists() else []
-    return len(files), sum(p.stat().st_size for p in files)
 
 
 def unsafe_member(member: tarfile.TarInfo) -> str | None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from dockyard.data.files import tree_size
+from dockyard.paths import Inside
 
 
 class VolumeDirs:
@@ -20,8 +19,13 @@ class VolumeDirs:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def inside(self, project: str, name: str) -> Inside:
+        """The volume's contents, as a workload could have left them (links not followed)."""
+        return Inside(self.path(project, name))
+
     def usage(self, project: str, name: str) -> tuple[int, int]:
-        return tree_size(self.path(project, name))
+        path = self.path(project, name)
+        return self.inside(project, name).usage() if path.is_dir() else (0, 0)
 
     def purge(self, project: str, name: str) -> None:
-        shutil.rmtree(self.path(project, name), ignore_errors=True)
+        Inside(self.root / project).remove(name)

@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dockyard.data.artifacts import ArtifactStore
-from dockyard.data.files import walk_files
 from dockyard.errors import DockyardError, InvalidRequest, ModelArtifactMissing, NotFound
+from dockyard.paths import Inside
 from dockyard.spec import Metadata, Model, ModelOutput, ModelRef, ModelSpec
 from dockyard.spec.models import ALIAS_RE
 from dockyard.store import model_versions as versions_repo
@@ -28,12 +28,15 @@ def registered_ref(store: Store, source_key: str) -> str | None:
         return None if row is None else f"{row.model}@{row.version}"
 
 
-def read_metrics(out_dir: Path, name: str | None) -> dict[str, Any]:
-    if name is None or not (out_dir / name).exists():
+MAX_METRICS_BYTES = 1 << 20  # a metrics.json larger than this is refused
+
+
+def read_metrics(out: Inside, name: str | None) -> dict[str, Any]:
+    if name is None or not out.exists(name):
         return {}
     try:
-        metrics = json.loads((out_dir / name).read_text())
-    except (ValueError, OSError) as exc:
+        metrics = json.loads(out.read_bytes(name, MAX_METRICS_BYTES))
+    except ValueError as exc:
         raise DockyardError(
             f"metrics file {name} is not valid JSON: {exc}",
             hint='write metrics as a JSON object, e.g. {"accuracy": 0.97}',
@@ -55,34 +58,36 @@ def register_output(
     lineage: dict[str, Any],
     source_key: str,
 ) -> str:
-    """Register the model a job wrote as a new version (once per ``source_key``)."""
+    """Register the model a job wrote as a new version (once per ``source_key``).
+
+    The job wrote its output directory: it is read through ``Inside`` — a link planted there
+    fails the registration instead of making an outside file a model version.
+    """
     done = registered_ref(store, source_key)
     if done is not None:
         return done
-    model_path = out_dir / output.path
-    if not model_path.exists():
-        present = (
-            [p.relative_to(out_dir).as_posix() for p in walk_files(out_dir)]
-            if out_dir.exists()
-            else []
-        )
+    out = Inside(out_dir)
+    if not out_dir.is_dir() or not out.exists(output.path):
+        present = out.files(links="skip") if out_dir.is_dir() else []
         raise ModelArtifactMissing(
             f"the job succeeded but its model file '{output.path}' is missing from the output "
             f"directory (it holds: {', '.join(present) or 'nothing'})",
             hint="write the model to $DOCKYARD_OUTPUT_DIR/" + output.path,
         )
-    metrics = read_metrics(out_dir, output.metrics)
-    files = artifacts.put_tree(model_path, walk_files(model_path))
+    metrics = read_metrics(out, output.metrics)
+    if out.is_dir(output.path):
+        names = {rel: f"{output.path}/{rel}" for rel in out.files(output.path)}
+        path = "."
+    else:
+        name = output.path.rsplit("/", 1)[-1]
+        names, path = {name: output.path}, name
+    files: dict[str, dict[str, Any]] = {}
+    for rel, inside in names.items():
+        with out.open(inside) as fh:
+            digest, size = artifacts.put_stream(fh)
+        files[rel] = {"sha256": digest, "size": size}
     return add_version(
-        store,
-        project,
-        output.name,
-        output.flavor,
-        model_path.name if model_path.is_file() else ".",
-        files,
-        metrics,
-        lineage,
-        source_key,
+        store, project, output.name, output.flavor, path, files, metrics, lineage, source_key
     )
 
 

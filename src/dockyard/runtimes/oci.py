@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.errors import EngineError
+from dockyard.paths import Inside
 from dockyard.runtimes.base import (
     NodeCapacity,
     PreparedEnvironment,
@@ -160,6 +161,8 @@ class OciRuntime:
         work.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
             _chown_tree(work)
+        for mount in request.mounts:  # a mount source is never a link: the engine follows them
+            Inside(mount.source).check()
         args = [
             "run",
             "--detach",
@@ -374,15 +377,12 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _chown_tree(path: Path, deep: bool = True) -> None:
-    """Let the container's non-root user write where it must (runs as root only)."""
+    """Let the container's non-root user write where it must (runs as root only); what a
+    workload left there is changed itself, links are never followed."""
     import os
 
-    if os.geteuid() != 0:
-        return
-    os.chown(path, USER_ID, USER_ID)
-    if deep and path.is_dir():
-        for child in path.rglob("*"):
-            os.chown(child, USER_ID, USER_ID, follow_symlinks=False)
+    if os.geteuid() == 0:
+        Inside(path).chown(USER_ID, USER_ID, deep)
 
 
 def _digest(path: Path) -> str:
