@@ -84,6 +84,12 @@ def start_server(home: Path, database_url: str | None) -> tuple[subprocess.Popen
     raise SystemExit("server did not start")
 
 
+def api(url: str, home: Path, timeout: float = 30) -> httpx.Client:
+    """A client of the server's API with its token (DOCKYARD_HOME/token)."""
+    token = (home / "token").read_text().strip()
+    return httpx.Client(base_url=url, timeout=timeout, headers={"authorization": f"Bearer {token}"})
+
+
 def job_doc(name: str, command: list[str]) -> dict[str, Any]:
     return {
         "apiVersion": "dockyard.dev/v1",
@@ -111,12 +117,12 @@ def latency(client: httpx.Client, jobs: int, work: Path) -> tuple[list[float], l
     return to_running, to_exec
 
 
-def throughput(url: str, path: str, seconds: float, threads: int = 8) -> float:
+def throughput(url: str, home: Path, path: str, seconds: float, threads: int = 8) -> float:
     counts = [0] * threads
     stop = time.perf_counter() + seconds
 
     def worker(i: int) -> None:
-        with httpx.Client(base_url=url, timeout=30) as c:
+        with api(url, home) as c:
             while time.perf_counter() < stop:
                 c.get(path).raise_for_status()
                 counts[i] += 1
@@ -134,10 +140,10 @@ def run_latency(args: argparse.Namespace, tmp: Path, database_url: str | None) -
     work.mkdir()
     proc, url = start_server(home, database_url)
     try:
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with api(url, home) as client:
             running, executing = latency(client, args.jobs, work)
-            get_rps = throughput(url, "/api/v1/jobs/bench-0", args.seconds)
-            list_rps = throughput(url, "/api/v1/jobs", args.seconds)
+            get_rps = throughput(url, home, "/api/v1/jobs/bench-0", args.seconds)
+            list_rps = throughput(url, home, "/api/v1/jobs", args.seconds)
     finally:
         proc.terminate()
         proc.wait(120)
@@ -159,10 +165,10 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 # -- scale -----------------------------------------------------------------------------------
-def settle(url: str, count: int) -> float:
+def settle(url: str, home: Path, count: int) -> float:
     """Apply COUNT jobs that run `true`; wait until every one succeeded."""
     started = time.monotonic()
-    with httpx.Client(base_url=url, timeout=120) as client:
+    with api(url, home, 120) as client:
         for first in range(0, count, 100):
             docs = [job_doc(f"idle-{i}", ["true"]) for i in range(first, min(first + 100, count))]
             client.post("/api/v1/apply", json={"documents": docs}).raise_for_status()
@@ -202,9 +208,9 @@ def run_scale(args: argparse.Namespace, tmp: Path, database_url: str | None) -> 
     home = tmp / "scale"
     proc, url = start_server(home, database_url)
     try:
-        settled = settle(url, args.resources)
+        settled = settle(url, home, args.resources)
         lists = []
-        with httpx.Client(base_url=url, timeout=60) as client:
+        with api(url, home, 60) as client:
             for _ in range(args.passes):
                 t0 = time.perf_counter()
                 response = client.get("/api/v1/jobs")

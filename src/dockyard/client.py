@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from dockyard.errors import DockyardError, InvalidSpec, ServerUnavailable, from_
 from dockyard.settings import Settings
 from dockyard.spec import DESCRIPTOR, Dataset, Job, Service, plural_of
 from dockyard.spec.loader import FieldError, Loaded, load_paths, raise_errors
+from dockyard.tokens import client_token
 
 Items = list[dict[str, Any]]
 
@@ -33,6 +34,25 @@ def _loc(path: str) -> tuple[str | int, ...]:
     for part in re.findall(r"[^.\[\]]+", path):
         out.append(int(part) if part.isdigit() else part)
     return tuple(out)
+
+
+class TokenAuth(httpx.Auth):
+    """``Authorization: Bearer`` with the token of ``DOCKYARD_TOKEN`` or ``DOCKYARD_HOME/token``
+    (read when first needed: an embedded server makes the file when it first starts)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.token: str | None = None
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        self.token = self.token or client_token(self.settings)
+        if self.token:
+            request.headers["authorization"] = f"Bearer {self.token}"
+        response = yield request
+        if response.status_code == 401 and self.token != client_token(self.settings):
+            self.token = client_token(self.settings)  # rotated: try once with the new one
+            request.headers["authorization"] = f"Bearer {self.token}"
+            yield request
 
 
 class Client:
@@ -58,7 +78,7 @@ class Client:
                     )
                 url = str(current["url"])
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, auth=TokenAuth(self.settings))
 
     def close(self) -> None:
         self._http.close()

@@ -49,6 +49,20 @@ class InvalidRequest(DockyardError):
     status = 400
 
 
+class Unauthorized(DockyardError):
+    """No token, or a wrong one."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(DockyardError):
+    """Not from here: another web site, or a Host that is not this server."""
+
+    code = "forbidden"
+    status = 403
+
+
 class NotFound(DockyardError):
     code = "not-found"
     status = 404

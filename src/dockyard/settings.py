@@ -31,6 +31,21 @@ class Settings(BaseSettings):
     url: str | None = Field(
         default=None, description="URL of a remote control plane; unset = embedded server."
     )
+    token: str | None = Field(
+        default=None,
+        description="The admin token: what clients send and (on a server) what it accepts; "
+        "unset = the file DOCKYARD_HOME/token, made at the server's first start.",
+    )
+    allowed_hosts: str = Field(
+        default="",
+        description="More names (comma-separated) the server may be reached by, besides the "
+        "address it listens on and localhost.",
+    )
+    allowed_origins: str = Field(
+        default="",
+        description="Web origins (comma-separated, e.g. https://dash.example.com) whose "
+        "pages may call the API; other sites are refused.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=0, description="Server port; 0 picks a free one.")
     runtime: Literal["local", "podman", "docker"] = Field(

@@ -220,7 +220,12 @@ def test_server_lifecycle_and_remote_url(cli: CLI, home: Path, env_cache: Path) 
     url = started.split(" at ")[1].split()[0]
     status = cli("server", "status").stdout
     assert url in status and "runtime local" in status
-    remote = CLI(home.parent / "elsewhere", env_cache, DOCKYARD_URL=url)
+    stranger = CLI(home.parent / "elsewhere", env_cache, DOCKYARD_URL=url)
+    refused = stranger("get", "jobs", ok=False)  # another home: no token
+    assert "a valid token is needed" in refused.stderr and "DOCKYARD_TOKEN" in refused.stderr
+    token = (home / "token").read_text().strip()
+    assert (home / "token").stat().st_mode & 0o777 == 0o600
+    remote = CLI(home.parent / "elsewhere", env_cache, DOCKYARD_URL=url, DOCKYARD_TOKEN=token)
     remote("apply", "-f", "examples/digits/", "--dry-run")
     assert remote.json("get", "jobs") == []  # dry run changed nothing
     cli("server", "stop")

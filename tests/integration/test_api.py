@@ -10,12 +10,26 @@ import pytest
 from dockyard.client import Client
 from dockyard.errors import InUse, InvalidRequest, InvalidSpec, NotFound
 from dockyard.spec import DESCRIPTORS
+from dockyard.tokens import client_token
 from tests import factories as f
 from tests.conftest import ServerProcess
 
 
-def post(client: Client, path: str, **kwargs: Any) -> httpx.Response:
-    return httpx.post(client.url + path, timeout=10, **kwargs)
+def post(
+    client: Client, path: str, headers: dict[str, str] | None = None, **kwargs: Any
+) -> httpx.Response:
+    return httpx.post(
+        client.url + path, timeout=10, headers={**auth(client), **(headers or {})}, **kwargs
+    )
+
+
+def auth(client: Client) -> dict[str, str]:
+    """What the CLI and SDK send: the server's token from DOCKYARD_HOME/token."""
+    return {"authorization": f"Bearer {client_token(client.settings)}"}
+
+
+def get(client: Client, path: str, **kwargs: Any) -> httpx.Response:
+    return httpx.get(client.url + path, timeout=10, headers=auth(client), **kwargs)
 
 
 def test_openapi_describes_every_response(server: ServerProcess) -> None:
@@ -91,11 +105,11 @@ def test_invalid_document_names_the_field(server: ServerProcess) -> None:
 def test_unknown_kind(server: ServerProcess) -> None:
     with pytest.raises(InvalidSpec, match=r"unknown kind 'Jobb'.*did you mean 'Job'"):
         server.client.apply([f.doc("Jobb", "x", {})])
-    r = httpx.get(server.client.url + "/api/v1/jbos", timeout=10)
+    r = get(server.client, "/api/v1/jbos")
     assert r.status_code == 404 and "did you mean 'jobs'" in r.json()["hint"]
-    r = httpx.get(server.client.url + "/api/v1/apply", timeout=10)  # only POST
+    r = get(server.client, "/api/v1/apply")  # only POST
     assert r.status_code == 405 and r.headers["allow"] == "POST"
-    r = httpx.request("PUT", server.client.url + "/api/v1/jobs/x", timeout=10)
+    r = httpx.put(server.client.url + "/api/v1/jobs/x", headers=auth(server.client))
     assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET"
 
 
@@ -138,7 +152,8 @@ def test_duplicate_names_in_one_request(server: ServerProcess) -> None:
 def test_unknown_code_snapshot(server: ServerProcess) -> None:
     with pytest.raises(InvalidSpec, match="was not uploaded"):
         server.client.apply([f.job("j", ["python"], code="sha256:" + "0" * 64)])
-    r = post(server.client, "/api/v1/code", content=b"not a tarball")
+    gzip = {"content-type": "application/gzip"}
+    r = post(server.client, "/api/v1/code", content=b"not a tarball", headers=gzip)
     assert r.status_code == 400 and r.json()["code"] == "invalid-request"
 
 
@@ -187,15 +202,15 @@ def test_health_and_node(server: ServerProcess) -> None:
 
 
 def test_odd_inputs_are_client_errors(server: ServerProcess) -> None:
-    url = server.client.url
-    r = httpx.post(
-        url + "/api/v1/apply",
+    c = server.client
+    r = post(
+        c,
+        "/api/v1/apply",
         json={"documents": [{"apiVersion": "dockyard.dev/v1", "kind": ["Job"]}]},
-        timeout=10,
     )
     assert r.status_code == 422 and r.json()["code"] == "invalid-spec"
-    assert httpx.get(url + "/api/v1/events?limit=1e20", timeout=10).status_code == 422
-    r = httpx.get(url + "/api/v1/jobs?selector=team", timeout=10)
+    assert get(c, "/api/v1/events?limit=1e20").status_code == 422
+    r = get(c, "/api/v1/jobs?selector=team")
     assert r.status_code == 400 and "bad selector" in r.json()["detail"]
 
 
@@ -220,7 +235,7 @@ def test_concurrent_applies_never_fail_with_500(server: ServerProcess) -> None:
 
     def one(i: int) -> None:
         doc = f.job("race", f.python(f"print({i})"))
-        r = httpx.post(server.client.url + "/api/v1/apply", json={"documents": [doc]}, timeout=30)
+        r = post(server.client, "/api/v1/apply", json={"documents": [doc]})
         results.append(r.status_code)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(12)]

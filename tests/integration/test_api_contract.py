@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dockyard.tokens import client_token
 from tests import factories as f
 from tests.conftest import ROOT, ServerProcess
 
@@ -39,7 +40,16 @@ def test_the_api_answers_every_generated_request_as_documented(
     st = shutil.which("st", path=str(Path(sys.executable).parent))
     assert st is not None, "schemathesis is part of the dev dependencies"
     result = subprocess.run(
-        [st, "--no-color", "--config-file", str(CONFIG), "run", f"{c.url}/openapi.json"],
+        [
+            st,
+            "--no-color",
+            "--config-file",
+            str(CONFIG),
+            "run",
+            f"{c.url}/openapi.json",
+            "--header",
+            f"Authorization: Bearer {client_token(c.settings)}",
+        ],
         capture_output=True,
         text=True,
         timeout=600,

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from dockyard.client import Client
+from dockyard.settings import Settings
 from tests import factories as f
 from tests.conftest import free_port, server_env, wait_until
 from tests.integration.test_recovery import gated_job
@@ -64,7 +65,7 @@ def replicas(postgres_url: str, tmp_path: Path, env_cache: Path) -> Iterator[lis
                 stderr=out,
                 start_new_session=True,
             )
-        client = Client(f"http://127.0.0.1:{port}", timeout=30)
+        client = Client(f"http://127.0.0.1:{port}", settings=Settings(home=home), timeout=30)
         started.append(Replica(name, proc, client, log))
     try:
         for r in started:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from dockyard.api import apply, errors, images, jobs, models, resources, system
+from dockyard.api.guard import OPEN, Guard
 from dockyard.api.state import ServerState
 from dockyard.control.context import Context
 from dockyard.control.identity import Identity
@@ -24,6 +27,7 @@ from dockyard.runtimes.base import Runtime
 from dockyard.runtimes.local import LocalRuntime
 from dockyard.settings import Settings
 from dockyard.store.db import Store
+from dockyard.tokens import ensure_token
 from dockyard.version import __version__
 
 log = logging.getLogger("dockyard.server")
@@ -31,6 +35,8 @@ log = logging.getLogger("dockyard.server")
 
 def build_state(settings: Settings) -> ServerState:
     settings.home.mkdir(parents=True, exist_ok=True)
+    settings.home.chmod(0o700)  # the store, runs, tokens and keys: this user's only
+    ensure_token(settings)
     store = Store(settings.db_url)
     store.migrate()
     artifacts = ArtifactStore(settings.artifacts_dir)
@@ -93,4 +99,23 @@ def create_app(
     errors.install(app)
     for module in (system, apply, images, jobs, models, resources):
         app.include_router(module.router, responses=errors.RESPONSES)
+    app.add_middleware(Guard, settings=settings)
+    app.openapi = lambda: _with_security(app)  # type: ignore[method-assign]
     return app
+
+
+def _with_security(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, saying that every route but the health check needs the token."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "token": {"type": "http", "scheme": "bearer"}
+        }
+        schema["security"] = [{"token": []}]
+        for path in OPEN:
+            for operation in schema["paths"].get(path, {}).values():
+                operation["security"] = []
+        app.openapi_schema = schema
+    return app.openapi_schema

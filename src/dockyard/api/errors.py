@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 from typing import Any
@@ -33,21 +34,6 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def problem(
-    status: int, code: str, title: str, detail: str, hint: str | None = None, **extra: Any
-) -> JSONResponse:
-    body = {
-        "type": f"https://dockyard.dev/problems/{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        **({"hint": hint} if hint else {}),
-        **extra,
-    }
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
-
-
 # what the router itself answers (no route, wrong method, a body it cannot parse)
 HTTP_ERRORS: dict[int, type[e.DockyardError]] = {
     400: e.InvalidRequest,
@@ -58,15 +44,26 @@ HTTP_ERRORS: dict[int, type[e.DockyardError]] = {
 }
 
 
-def _answer(exc: e.DockyardError) -> JSONResponse:
-    return problem(
-        exc.status,
-        exc.code,
-        type(exc).__name__,
-        exc.message,
-        exc.hint,
+def _fields(exc: e.DockyardError) -> dict[str, Any]:
+    return {
+        "type": f"https://dockyard.dev/problems/{exc.code}",
+        "title": type(exc).__name__,
+        "status": exc.status,
+        "detail": exc.message,
+        "code": exc.code,
+        **({"hint": exc.hint} if exc.hint else {}),
         **({"details": exc.details} if exc.details else {}),
-    )
+    }
+
+
+def _answer(exc: e.DockyardError) -> JSONResponse:
+    return JSONResponse(_fields(exc), status_code=exc.status, media_type=PROBLEM)
+
+
+def problem_body(exc: e.DockyardError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """A problem+json answer as raw ASGI parts (for middleware)."""
+    body = json.dumps(_fields(exc)).encode()
+    return exc.status, body, [(b"content-length", str(len(body)).encode())]
 
 
 @functools.cache
@@ -130,10 +127,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
-        return problem(
-            500,
-            e.InternalError.code,
-            "InternalError",
-            f"{type(exc).__name__}: {exc}",
-            "this is a bug: please report it",
+        return _answer(
+            e.InternalError(f"{type(exc).__name__}: {exc}", hint="this is a bug: please report it")
         )

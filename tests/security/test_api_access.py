@@ -1,0 +1,98 @@
+"""Who may talk to the control plane: a token, the server's own Host, no other web site, JSON."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from dockyard.tokens import rotate
+from tests import factories as f
+from tests.conftest import ServerProcess
+
+
+@pytest.fixture
+def api(server: ServerProcess) -> tuple[str, str]:
+    """The server's URL and its token (what the CLI reads from DOCKYARD_HOME/token)."""
+    server.client.apply([f.job("victim", f.python("import time; time.sleep(60)"))])
+    return server.client.url, (server.home / "token").read_text().strip()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def test_the_token_file_is_private(server: ServerProcess) -> None:
+    assert (server.home / "token").stat().st_mode & 0o777 == 0o600
+    assert server.home.stat().st_mode & 0o777 == 0o700
+
+
+def test_every_route_but_health_needs_the_token(api: tuple[str, str]) -> None:
+    url, token = api
+    assert httpx.get(f"{url}/api/v1/healthz").status_code == 200  # probes need no token
+    for method, path in [
+        ("GET", "/api/v1/jobs"),
+        ("GET", "/api/v1/jobs/victim"),
+        ("POST", "/api/v1/jobs/victim/cancel"),
+        ("DELETE", "/api/v1/jobs/victim"),
+        ("GET", "/api/v1/node"),
+        ("GET", "/api/v1/nothing-here"),
+    ]:
+        for headers in ({}, bearer("wrong"), {"authorization": token}):
+            r = httpx.request(method, f"{url}{path}", headers=headers)
+            assert r.status_code == 401, (method, path, headers)
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.headers["www-authenticate"].startswith("Bearer")
+            assert r.json()["code"] == "unauthorized"
+    assert httpx.get(f"{url}/api/v1/jobs", headers=bearer(token)).status_code == 200
+
+
+def test_a_rotated_token_replaces_the_old_one(server: ServerProcess, api: tuple[str, str]) -> None:
+    url, old = api
+    new = rotate(server.client.settings)
+    assert httpx.get(f"{url}/api/v1/jobs", headers=bearer(old)).status_code == 401
+    assert httpx.get(f"{url}/api/v1/jobs", headers=bearer(new)).status_code == 200
+    assert server.client.get("Job", "victim")["metadata"]["name"] == "victim"  # the SDK follows
+
+
+def test_a_web_page_cannot_cancel_a_job(server: ServerProcess, api: tuple[str, str]) -> None:
+    url, token = api
+    cancel = f"{url}/api/v1/jobs/victim/cancel"
+    # what a form or fetch() on another site sends: text/plain, a foreign Origin
+    r = httpx.post(cancel, content="x", headers={"content-type": "text/plain"})
+    assert r.status_code == 401
+    r = httpx.post(cancel, headers={**bearer(token), "origin": "https://evil.example"})
+    assert r.status_code == 403 and r.json()["code"] == "forbidden"
+    r = httpx.post(cancel, content="x", headers={**bearer(token), "content-type": "text/plain"})
+    assert r.status_code == 415 and r.json()["code"] == "unsupported-media-type"
+    assert server.client.get("Job", "victim")["status"]["phase"] != "Cancelled"
+    # the server's own origin and JSON are fine
+    r = httpx.post(
+        cancel, headers={**bearer(token), "origin": url, "content-type": "application/json"}
+    )
+    assert r.status_code == 200
+
+
+def test_another_host_name_is_refused(api: tuple[str, str]) -> None:
+    url, token = api
+    port = url.rsplit(":", 1)[1]
+    for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.nip.io"):
+        r = httpx.get(f"{url}/api/v1/jobs", headers={**bearer(token), "host": host})
+        assert r.status_code == 403, host  # DNS rebinding: a name that points here is not enough
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        assert httpx.get(f"{url}/api/v1/jobs", headers={**bearer(token), "host": host}).is_success
+
+
+def test_code_uploads_take_gzip_only(api: tuple[str, str]) -> None:
+    url, token = api
+    r = httpx.post(
+        f"{url}/api/v1/code", content=b"x", headers={**bearer(token), "content-type": "text/plain"}
+    )
+    assert r.status_code == 415
+
+
+def test_the_api_description_says_which_routes_need_the_token(api: tuple[str, str]) -> None:
+    url, _ = api
+    spec = httpx.get(f"{url}/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["token"] == {"type": "http", "scheme": "bearer"}
+    assert spec["security"] == [{"token": []}]
+    assert spec["paths"]["/api/v1/healthz"]["get"]["security"] == []
