@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import shutil
 import stat
 from collections.abc import Iterator
@@ -52,6 +53,22 @@ def _chown_below(fd: int, uid: int, gid: int) -> None:
                 _chown_below(child, uid, gid)
             finally:
                 os.close(child)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Create or replace ``path`` with mode 0600 (the new file is never readable by others)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class Inside:

@@ -80,6 +80,16 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="TTL of a background task's lease (renewed while it runs)."
     )
     log_level: str = "info"
+    pass_env: str = Field(
+        default="",
+        description="Variables of the server's environment (comma-separated) that local "
+        "workloads also get, e.g. HTTPS_PROXY,SSL_CERT_FILE; by default they get only HOME, "
+        "USER, LOGNAME, LANG, LC_ALL, TZ and a system PATH.",
+    )
+
+    @property
+    def pass_env_names(self) -> list[str]:
+        return [n.strip() for n in self.pass_env.split(",") if n.strip()]
 
     @property
     def file_source_dirs(self) -> list[Path]:

@@ -7,10 +7,10 @@ reads it again when it changes, so clients holding the old token are refused fro
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
+from dockyard.paths import write_private
 from dockyard.settings import Settings
 
 TOKEN_FILE = "token"
@@ -18,22 +18,6 @@ TOKEN_FILE = "token"
 
 def token_path(settings: Settings) -> Path:
     return settings.home / TOKEN_FILE
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Create or replace ``path`` with mode 0600 (the new file is never readable by others)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def ensure_token(settings: Settings) -> None:

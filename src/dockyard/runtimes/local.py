@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from dockyard import filelock
+from dockyard.errors import DockyardError
+from dockyard.paths import write_private
 from dockyard.runtimes.base import (
     NodeCapacity,
     PreparedEnvironment,
@@ -37,7 +39,9 @@ from dockyard.spec import EnvironmentSpec, parse_bytes
 
 SHIM = Path(__file__).with_name("shim.py")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-_DROP_VARS = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "CONDA_PREFIX")
+# what a local workload gets of the server's environment (more: DOCKYARD_PASS_ENV)
+PASSED = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ")
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def detect_gpus() -> tuple[int, tuple[str, ...], str]:
@@ -81,6 +85,20 @@ def _capacity(cpu: float | None, memory: str | None, gpu: int | None) -> NodeCap
 def host_capacity(settings: Settings) -> NodeCapacity:
     """What this machine offers (detected once), unless the settings say otherwise."""
     return _capacity(settings.node_cpu, settings.node_memory, settings.node_gpu)
+
+
+def working_dir(work: Path, relative: str | None) -> Path:
+    """The workload's working directory inside its copy of the code (it must be there)."""
+    if not relative:
+        return work
+    cwd = work / relative
+    if not cwd.is_dir() or not cwd.resolve().is_relative_to(work.resolve()):
+        have = sorted(p.name for p in work.iterdir() if p.is_dir())[:20]
+        raise DockyardError(
+            f"workingDir '{relative}' is not a directory of the job's code",
+            hint=f"its directories: {', '.join(have) or 'none'}",
+        )
+    return cwd
 
 
 def placement_env(request: WorkloadRequest) -> dict[str, str]:
@@ -150,17 +168,19 @@ class LocalRuntime:
         run_dir = self._dir(request.id)
         if (run_dir / "spec.json").exists():
             return self.observe(request.id)  # already started once: never twice
+        self.runs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        run_dir.mkdir(mode=0o700, exist_ok=True)  # its files are this user's only
         work = run_dir / "work"
         if request.code_dir is not None:
             shutil.copytree(request.code_dir, work, symlinks=True, dirs_exist_ok=True)
         work.mkdir(parents=True, exist_ok=True)
+        cwd = working_dir(work, request.working_dir)
         env = self._environment(request)
         for mount in request.mounts:
             link = work / mount.target.lstrip("/")
             if not link.exists() and not link.is_symlink():
                 link.parent.mkdir(parents=True, exist_ok=True)
                 link.symlink_to(mount.source, target_is_directory=True)
-        cwd = work / request.working_dir if request.working_dir else work
         spec = {
             "argv": request.command,
             "env": env,
@@ -170,9 +190,7 @@ class LocalRuntime:
             "stopGrace": self.settings.stop_grace_seconds,
             "limits": {"memory": request.memory, "cpu": request.cpu, "cpuLimit": request.cpu_limit},
         }
-        tmp = run_dir / "spec.json.tmp"
-        tmp.write_text(json.dumps(spec))
-        os.replace(tmp, run_dir / "spec.json")
+        write_private(run_dir / "spec.json", json.dumps(spec).encode())
         with open(run_dir / "shim.err", "wb") as err:
             proc = subprocess.Popen(
                 [sys.executable, "-I", "-S", str(SHIM), str(run_dir)],
@@ -189,11 +207,12 @@ class LocalRuntime:
         return WorkloadState(request.id, RunState.RUNNING, started_at=datetime.now().astimezone())
 
     def _environment(self, request: WorkloadRequest) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("DOCKYARD_") and k not in _DROP_VARS
-        }
+        """A clean environment: nothing of the server's but ``PASSED`` and
+        ``DOCKYARD_PASS_ENV``, then what Dockyard and the spec set."""
+        names = (*PASSED, *self.settings.pass_env_names)
+        env = {k: os.environ[k] for k in names if k in os.environ}
+        env.setdefault("PATH", SYSTEM_PATH)
+        env.setdefault("LANG", "C.UTF-8")
         if request.environment is not None:
             bin_dir = str(Path(request.environment.location) / "bin")
             env["VIRTUAL_ENV"] = request.environment.location

@@ -32,9 +32,14 @@ from typing import Any
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
+def private(path: Path | str, flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC) -> int:
+    """A descriptor of a file only this user may read (mode 0600)."""
+    return os.open(path, flags, 0o600)
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as fh:
+    with open(private(tmp), "w") as fh:
         json.dump(data, fh)
         fh.flush()
         os.fsync(fh.fileno())
@@ -218,7 +223,7 @@ def main(run_dir: Path) -> int:
     env = dict(spec["env"])
     argv: list[str] = spec["argv"]
     cwd = spec.get("cwd") or str(run_dir)
-    log = open(spec["log"], "ab", buffering=0)  # noqa: SIM115
+    log = open(private(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab", buffering=0)  # noqa: SIM115
     resolved = shutil.which(argv[0], path=env.get("PATH")) if "/" not in argv[0] else argv[0]
     if resolved is None or not os.access(resolved, os.X_OK):
         message = (
