@@ -345,6 +345,24 @@ class Client:
             "DELETE", f"/api/v1/models/{name}/aliases/{alias}", params={"project": project}
         )
 
+    # -- secrets ------------------------------------------------------------------------
+    def set_secret(self, name: str, data: dict[str, str], project: str = "default") -> Any:
+        """Create or replace a secret (encrypted by the server; never answered back)."""
+        return self.request(
+            "PUT", f"/api/v1/secrets/{name}", params={"project": project}, json={"data": data}
+        )
+
+    def secrets(self, project: str = "default") -> Items:
+        result: Items = self.request("GET", "/api/v1/secrets", params={"project": project})["items"]
+        return result
+
+    def delete_secret(self, name: str, project: str = "default", *, force: bool = False) -> Any:
+        params = {"project": project, "force": force}
+        return self.request("DELETE", f"/api/v1/secrets/{name}", params=params)
+
+    def reencrypt_secrets(self) -> int:
+        return int(self.request("POST", "/api/v1/secrets:reencrypt")["reencrypted"])
+
     # -- serving ------------------------------------------------------------------------
     def predict(
         self, service: str, body: dict[str, Any], project: str = "default", timeout: float = 30.0

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         description="The admin token: what clients send and (on a server) what it accepts; "
         "unset = the file DOCKYARD_HOME/token, made at the server's first start.",
     )
+    secret_key: str | None = Field(
+        default=None,
+        description="Fernet keys (comma-separated, the first encrypts) for secrets at rest; "
+        "unset = the file DOCKYARD_HOME/secret.key, made at first use.",
+    )
     allowed_hosts: str = Field(
         default="",
         description="More names (comma-separated) the server may be reached by, besides the "

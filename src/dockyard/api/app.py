@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
-from dockyard.api import apply, errors, images, jobs, models, resources, system
+from dockyard.api import apply, errors, images, jobs, models, resources, secrets, system
 from dockyard.api.guard import OPEN, Guard
 from dockyard.api.state import ServerState
 from dockyard.control.context import Context
@@ -28,6 +28,7 @@ from dockyard.runtimes.local import LocalRuntime
 from dockyard.settings import Settings
 from dockyard.store.db import Store
 from dockyard.tokens import ensure_token
+from dockyard.vault import Vault
 from dockyard.version import __version__
 
 log = logging.getLogger("dockyard.server")
@@ -52,6 +53,7 @@ def build_state(settings: Settings) -> ServerState:
         lanes=lanes,
         tasks=Tasks(store, lanes, identity.holder, settings.task_lease_seconds),
         identity=identity,
+        vault=Vault(settings),
     )
     ctx.factory = lambda name: make_runtime(settings, name)
     leadership = Leadership(store, identity, settings.leader_lease_seconds)
@@ -97,7 +99,7 @@ def create_app(
         description="Run AI workloads together with their data.",
     )
     errors.install(app)
-    for module in (system, apply, images, jobs, models, resources):
+    for module in (system, apply, images, jobs, models, secrets, resources):
         app.include_router(module.router, responses=errors.RESPONSES)
     app.add_middleware(Guard, settings=settings)
     app.openapi = lambda: _with_security(app)  # type: ignore[method-assign]

@@ -116,6 +116,19 @@ def referrers(session: Session, row: ResourceRow) -> list[str]:
     return users
 
 
+def secret_users(session: Session, project: str, name: str) -> list[str]:
+    """Live resources whose workloads get a value of the secret ``name``."""
+    users = []
+    for other in repo.list_rows(session, project=project):
+        if other.deleted_at is not None:
+            continue
+        if other.status.get("phase") in DESCRIPTOR[other.kind].released:
+            continue
+        if any(ref.kind == "Secret" and ref.name == name for ref in _spec(other).references()):
+            users.append(f"{other.kind.lower()} '{other.name}'")
+    return users
+
+
 def check_delete(session: Session, row: ResourceRow, force: bool) -> None:
     users = referrers(session, row)
     if users and not force:

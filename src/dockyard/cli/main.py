@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from dockyard.cli import images, models, predict, resources, serve, server
+from dockyard.cli import images, models, predict, resources, secrets, serve, server
 from dockyard.cli.output import err_console
 from dockyard.errors import DockyardError
 
@@ -25,6 +25,7 @@ serve.register(app)
 app.add_typer(models.app, name="models", help="The model registry: versions, metrics, aliases.")
 app.add_typer(server.app, name="server", help="The embedded control plane.")
 app.add_typer(images.app, name="images", help="Container images of environments.")
+app.add_typer(secrets.app, name="secrets", help="Values for workloads, encrypted at rest.")
 
 
 def main() -> None:

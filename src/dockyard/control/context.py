@@ -16,6 +16,7 @@ from dockyard.errors import RuntimeUnavailable
 from dockyard.runtimes.base import Runtime
 from dockyard.settings import Settings
 from dockyard.store.db import Store
+from dockyard.vault import Vault
 
 
 def now() -> datetime:
@@ -33,6 +34,7 @@ class Context:
     lanes: Lanes
     tasks: Tasks
     identity: Identity  # this replica (the holder of its leases)
+    vault: Vault  # secret values, encrypted at rest
     wake: Callable[[], None] = lambda: None
     runtimes: dict[str, Runtime] = field(default_factory=dict)
     factory: Callable[[str], Runtime] | None = None

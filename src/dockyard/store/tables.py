@@ -139,6 +139,20 @@ class LeaseRow(Base):
     renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class SecretRow(Base):
+    """Named secret values of a project, encrypted (``dockyard/vault.py``); the key names are
+    kept in the clear so that references can be checked without decrypting."""
+
+    __tablename__ = "secrets"
+
+    project: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    sealed: Mapped[str] = mapped_column(Text)
+    keys: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class ModelVersionRow(Base):
     __tablename__ = "model_versions"
     __table_args__ = (
