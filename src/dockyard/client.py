@@ -207,6 +207,24 @@ class Client:
         )
         return result
 
+    def delete_many(
+        self,
+        targets: Iterable[tuple[str, str, str]],
+        *,
+        purge: bool = False,
+        force: bool = False,
+        keep_data: bool = False,
+    ) -> Items:
+        """Delete (kind, name, project)s together; ``deleted: false`` for those not there."""
+        body = {
+            "items": [{"kind": k, "name": n, "project": p} for k, n, p in targets],
+            "purge": purge,
+            "force": force,
+            "keepData": keep_data,
+        }
+        result: Items = self.request("POST", "/api/v1/delete", json=body)
+        return result
+
     def events(
         self, kind: str | None = None, name: str | None = None, project: str = "default"
     ) -> Items:

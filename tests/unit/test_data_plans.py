@@ -40,6 +40,18 @@ def test_a_measured_volume_reports_its_usage_and_rests() -> None:
     assert [t.name for t in volumes.plan(VolumeSpec(), later).tasks] == ["usage"]
 
 
+def test_a_volume_is_measured_again_when_a_workload_that_used_it_ended() -> None:
+    done = TaskView("usage", "g1", "succeeded", {"files": 3, "bytes": 42}, finished_at=NOW)
+    status = VolumeStatus(usage_at=NOW)
+    later = NOW + timedelta(seconds=5)
+    p = volumes.plan(VolumeSpec(), volume(usage=done, status=status, at=later))
+    assert p.tasks == [] and p.recheck_at == NOW + volumes.USAGE_EVERY  # idle: once an hour
+    p = volumes.plan(VolumeSpec(), volume(usage=done, status=status, at=later, used_until=later))
+    assert [t.name for t in p.tasks] == ["usage"]  # a job wrote to it and ended
+    p = volumes.plan(VolumeSpec(), volume(usage=done, status=status, at=later, in_use=True))
+    assert p.tasks == [] and p.recheck_at == NOW + volumes.WHILE_USED  # while one runs
+
+
 def test_a_measurement_in_flight_is_not_asked_for_again() -> None:
     p = volumes.plan(VolumeSpec(), volume(usage=TaskView("usage", "g1", "running")))
     assert p.tasks == []

@@ -11,7 +11,17 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
-from dockyard.api import apply, errors, images, jobs, models, resources, secrets, system
+from dockyard.api import (
+    apply,
+    errors,
+    images,
+    jobs,
+    models,
+    references,
+    resources,
+    secrets,
+    system,
+)
 from dockyard.api.guard import OPEN, Guard
 from dockyard.api.state import ServerState
 from dockyard.control.context import Context
@@ -40,6 +50,8 @@ def build_state(settings: Settings) -> ServerState:
     ensure_token(settings)
     store = Store(settings.db_url)
     store.migrate()
+    with store.session() as session:
+        references.index_all(session)
     artifacts = ArtifactStore(settings.artifacts_dir)
     identity = Identity(settings.host_id) if settings.host_id else Identity()
     lanes = Lanes()

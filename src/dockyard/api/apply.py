@@ -70,7 +70,7 @@ def apply(body: ApplyRequest, state: State) -> list[ApplyResult]:
         raise Conflict(
             "the same resources are being applied concurrently", hint="apply again"
         ) from None
-    state.controller.wake()
+    state.changed()
     return results
 
 
@@ -86,6 +86,8 @@ def _apply(resources: list[AnyResource], dry_run: bool, state: ServerState) -> l
         raise_errors(errors)
         for r in resources:
             row, action = repo.apply(session, r)
+            if action != "unchanged":
+                references.index(session, row, r.spec)
             results.append(
                 ApplyResult(
                     kind=r.kind,

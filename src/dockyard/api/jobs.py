@@ -23,5 +23,5 @@ def cancel(name: str, state: State, project: str = "default") -> Response:
         repo.set_control(session, row, cancelledGeneration=row.generation)
         events.record(session, row, "CancelRequested", f"generation {row.generation}")
         view = views.resource(row)
-    state.controller.wake()
+    state.changed()
     return views.fast(view)

@@ -111,7 +111,7 @@ def set_alias(
     with state.ctx.store.session() as session:
         repo.require(session, repo.Key("Model", project, name))
         registry.set_alias(session, project, name, alias, body.version)
-    state.controller.wake()
+    state.changed()
     return {"model": name, "alias": alias, "version": body.version}
 
 
@@ -120,5 +120,5 @@ def delete_alias(name: str, alias: str, state: State, project: str = "default") 
     with state.ctx.store.session() as session:
         if alias == "latest" or not versions_repo.delete_alias(session, project, name, alias):
             raise NotFound(f"model '{name}' has no alias '{alias}' to remove")
-    state.controller.wake()
+    state.changed()
     return {"model": name, "alias": alias, "deleted": True}

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from dockyard.data.code import CodeStore
-from dockyard.errors import InUse
 from dockyard.spec import DESCRIPTOR, AnyResource, Dataset, DatasetSpec, SpecModel
 from dockyard.spec.datasets import RESERVED
+from dockyard.store import references as references_repo
 from dockyard.store import resources as repo
 from dockyard.store.tables import ResourceRow
 
@@ -101,42 +101,33 @@ def check(resource: AnyResource, graph: Graph, code: CodeStore) -> list[tuple[st
     return problems
 
 
-def referrers(session: Session, row: ResourceRow) -> list[str]:
-    """Live resources whose specs name ``row`` (and still use it: see ``released``)."""
-    users = []
-    for other in repo.list_rows(session, project=row.project):
-        if other.deleted_at is not None or other.uid == row.uid:
-            continue
-        descriptor = DESCRIPTOR[other.kind]
-        if other.status.get("phase") in descriptor.released:
-            continue
-        refs = descriptor.references(_spec(other))
-        if any((ref.kind, ref.name) == (row.kind, row.name) for ref in refs):
-            users.append(f"{other.kind.lower()} '{other.name}'")
-    return users
+def index(session: Session, row: ResourceRow, spec: SpecModel) -> None:
+    """Record what ``row`` references (for the in-use checks of deletes)."""
+    refs = DESCRIPTOR[row.kind].references(spec)
+    references_repo.replace(session, row.uid, row.project, [(r.kind, r.name) for r in refs])
+
+
+def index_all(session: Session) -> None:
+    """Fill the index for a store that has none yet (made by an older version)."""
+    if references_repo.indexed(session):
+        return
+    for row in repo.list_rows(session):
+        if row.deleted_at is None:
+            index(session, row, _spec(row))
+
+
+def users(session: Session, project: str, kind: str, name: str) -> list[str]:
+    """Live resources whose specs name ``kind``/``name`` and still use it (see ``released``)."""
+    return [
+        f"{other.kind.lower()} '{other.name}'"
+        for other in references_repo.users(session, project, kind, name)
+        if other.status.get("phase") not in DESCRIPTOR[other.kind].released
+    ]
 
 
 def secret_users(session: Session, project: str, name: str) -> list[str]:
     """Live resources whose workloads get a value of the secret ``name``."""
-    users = []
-    for other in repo.list_rows(session, project=project):
-        if other.deleted_at is not None:
-            continue
-        if other.status.get("phase") in DESCRIPTOR[other.kind].released:
-            continue
-        if any(ref.kind == "Secret" and ref.name == name for ref in _spec(other).references()):
-            users.append(f"{other.kind.lower()} '{other.name}'")
-    return users
-
-
-def check_delete(session: Session, row: ResourceRow, force: bool) -> None:
-    users = referrers(session, row)
-    if users and not force:
-        raise InUse(
-            f"{row.kind.lower()} '{row.name}' is in use by {', '.join(users)}",
-            hint="delete those first, or pass --force",
-            details={"users": users},
-        )
+    return users(session, project, "Secret", name)
 
 
 def _inside(a: str, b: str) -> bool:

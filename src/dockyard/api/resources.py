@@ -7,21 +7,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from dockyard.api import references, views
 from dockyard.api.state import ServerState, get_state
-from dockyard.errors import Conflict, InvalidRequest, NotFound
-from dockyard.spec import DESCRIPTORS, KindDescriptor
+from dockyard.errors import Conflict, InUse, InvalidRequest, NotFound
+from dockyard.spec import DESCRIPTOR, DESCRIPTORS, KindDescriptor
 from dockyard.spec.common import NAME_RE
 from dockyard.store import events
 from dockyard.store import resources as repo
 from dockyard.store import workloads as workloads_repo
-from dockyard.store.tables import WorkloadRow
+from dockyard.store.tables import ResourceRow, WorkloadRow
 
 router = APIRouter(prefix="/api/v1")
 State = Annotated[ServerState, Depends(get_state)]
@@ -36,6 +38,7 @@ Selector = Annotated[
     str | None,
     Query(max_length=1000, description="Labels to match: key=value[,key=value]."),
 ]
+MAX_DELETE = 10_000  # resources in one delete request
 TEXT: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/plain": {"schema": {"type": "string"}}}}
 }
@@ -113,6 +116,84 @@ def _log_stream(state: ServerState, workload: WorkloadRow, follow: bool) -> Stre
     )
 
 
+class Deletion(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    purge: bool = Field(default=False, description="Delete the data too (volumes, datasets).")
+    force: bool = Field(default=False, description="Even if other resources still use them.")
+    keep_data: bool = Field(default=False, alias="keepData", description="Keep volume files.")
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["Volume", "Environment", "Dataset", "Model", "Job", "Service"]
+    name: str = Field(pattern=NAME_RE.pattern, max_length=63)
+    project: str = Field(default="default", pattern=NAME_RE.pattern, max_length=63)
+
+
+class DeleteRequest(Deletion):
+    items: list[Target] = Field(min_length=1, max_length=MAX_DELETE)
+
+
+class Deleted(BaseModel):
+    kind: str
+    name: str
+    project: str
+    deleted: bool = Field(description="False: it did not exist (nothing to do).")
+
+
+def delete_rows(
+    state: ServerState, session: Session, keys: list[repo.Key], options: Deletion
+) -> list[ResourceRow]:
+    """Mark resources deleted, all or none: each must exist, be unused by anything that is
+    not deleted with it (unless ``force``), and hold no data unless told what to do with it."""
+    rows = [repo.require(session, key) for key in keys]
+    going = {(r.kind, r.project, r.name) for r in rows}
+    for row in rows:
+        if not options.force:
+            users = [
+                u
+                for u in references.users(session, row.project, row.kind, row.name)
+                if u not in {f"{k.lower()} '{n}'" for k, p, n in going if p == row.project}
+            ]
+            if users:
+                raise InUse(
+                    f"{row.kind.lower()} '{row.name}' is in use by {', '.join(users)}",
+                    hint="delete those first (or with it), or pass --force",
+                    details={"users": users},
+                )
+        if DESCRIPTOR[row.kind].purge and not options.purge and not options.keep_data:
+            files, size = state.ctx.volumes.usage(row.project, row.name)
+            if files:
+                raise Conflict(
+                    f"{row.kind.lower()} '{row.name}' holds {files} file(s) ({size} bytes)",
+                    hint="pass --purge to delete the data too, or --keep-data to keep it",
+                )
+    for row in rows:
+        repo.mark_deleted(session, row, {"purge": options.purge})
+        events.record(session, row, "Deleting", "deletion requested")
+    return rows
+
+
+@router.post("/delete", response_model=list[Deleted], status_code=202)
+def delete_many(body: DeleteRequest, state: State) -> list[dict[str, Any]]:
+    """Delete many resources in one request (what `dockyard delete -f FILE` sends): the ones
+    that do not exist are skipped, the others are deleted together or not at all."""
+    out = []
+    with state.ctx.store.session() as session:
+        keys = []
+        for t in body.items:
+            key = repo.Key(t.kind, t.project, t.name)
+            exists = repo.get(session, key, include_deleted=True) is not None
+            out.append({"kind": t.kind, "name": t.name, "project": t.project, "deleted": exists})
+            if exists:
+                keys.append(key)
+        delete_rows(state, session, keys, body)
+    state.changed()
+    return out
+
+
 def _routes(d: KindDescriptor) -> None:
     kind, plural = d.kind, d.plural
     view, listing = views.models_of(d)
@@ -141,20 +222,11 @@ def _routes(d: KindDescriptor) -> None:
         force: bool = False,
         keep_data: bool = Query(default=False, alias="keepData"),
     ) -> Any:
+        options = Deletion(purge=purge, force=force, keep_data=keep_data)
         with state.ctx.store.session() as session:
-            row = repo.require(session, repo.Key(kind, project, name))
-            references.check_delete(session, row, force)
-            if d.purge and not purge and not keep_data:
-                files, size = state.ctx.volumes.usage(row.project, row.name)
-                if files:
-                    raise Conflict(
-                        f"{kind.lower()} '{name}' holds {files} file(s) ({size} bytes)",
-                        hint="pass --purge to delete the data too, or --keep-data to keep it",
-                    )
-            repo.mark_deleted(session, row, {"purge": purge})
-            events.record(session, row, "Deleting", "deletion requested")
+            (row,) = delete_rows(state, session, [repo.Key(kind, project, name)], options)
             resource = views.resource(row)
-        state.controller.wake()
+        state.changed()
         return views.fast(resource, 202)
 
     def resource_workloads(name: Name, state: State, project: Project = "default") -> Any:

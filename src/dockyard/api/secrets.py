@@ -70,7 +70,7 @@ def put_secret(
     with state.ctx.store.session() as session:
         row = repo.put(session, project, name, sealed, sorted(body.data))
         out = view(row)
-    state.controller.wake()
+    state.changed()
     return out
 
 

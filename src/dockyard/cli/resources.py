@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from dockyard.cli.common import OutputOpt, ProjectOpt, client
@@ -274,32 +281,44 @@ def delete(
     """Delete resources (stopping what runs for them)."""
     c = client()
     if files:
-        loaded = load_paths(files)
-        order = list(KINDS)
-        targets = sorted(
-            ((x.resource.kind, x.resource.name, x.resource.project) for x in loaded),
-            key=lambda t: -order.index(t[0]),
-        )
+        targets = [
+            (x.resource.kind, x.resource.name, x.resource.project) for x in load_paths(files)
+        ]
     elif kind and name:
         targets = [(kind_of(kind), name, project)]
     else:
         raise DockyardError("give KIND NAME or -f FILE", hint="e.g. `dockyard delete job train`")
-    for k, n, p in targets:
-        try:
-            c.delete(k, n, p, purge=purge, force=force, keep_data=keep_data)
-        except NotFound:
-            if not files:
-                raise
-            continue
-        if wait:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    c.get(k, n, p)
-                except NotFound:
-                    break
-                time.sleep(0.1)
+    if files:  # all in one request: together or not at all; what does not exist is skipped
+        results = c.delete_many(targets, purge=purge, force=force, keep_data=keep_data)
+        deleted = [(r["kind"], r["name"], r["project"]) for r in results if r["deleted"]]
+    else:
+        c.delete(*targets[0], purge=purge, force=force, keep_data=keep_data)
+        deleted = targets
+    if wait:
+        wait_gone(c, deleted)
+    for k, n, _ in deleted:
         console.print(f"{k.lower()}/{n} [red]deleted[/red]", highlight=False)
+
+
+def wait_gone(c: Client, targets: list[tuple[str, str, str]], timeout: float = 600) -> None:
+    """Show progress until none of ``targets`` is listed any more (one list per kind a poll)."""
+    left = set(targets)
+    deadline = time.monotonic() + timeout
+    with Progress(
+        SpinnerColumn(), TextColumn("deleting"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("deleting", total=len(left))
+        while left and time.monotonic() < deadline:
+            for kind, project in {(k, p) for k, _, p in left}:
+                listed = {i["metadata"]["name"] for i in c.list(kind, project)}
+                left = {t for t in left if (t[0], t[2]) != (kind, project) or t[1] in listed}
+            progress.update(task, completed=len(targets) - len(left))
+            if left:
+                time.sleep(0.2)
+    if left:
+        names = ", ".join(f"{k.lower()}/{n}" for k, n, _ in sorted(left)[:10])
+        raise DockyardError(f"still not deleted after {timeout:.0f}s: {names}")
 
 
 def cancel(name: str, project: ProjectOpt = "default") -> None:

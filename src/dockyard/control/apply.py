@@ -73,6 +73,7 @@ class Applier:
         self.changed = False  # a phase changed in this pass: others may be unblocked
         self.wrote = False  # the last apply wrote a status
         self.recheck: datetime | None = None  # the earliest retry of a failed stop/finalizer
+        self.gone: list[str] = []  # deleted resources with nothing to clean up but rows
 
     # -- status and events ------------------------------------------------------------------
     def write_status(
@@ -158,6 +159,9 @@ class Applier:
         if self._waiting(world, key):
             return
         owned = [(w.id, w.runtime) for w in world.owned(row.uid)]
+        if not owned and not delete.purge and not delete.registry_model:
+            self.gone.append(row.uid)  # nothing slow to do: the rows go at the end of the pass
+            return
 
         def finalize(handle: TaskHandle) -> None:
             for wid, runtime in owned:
@@ -182,6 +186,15 @@ class Applier:
         self.ctx.tasks.submit(
             key, row.uid, "finalize", str(row.generation), finalize, lane=lane, keep=False
         )
+
+    def forget_gone(self) -> None:
+        """Drop the rows of this pass's simple deletions, in one transaction."""
+        if not self.gone:
+            return
+        with self.ctx.store.session() as session:
+            repo.purge_many(session, self.gone)
+        self.gone = []
+        self.changed = True
 
     # -- scheduling -------------------------------------------------------------------------
     def start_all(self, world: World, pending: list[Pending]) -> bool:

@@ -36,11 +36,13 @@ from dockyard.errors import DockyardError
 from dockyard.runtimes.base import RunState
 from dockyard.spec import DESCRIPTOR, DESCRIPTORS, Phase
 from dockyard.spec.status import ACTIVE, BUSY, Status
+from dockyard.store import leases
 from dockyard.store import workloads as workloads_repo
 from dockyard.store.tables import WorkloadRow
 
 log = logging.getLogger("dockyard.control")
 MAX_ERROR_BACKOFF = 60.0
+FULL_EVERY = 30.0  # a full pass at least this often, even when nothing seems to change
 
 
 @dataclass
@@ -82,13 +84,21 @@ class Controller:
         # settled resources (their last plan did nothing) → when their plan must run again
         self._settled: dict[str, datetime | None] = {}
         self.passes = 0
+        self.rests = 0  # passes that found, by one cheap read, that nothing changed anywhere
         self.last_error = ""
+        self._dirty = True  # woken since the last full pass
+        self._seen = -1  # the store's change counter at the last full pass
+        self._idle = False  # the last full pass settled everything, nothing was in flight
+        self._due: datetime | None = None  # the earliest recheck of a settled resource
+        self._full_at = 0.0  # when the last full pass read the store (monotonic)
         self.durations: deque[float] = deque(maxlen=1000)  # seconds per pass
 
     def leading(self) -> bool:
         return self.leadership is None or self.leadership.leader
 
     def wake(self) -> None:
+        """Something changed here (an apply, a task, a workload): pass again, reading all."""
+        self._dirty = True
         self._event.set()
 
     def start(self) -> None:
@@ -113,17 +123,35 @@ class Controller:
             self._event.clear()
 
     # -- one pass ---------------------------------------------------------------------------
+    def _may_rest(self) -> bool:
+        """Nothing was woken here, nothing is in flight or due, and no replica changed the
+        store since the last full pass (one read of its change counter): skip this pass."""
+        if self._dirty or not self._idle or time.monotonic() - self._full_at > FULL_EVERY:
+            return False
+        if self._due is not None and now() >= self._due:
+            return False
+        with self.ctx.store.session() as session:
+            return leases.version(session) == self._seen
+
     def run_once(self) -> None:
         started = time.perf_counter()
         self._event.clear()
+        if self._may_rest():
+            self.rests += 1
+            if self._due is not None:
+                self._soon = max(0.01, (self._due - now()).total_seconds())
+            return
+        self._dirty = False
         self._soon = 0.0
         self.applier.changed = False
         self.applier.recheck = None
         at = now()
         with self.ctx.store.session() as session:
+            self._seen = leases.version(session)
             world = self.snapshots.load(
                 session, at, self.ctx.tasks.in_flight, self.ctx.identity.dead
             )
+        self._full_at = time.monotonic()
         self._observe(world)
         pending: list[Pending] = []
         next_check: datetime | None = None
@@ -162,6 +190,7 @@ class Controller:
                     next_check = min(filter(None, [next_check, plan.recheck_at]))
                 if plan.status.phase in BUSY or plan.tasks or plan.stops:
                     self._soon = 0.2
+        self.applier.forget_gone()
         if pending and self.applier.start_all(world, pending):
             self._soon = 0.05  # a start changes what runs: look again soon
         if self.applier.changed:
@@ -170,6 +199,13 @@ class Controller:
         if next_check is not None:
             due = max(0.01, (next_check - now()).total_seconds())
             self._soon = min(self._soon, due) if self._soon else due
+        self._due = next_check
+        self._idle = (
+            not pending
+            and not self._failures
+            and len(self._settled) == len(world.rows)
+            and not any(world.busy(r.uid) for r in world.rows.values())
+        )
         self.passes += 1
         self.durations.append(time.perf_counter() - started)
 

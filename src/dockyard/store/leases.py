@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -11,6 +13,26 @@ from dockyard.store.tables import LeaseRow, utcnow
 
 def read(session: Session, name: str) -> LeaseRow | None:
     return session.get(LeaseRow, name)
+
+
+CHANGES = "changes"  # bumped by every replica's API writes: the leader notices them cheaply
+
+
+def bump(session: Session, name: str = CHANGES) -> None:
+    result = session.execute(
+        update(LeaseRow)
+        .where(LeaseRow.name == name)
+        .values(version=LeaseRow.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(result, "rowcount", 0):
+        with contextlib.suppress(IntegrityError), session.begin_nested():
+            session.add(LeaseRow(name=name, holder=None, version=1, ttl_seconds=0.0))
+
+
+def version(session: Session, name: str = CHANGES) -> int:
+    row = session.get(LeaseRow, name)
+    return row.version if row is not None else 0
 
 
 def swap(

@@ -6,13 +6,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from dockyard.errors import Conflict, NotFound
 from dockyard.errors import StaleWrite as StaleWrite  # noqa: PLC0414 (re-export: repo.StaleWrite)
 from dockyard.spec import AnyResource
-from dockyard.store.tables import ResourceRow, utcnow
+from dockyard.store import references
+from dockyard.store.tables import ReferenceRow, ResourceRow, TaskRow, utcnow
 
 ApplyAction = Literal["created", "configured", "unchanged"]
 
@@ -143,7 +144,17 @@ def set_control(session: Session, row: ResourceRow, **values: Any) -> None:
     row.control = {**row.control, **values}
 
 
+def purge_many(session: Session, uids: list[str]) -> None:
+    """Drop resources that hold nothing else (no workloads), with their tasks and references."""
+    for first in range(0, len(uids), 500):
+        chunk = uids[first : first + 500]
+        session.execute(delete(TaskRow).where(TaskRow.owner_uid.in_(chunk)))
+        session.execute(delete(ReferenceRow).where(ReferenceRow.uid.in_(chunk)))
+        session.execute(delete(ResourceRow).where(ResourceRow.uid.in_(chunk)))
+
+
 def purge(session: Session, uid: str) -> None:
     row = session.get(ResourceRow, uid)
     if row is not None:
         session.delete(row)
+    references.forget(session, uid)

@@ -139,6 +139,19 @@ class LeaseRow(Base):
     renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class ReferenceRow(Base):
+    """One reference of a resource's spec to another (or to a secret): an index for the
+    checks "is it in use?" without reading every spec."""
+
+    __tablename__ = "references"
+    __table_args__ = (Index("ix_references_target", "project", "kind", "name"),)
+
+    uid: Mapped[str] = mapped_column(String(32), primary_key=True)  # the referring resource
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    project: Mapped[str] = mapped_column(String(63))
+
+
 class SecretRow(Base):
     """Named secret values of a project, encrypted (``dockyard/vault.py``); the key names are
     kept in the clear so that references can be checked without decrypting."""
