@@ -12,6 +12,8 @@ scale     RESOURCES jobs really run (`true`) until all have succeeded, which lea
           RESOURCES idle resources with their workloads, events and tasks. Then one loop pass
           over them, PASSES times, timed in process (the server's own Controller.run_once on
           the same home and database), and GET /api/v1/jobs (all RESOURCES) PASSES times.
+volumes   VOLUMES volumes applied (500 per request) and listed; the idle server's CPU over IDLE
+          seconds; `dockyard delete -f` of all of them, until none is listed.
 takeover  Two replicas (`dockyard server run`) on one database and one home, a 5 s leader lease:
           kill -9 the leader and time until the other reports leading — as two hosts (the
           lease must run out) and as one host (the dead holder is seen at once) — and a
@@ -229,6 +231,70 @@ def run_scale(args: argparse.Namespace, tmp: Path, database_url: str | None) -> 
     }
 
 
+# -- volumes: many resources applied, listed, deleted; the idle server's CPU ----------------
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_volumes(args: argparse.Namespace, tmp: Path, database_url: str | None) -> dict[str, Any]:
+    home = tmp / "volumes"
+    proc, url = start_server(home, database_url)
+    count = args.volumes
+    docs = [
+        {
+            "apiVersion": "dockyard.dev/v1",
+            "kind": "Volume",
+            "metadata": {"name": f"v{i}"},
+            "spec": {},
+        }
+        for i in range(count)
+    ]
+    try:
+        with api(url, home, 300) as client:
+            t0 = time.perf_counter()
+            for first in range(0, count, 500):
+                batch = {"documents": docs[first : first + 500]}
+                client.post("/api/v1/apply", json=batch).raise_for_status()
+            applied = time.perf_counter() - t0
+            while (
+                sum(
+                    1
+                    for v in client.get("/api/v1/volumes").json()["items"]
+                    if v["status"].get("phase") == "Ready"
+                )
+                < count
+            ):
+                time.sleep(1)
+            t0 = time.perf_counter()
+            assert len(client.get("/api/v1/volumes").json()["items"]) == count
+            listed = time.perf_counter() - t0
+            time.sleep(5)  # the last usage measurements end
+            before, t0 = cpu_seconds(proc.pid), time.perf_counter()
+            time.sleep(args.idle)
+            idle = (cpu_seconds(proc.pid) - before) / (time.perf_counter() - t0)
+            path = tmp / "volumes.yaml"
+            path.write_text("\n---\n".join(json.dumps(d) for d in docs))
+            env = server_env(home, database_url, DOCKYARD_URL=url)
+            t0 = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "dockyard.cli.main", "delete", "-f", str(path)],
+                env=env, check=True, stdout=subprocess.DEVNULL, timeout=600,
+            )  # fmt: skip
+            deleted = time.perf_counter() - t0
+            assert client.get("/api/v1/volumes").json()["items"] == []
+    finally:
+        proc.terminate()
+        proc.wait(120)
+    return {
+        "volumes": count,
+        "apply_seconds": applied,
+        "list_seconds": listed,
+        "idle_cpu_fraction": idle,
+        "delete_seconds": deleted,
+    }
+
+
 # -- takeover --------------------------------------------------------------------------------
 @contextlib.contextmanager
 def replicas(
@@ -342,7 +408,9 @@ def fresh_database(base: str | None, name: str) -> str | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", default="latency,scale,takeover")
+    parser.add_argument("--part", default="latency,scale,volumes,takeover")
+    parser.add_argument("--volumes", type=int, default=5000)
+    parser.add_argument("--idle", type=float, default=30.0, help="seconds of idle CPU measured")
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--resources", type=int, default=1000)
@@ -358,7 +426,12 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp, database(args) as db:
         result["database"] = "postgresql" if db and db.startswith("postgres") else "sqlite"
-        runs = {"latency": run_latency, "scale": run_scale, "takeover": run_takeover}
+        runs = {
+            "latency": run_latency,
+            "scale": run_scale,
+            "volumes": run_volumes,
+            "takeover": run_takeover,
+        }
         for part in parts:
             part_db = fresh_database(db, f"bench_{part}_{os.getpid()}")
             result[part] = runs[part](args, Path(tmp), part_db)
@@ -392,6 +465,17 @@ def report(r: dict[str, Any]) -> str:
             f"| one loop pass | {s['pass_ms']['p50']:.1f} ms | {s['pass_ms']['p99']:.1f} ms |",
             f"| GET /api/v1/jobs ({s['resources']} items) | {s['list_ms']['p50']:.1f} ms | "
             f"{s['list_ms']['p99']:.1f} ms |",
+            "",
+        ]
+    if "volumes" in r:
+        v = r["volumes"]
+        lines += [
+            f"| {v['volumes']} volumes | |",
+            "| --- | ---: |",
+            f"| apply (batches of 500) | {v['apply_seconds']:.1f} s |",
+            f"| GET /api/v1/volumes | {v['list_seconds'] * 1000:.0f} ms |",
+            f"| idle server, CPU | {v['idle_cpu_fraction'] * 100:.2f} % of a core |",
+            f"| `dockyard delete -f` of all, until gone | {v['delete_seconds']:.1f} s |",
             "",
         ]
     if "takeover" in r:
