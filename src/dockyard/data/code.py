@@ -179,9 +179,8 @@ class _Capped(io.RawIOBase):
         data = self.inner.read(min(len(buffer), self.limit - self.count + 1))
         self.count += len(data)
         if self.count > self.limit:
-            raise ValueError(
-                f"archive unpacks to more than {self.limit >> 20} MiB (files and headers)"
-            )
+            shown = f"{self.limit >> 20} MiB" if self.limit >= 1 << 20 else f"{self.limit:,} bytes"
+            raise ValueError(f"archive unpacks to more than {shown} (files and headers)")
         buffer[: len(data)] = data
         return len(data)
 

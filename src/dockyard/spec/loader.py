@@ -271,11 +271,16 @@ class _Composer:
         path: Path_,
         lines: dict[Path_, int],
         within: frozenset[int] = frozenset(),
+        alias: Any = None,
     ) -> Any:
+        """``node`` as plain data; ``within``: the collections being converted around it;
+        ``alias``: where the alias whose expansion this is was used (limits point there)."""
         lines[path] = node.start_mark.line + 1
-        self.budget.value(node.start_mark)
+        if isinstance(node, _Alias) and alias is None:
+            alias = node.start_mark
+        self.budget.value(alias or node.start_mark)
         if len(path) >= MAX_DEPTH:  # an alias can repeat a deep value deeper down
-            raise _Refused(node.start_mark, _TOO_DEEP)
+            raise _Refused(alias or node.start_mark, _TOO_DEEP)
         used = node
         if isinstance(node, _Alias):
             node = node.target
@@ -303,9 +308,9 @@ class _Composer:
                         f"duplicate key {describe(key)} (first at line {lines[(*path, key)]})",
                     )
                     continue
-                self.budget.value(key_node.start_mark)
+                self.budget.value(alias or key_node.start_mark)
                 lines[(*path, key)] = key_node.start_mark.line + 1
-                out[key] = self.convert(value_node, (*path, key), lines, within)
+                out[key] = self.convert(value_node, (*path, key), lines, within, alias)
                 lines[(*path, key)] = key_node.start_mark.line + 1
             return out
         if isinstance(node, yaml.SequenceNode):
@@ -313,7 +318,8 @@ class _Composer:
                 self.error(used, path, f"unsupported tag {_short_tag(node.tag)}: {_PLAIN}")
                 return None
             return [
-                self.convert(item, (*path, i), lines, within) for i, item in enumerate(node.value)
+                self.convert(item, (*path, i), lines, within, alias)
+                for i, item in enumerate(node.value)
             ]
         assert isinstance(node, yaml.ScalarNode)
         return self.scalar(used, node, path)
@@ -343,8 +349,11 @@ class _Composer:
             return text
         if tag == _NULL:
             return None
-        if tag == _BOOL:
-            return self.constructor.construct_yaml_bool(node)
+        if tag == _BOOL:  # implicit true/false/yes/no/on/off, or any text tagged !!bool
+            value = self.constructor.bool_values.get(text.lower())
+            if value is None:
+                self.error(used, path, f"expected true or false, got {describe(text)}")
+            return value
         if tag in (_INT, _FLOAT):
             if len(text) > MAX_NUMBER_CHARS:
                 self.error(
@@ -360,7 +369,7 @@ class _Composer:
                     if tag == _INT
                     else self.constructor.construct_yaml_float(node)
                 )
-            except (ValueError, OverflowError):
+            except (ValueError, OverflowError, LookupError):  # text tagged !!int or !!float
                 self.error(used, path, f"expected a number, got {describe(text)}")
                 return None
             if isinstance(number, float) and not math.isfinite(number):
@@ -460,11 +469,15 @@ def _schema_at(
 _SCHEMAS: dict[str, dict[str, Any]] = {}
 
 
-def _valid_fields(kind: str, loc: Sequence[str | int]) -> list[str]:
+def _field_schema(kind: str, loc: Sequence[str | int]) -> dict[str, Any]:
     if kind not in _SCHEMAS:
         _SCHEMAS[kind] = KINDS[kind].model_json_schema(by_alias=True)
     schema = _SCHEMAS[kind]
-    return sorted(_schema_at(schema, schema, loc).get("properties", {}))
+    return _schema_at(schema, schema, loc)
+
+
+def _valid_fields(kind: str, loc: Sequence[str | int]) -> list[str]:
+    return sorted(_field_schema(kind, loc).get("properties", {}))
 
 
 def _friendly(kind: str, err: dict[str, Any]) -> str:
@@ -498,6 +511,10 @@ def _friendly(kind: str, err: dict[str, Any]) -> str:
         "model_type": "expected a mapping (key: value)",
         "model_attributes_type": "expected a mapping (key: value)",
     }
+    if etype in ("float_parsing", "float_type") and isinstance(got, int):
+        maximum = _field_schema(kind, loc).get("maximum")  # an integer too large for a float
+        if maximum is not None:
+            return f"expected a number ≤ {maximum}, got {shown}"
     if etype in simple:
         return f"{simple[etype]}, got {shown}"
     ctx = err.get("ctx", {})
