@@ -100,6 +100,11 @@ class ServerProcess:
     def client(self) -> Client:
         return self.clients[-1]
 
+    @property
+    def auth(self) -> dict[str, str]:
+        """The header a client of this server sends (its token, from its home)."""
+        return {"authorization": f"Bearer {(self.home / 'token').read_text().strip()}"}
+
     def log_tail(self, lines: int = 30) -> str:
         path = self.home / "server.log"
         return (

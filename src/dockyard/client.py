@@ -20,9 +20,15 @@ import httpx
 
 from dockyard import embedded
 from dockyard.data.code import pack
-from dockyard.errors import DockyardError, InvalidSpec, ServerUnavailable, from_problem
+from dockyard.errors import (
+    DockyardError,
+    InvalidRequest,
+    InvalidSpec,
+    ServerUnavailable,
+    from_problem,
+)
 from dockyard.settings import Settings
-from dockyard.spec import DESCRIPTOR, Dataset, Job, Service, plural_of
+from dockyard.spec import DESCRIPTOR, Dataset, Job, JobSpec, Service, plural_of
 from dockyard.spec.loader import FieldError, Loaded, load_paths, raise_errors
 from dockyard.tokens import client_token
 
@@ -53,6 +59,31 @@ class TokenAuth(httpx.Auth):
             self.token = client_token(self.settings)  # rotated: try once with the new one
             request.headers["authorization"] = f"Bearer {self.token}"
             yield request
+
+
+def _check_working_dir(base: Path, spec: JobSpec, item: Loaded) -> None:
+    """``workingDir`` names a directory of the code (or a mount): say so now, not at run time."""
+    wd = spec.working_dir
+    if wd is None or wd == ".":
+        return
+    mounts = [v.mount_path().strip("/") for v in spec.volumes]
+    mounts += [d.mount_path().strip("/") for d in spec.datasets]
+    if spec.checkpoint is not None:
+        mounts.append(spec.checkpoint.path.strip("/"))
+    if any(wd == m or wd.startswith(m + "/") for m in mounts if m):
+        return  # a mount appears inside the working directory at run time
+    if spec.code is not None and spec.code.startswith("sha256:"):
+        return  # an uploaded snapshot: the server has it
+    directory = (base / spec.code).resolve() if spec.code else None
+    if directory is not None and (directory / wd).is_dir():
+        return
+    message = (
+        f"no directory '{wd}' in the code directory {directory}"
+        if directory is not None
+        else f"'{wd}' is a directory inside spec.code, and there is no spec.code"
+    )
+    line = item.doc.line_of(("spec", "workingDir"))
+    raise_errors([FieldError(item.doc.source, line, "spec.workingDir", message)])
 
 
 class Client:
@@ -144,6 +175,8 @@ class Client:
         base = Path(item.doc.source).resolve().parent
         data = resource.model_dump(mode="json", by_alias=True, exclude={"status"})
         spec = data["spec"]
+        if isinstance(resource, Job):
+            _check_working_dir(base, resource.spec, item)
         if isinstance(resource, Job) and resource.spec.code:
             spec["code"] = self._upload(base, resource.spec.code, item, ("spec", "code"))
         if isinstance(resource, Dataset):
@@ -172,7 +205,17 @@ class Client:
                     )
                 ]
             )
-        return self.upload_code(pack(directory))
+        try:
+            return self.upload_code(pack(directory))
+        except (InvalidSpec, InvalidRequest) as exc:  # the directory, or the server, refused
+            if "errors" in exc.details:
+                raise
+            error = FieldError(item.doc.source, item.doc.line_of(loc), ".".join(loc), exc.message)
+            raise InvalidSpec(
+                str(error),
+                hint=exc.hint or "fix the code directory and apply again; nothing was changed",
+                details={"errors": [error.as_dict()]},
+            ) from exc
 
     def upload_code(self, archive: bytes) -> str:
         result = self.request(

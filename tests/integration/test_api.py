@@ -252,7 +252,7 @@ def test_the_loop_rests_while_a_job_cannot_be_scheduled(server: ServerProcess) -
     import time
 
     c = server.client
-    c.apply([f.job("huge", f.python("pass"), resources={"cpu": 4096})])
+    c.apply([f.job("huge", f.python("pass"), resources={"cpu": 1024})])
     from tests.conftest import wait_until
 
     wait_until(lambda: c.get("Job", "huge")["status"].get("reason") == "Unschedulable")

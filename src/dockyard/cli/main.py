@@ -28,15 +28,23 @@ app.add_typer(images.app, name="images", help="Container images of environments.
 app.add_typer(secrets.app, name="secrets", help="Values for workloads, encrypted at rest.")
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters (but newlines) and undecodable bytes escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
+
+
 def main() -> None:
     try:
         app()
     except DockyardError as exc:
-        # one line each; brackets (pip install 'dockyard[sklearn]') are text, not markup
-        message = f"[red]error:[/red] {escape(exc.message)}"
+        # one line each; brackets (pip install 'dockyard[sklearn]') are text, not markup;
+        # a user's text (a file name, a value) never reaches the terminal as control codes
+        message = f"[red]error:[/red] {escape(_printable(exc.message))}"
         err_console.print(message, highlight=False, soft_wrap=True)
         if exc.hint:
-            hint = f"[dim]hint: {escape(exc.hint)}[/dim]"
+            hint = f"[dim]hint: {escape(_printable(exc.hint))}[/dim]"
             err_console.print(hint, highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from dockyard.spec.common import (
+    COMMAND_BOUNDS,
+    ENV_BOUNDS,
+    Command,
     EnvVars,
     Name,
     Ref,
@@ -16,11 +20,15 @@ from dockyard.spec.common import (
     Resources,
     SpecModel,
     check_rel_path,
+    describe,
 )
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 SOURCE_SCHEMES = ("file://", "https://", "http://")
 RESERVED = "checkpoints"  # the top-level directory of a volume where job checkpoints live
+MAX_SOURCE_CHARS = 4096
+"""Longest ``source`` URI."""
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class PrepareSpec(SpecModel):
@@ -30,9 +38,11 @@ class PrepareSpec(SpecModel):
         default=None, description="local, podman or docker; unset = the server's default."
     )
     environment: Name | None = Field(default=None, description="Environment to run in.")
-    command: list[str] = Field(min_length=1, description="Program and arguments.")
+    command: Command = Field(description=f"Program and arguments: {COMMAND_BOUNDS}.")
     code: str | None = Field(default=None, description="Code directory, relative to the file.")
-    env: EnvVars = Field(default_factory=dict, description="Extra environment variables.")
+    env: EnvVars = Field(
+        default_factory=dict, description=f"Extra environment variables: {ENV_BOUNDS}."
+    )
     resources: Resources = Field(default_factory=Resources, description="cpu, memory, gpu.")
 
 
@@ -40,7 +50,10 @@ class DatasetSpec(SpecModel):
     volume: Name = Field(description="The Volume that caches the data.")
     path: str | None = Field(default=None, description="Directory in the volume; default NAME.")
     source: str | None = Field(
-        default=None, description="file://, https:// or http:// URI of a file or directory."
+        default=None,
+        max_length=MAX_SOURCE_CHARS,
+        description="file://, https:// or http:// URI of a file or directory; at most "
+        f"{MAX_SOURCE_CHARS} characters, no control characters.",
     )
     sha256: str | None = Field(
         default=None, description="Expected checksum of the data (its manifest); pins content."
@@ -52,12 +65,37 @@ class DatasetSpec(SpecModel):
     @field_validator("source")
     @classmethod
     def _valid_source(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(SOURCE_SCHEMES):
+        if value is None:
+            return None
+        if not value.startswith(SOURCE_SCHEMES):
             raise PydanticCustomError(
                 "source",
                 "expected a URI starting with file://, https:// or http://, got {got}",
-                {"got": repr(value)},
+                {"got": describe(value)},
             )
+        if _CONTROL_RE.search(value):
+            raise PydanticCustomError(
+                "source",
+                "expected a URI without control characters (tab, newline …), got {got}",
+                {"got": describe(value)},
+            )
+        if value.startswith("file://"):
+            if not value[len("file://") :]:
+                raise PydanticCustomError(
+                    "source", "expected a path after file://, such as file:///srv/data"
+                )
+        else:
+            try:
+                host = urlsplit(value).hostname
+            except ValueError:
+                host = None
+            if not host:
+                raise PydanticCustomError(
+                    "source",
+                    "expected a host after the scheme, such as https://example.org/data.csv, "
+                    "got {got}",
+                    {"got": describe(value)},
+                )
         return value
 
     @field_validator("sha256")
@@ -65,7 +103,7 @@ class DatasetSpec(SpecModel):
     def _valid_sha(cls, value: str | None) -> str | None:
         if value is not None and not _SHA_RE.match(value):
             raise PydanticCustomError(
-                "sha256", "expected 64 lowercase hex digits, got {got}", {"got": repr(value)}
+                "sha256", "expected 64 lowercase hex digits, got {got}", {"got": describe(value)}
             )
         return value
 

@@ -9,9 +9,11 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from dockyard.spec.common import EnvVars, Resource, SpecModel
+from dockyard.spec.common import ENV_BOUNDS, EnvVars, Resource, SpecModel, describe
 
 _PY_RE = re.compile(r"^3\.\d{1,2}$")
+MAX_PACKAGES = 1024
+"""Entries in ``packages`` and in ``systemPackages``."""
 
 
 class EnvironmentSpec(SpecModel):
@@ -19,20 +21,26 @@ class EnvironmentSpec(SpecModel):
         default=None, description="Python version such as '3.11'; unset = the server's Python."
     )
     packages: list[str] = Field(
-        default_factory=list, description="pip requirement strings, pinned where possible."
+        default_factory=list,
+        max_length=MAX_PACKAGES,
+        description=f"pip requirement strings, pinned where possible; at most {MAX_PACKAGES}.",
     )
     system_packages: list[str] = Field(
-        default_factory=list, description="Debian packages (container images only)."
+        default_factory=list,
+        max_length=MAX_PACKAGES,
+        description=f"Debian packages (container images only); at most {MAX_PACKAGES}.",
     )
     base: str | None = Field(default=None, description="Base image (container runtimes).")
-    env: EnvVars = Field(default_factory=dict, description="Environment variables.")
+    env: EnvVars = Field(default_factory=dict, description=f"Environment variables: {ENV_BOUNDS}.")
 
     @field_validator("python")
     @classmethod
     def _valid_python(cls, value: str | None) -> str | None:
         if value is not None and not _PY_RE.match(str(value)):
             raise PydanticCustomError(
-                "python", "expected a Python version such as '3.11', got {got}", {"got": value}
+                "python",
+                "expected a Python version such as '3.11', got {got}",
+                {"got": describe(value)},
             )
         return value
 
@@ -44,7 +52,7 @@ class EnvironmentSpec(SpecModel):
                 raise PydanticCustomError(
                     "package",
                     "expected pip requirements such as 'scikit-learn==1.5.2', got {got}",
-                    {"got": repr(pkg)},
+                    {"got": describe(pkg)},
                 )
         return value
 

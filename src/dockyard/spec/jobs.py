@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+import math
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -15,24 +16,70 @@ from dockyard.spec.common import (
     Resource,
     SpecModel,
     WorkloadSpec,
+    describe,
 )
+
+MAX_RETRIES = 100
+"""Most extra attempts a job may ask for (``retry.limit``)."""
+MAX_BACKOFF_SECONDS = 86_400
+"""Longest wait between attempts: one day (``backoffSeconds``, ``maxBackoffSeconds``)."""
+MAX_BACKOFF_FACTOR = 10
+"""Largest growth of the wait per attempt (``backoffFactor``)."""
+MAX_EXIT_CODES = 256
+"""Entries in ``retry.onExitCodes``; each is an exit status from -255 to 255."""
+MAX_PRIORITY = 1_000_000
+"""Priorities run from -1,000,000 to 1,000,000."""
+MAX_TIMEOUT_SECONDS = 30 * 86_400
+"""Longest per-attempt time limit: 30 days (``timeoutSeconds``)."""
+
+ExitCode = Annotated[int, Field(ge=-255, le=255)]
 
 
 class RetryPolicy(SpecModel):
-    limit: NonNegativeInt = Field(default=0, description="Extra attempts after a failure.")
-    backoff_seconds: float = Field(default=5.0, ge=0, description="Wait before attempt 2.")
-    backoff_factor: float = Field(default=2.0, ge=1, description="Multiplier per attempt.")
-    max_backoff_seconds: float = Field(default=300.0, ge=0, description="Backoff cap.")
-    on_exit_codes: list[int] | None = Field(
-        default=None, description="Retry only these exit codes; unset = any failure."
+    limit: NonNegativeInt = Field(
+        default=0,
+        le=MAX_RETRIES,
+        description=f"Extra attempts after a failure, 0 to {MAX_RETRIES}.",
+    )
+    backoff_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=MAX_BACKOFF_SECONDS,
+        description=f"Wait before attempt 2, 0 to {MAX_BACKOFF_SECONDS:,} seconds (one day).",
+    )
+    backoff_factor: float = Field(
+        default=2.0,
+        ge=1,
+        le=MAX_BACKOFF_FACTOR,
+        description=f"Multiplier per attempt, 1 to {MAX_BACKOFF_FACTOR}.",
+    )
+    max_backoff_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=MAX_BACKOFF_SECONDS,
+        description=f"Backoff cap, 0 to {MAX_BACKOFF_SECONDS:,} seconds (one day).",
+    )
+    on_exit_codes: list[ExitCode] | None = Field(
+        default=None,
+        max_length=MAX_EXIT_CODES,
+        description=f"Retry only these exit codes (-255 to 255, at most {MAX_EXIT_CODES}); "
+        "unset = any failure.",
     )
 
     def delay_before(self, attempt: int) -> float:
-        """Seconds to wait before attempt number ``attempt`` (2, 3, …)."""
-        if attempt <= 1:
+        """Seconds to wait before attempt number ``attempt`` (2, 3, …), at most the cap.
+
+        The growth is compared with the cap in logarithms first, so a large attempt number or
+        factor never computes a power that overflows a float.
+        """
+        cap = self.max_backoff_seconds
+        base, factor = self.backoff_seconds, max(self.backoff_factor, 1.0)
+        if attempt <= 1 or base <= 0 or cap <= 0:
             return 0.0
-        delay = self.backoff_seconds * self.backoff_factor ** (attempt - 2)
-        return float(min(delay, self.max_backoff_seconds))
+        steps = attempt - 2
+        if math.log(base) + steps * math.log(factor) >= math.log(cap):
+            return float(cap)
+        return float(min(base * factor**steps, cap))
 
 
 class CheckpointPolicy(SpecModel):
@@ -55,7 +102,7 @@ class ModelOutput(SpecModel):
             raise PydanticCustomError(
                 "rel_path",
                 "expected a path relative to the output directory, got {got}",
-                {"got": repr(value)},
+                {"got": describe(value)},
             )
         return value
 
@@ -65,9 +112,20 @@ class JobOutputs(SpecModel):
 
 
 class JobSpec(WorkloadSpec):
-    priority: int = Field(default=0, description="Higher runs first when resources are short.")
+    priority: int = Field(
+        default=0,
+        ge=-MAX_PRIORITY,
+        le=MAX_PRIORITY,
+        description=f"Higher runs first when resources are short; ±{MAX_PRIORITY:,}.",
+    )
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Restarts on failure.")
-    timeout_seconds: float | None = Field(default=None, gt=0, description="Per-attempt time limit.")
+    timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_TIMEOUT_SECONDS,
+        description=f"Per-attempt time limit in seconds, at most {MAX_TIMEOUT_SECONDS:,} "
+        "(30 days).",
+    )
     checkpoint: CheckpointPolicy | None = Field(
         default=None, description="A volume directory kept across attempts."
     )

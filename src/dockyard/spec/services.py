@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from dockyard.spec.common import (
+    ENV_BOUNDS,
     NAME_RE,
     EnvVars,
     Name,
@@ -17,8 +18,14 @@ from dockyard.spec.common import (
     Resource,
     Resources,
     SpecModel,
+    describe,
 )
 from dockyard.spec.models import ALIAS_RE
+
+MAX_VERSION_DIGITS = 9
+"""Digits of a model version in ``NAME@VERSION`` (versions below one billion)."""
+MAX_REPLICAS = 100
+"""Most model server processes one service may run."""
 
 
 @dataclass(frozen=True)
@@ -32,13 +39,13 @@ class ModelRef:
     @classmethod
     def parse(cls, text: str) -> ModelRef:
         name, at, ref = text.partition("@")
-        if not NAME_RE.match(name):
+        if not NAME_RE.match(name) or len(name) > 63:
             raise ValueError(f"bad model name {name!r}")
         if at and not ref:
             raise ValueError("nothing after '@'")
         if not ref:
             return cls(name, alias="latest")
-        if ref.isdigit() and int(ref) > 0:
+        if ref.isascii() and ref.isdigit() and len(ref) <= MAX_VERSION_DIGITS and int(ref) > 0:
             return cls(name, version=int(ref))
         if ALIAS_RE.match(ref):
             return cls(name, alias=ref)
@@ -50,9 +57,14 @@ class ModelRef:
 
 class Batching(SpecModel):
     enabled: bool = Field(default=True, description="Merge concurrent requests per model.")
-    max_batch_size: int = Field(default=64, ge=1, le=4096, description="Rows per model call.")
+    max_batch_size: int = Field(
+        default=64, ge=1, le=4096, description="Rows per model call, 1 to 4096."
+    )
     max_latency_ms: float = Field(
-        default=2.0, ge=0, le=10_000, description="Longest a request waits for company."
+        default=2.0,
+        ge=0,
+        le=10_000,
+        description="Longest a request waits for company, 0 to 10,000 ms.",
     )
 
 
@@ -61,12 +73,16 @@ class ServiceSpec(SpecModel):
         default=None, description="local, podman or docker; unset = the server's default."
     )
     model: str = Field(description="NAME, NAME@ALIAS or NAME@VERSION of a registered model.")
-    replicas: NonNegativeInt = Field(default=1, description="Model server processes.")
-    port: int | None = Field(default=None, ge=1, le=65535, description="Fixed port; unset = any.")
+    replicas: NonNegativeInt = Field(
+        default=1, le=MAX_REPLICAS, description=f"Model server processes, 0 to {MAX_REPLICAS}."
+    )
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="Fixed port, 1 to 65535; unset = any."
+    )
     environment: Name | None = Field(
         default=None, description="Override the environment the model was trained in."
     )
-    env: EnvVars = Field(default_factory=dict, description="Environment variables.")
+    env: EnvVars = Field(default_factory=dict, description=f"Environment variables: {ENV_BOUNDS}.")
     batching: Batching = Field(default_factory=Batching, description="Adaptive batching.")
     resources: Resources = Field(
         default_factory=lambda: Resources(cpu=0.5), description="Per replica."
@@ -82,7 +98,7 @@ class ServiceSpec(SpecModel):
                 "model_ref",
                 "expected NAME, NAME@ALIAS or NAME@VERSION (e.g. 'digits@latest', 'digits@3'), "
                 "got {got}",
-                {"got": repr(value)},
+                {"got": describe(value)},
             ) from None
         return value
 

@@ -10,7 +10,7 @@ from dockyard.spec.common import Bytes, Resource, SpecModel
 
 
 class VolumeSpec(SpecModel):
-    size: Bytes | None = Field(default=None, description="Capacity, e.g. '10Gi'.")
+    size: Bytes | None = Field(default=None, description="Capacity, e.g. '10Gi'; at most 1 PiB.")
     tier: Literal["fast", "standard", "archive"] = Field(
         default="standard", description="Service tier; maps to a storage class on Kubernetes."
     )
