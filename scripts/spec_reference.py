@@ -21,6 +21,8 @@ def type_of(schema: dict[str, Any], defs: dict[str, Any]) -> str:
     t = schema.get("type", "any")
     if t == "array":
         return f"list of {type_of(schema.get('items', {}), defs)}"
+    if t == "object" and isinstance(schema.get("additionalProperties"), dict):
+        return f"map of {type_of(schema['additionalProperties'], defs)}"
     if t == "object" and "additionalProperties" in schema:
         return "map of string"
     return str(t)

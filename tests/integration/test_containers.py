@@ -73,14 +73,17 @@ def test_a_job_writes_to_its_volume_with_safe_defaults(pod_server: ServerProcess
         "try:\n    open('/etc/dockyard-test', 'w')\n    print('root fs writable')\n"
         "except OSError:\n    print('root fs read-only')\n"
         "open('/tmp/scratch', 'w').write('tmp ok')\n"
-        "print('cwd', os.getcwd(), 'data', os.environ['DOCKYARD_VOLUME_DATA'])"
+        "print('cwd', os.getcwd(), 'data', os.environ['DOCKYARD_VOLUME_DATA'])\n"
+        "print('token', os.environ['TOKEN'], len(os.environ['TOKEN']))"
     )
+    c.set_secret("api", {"token": "s3cr3t-in-a-container"})
     c.apply(
         [
             f.volume("data"),
             f.job(
                 "writer",
                 f.python(code),
+                env={"TOKEN": {"secretRef": "api/token"}},
                 volumes=[{"name": "data"}],
                 resources={"cpu": 0.5, "memory": "256Mi"},
             ),
@@ -92,6 +95,7 @@ def test_a_job_writes_to_its_volume_with_safe_defaults(pod_server: ServerProcess
     host_file = pod_server.home / "volumes" / "default" / "data" / "from-container.txt"
     assert host_file.read_text() == "uid=1000"
     assert "root fs read-only" in log and "cwd /workspace data /volumes/data" in log
+    assert "token [secret] 21" in log  # given to the container, masked in its log
 
 
 def test_security_defaults_of_a_running_container(

@@ -154,6 +154,7 @@ def ds(**extra: Any) -> datasets.Observed:
         "generation": 3,
         "name": "digits",
         "workload_prefix": "prepare-digits-abcd1234",
+        "project": "default",
         "status": DatasetStatus(),
         "target": (Path("/v/data"), "digits"),
         "staging": (Path("/v/data"), ".digits.prepare-g3"),

@@ -368,7 +368,7 @@ def test_a_start_carries_the_request_and_what_to_prepare() -> None:
 
     steps = (MakeDirs((Path("/v/data"),)), UnpackCode("sha256:1"))
     job = spec(
-        env={"SEED": "1"},
+        env={"SEED": "1", "TOKEN": {"secretRef": "hub/token"}},
         priority=5,
         resources={"cpu": 2, "memory": "1Gi", "gpu": 1},
         timeoutSeconds=60,
@@ -390,13 +390,15 @@ def test_a_start_carries_the_request_and_what_to_prepare() -> None:
     assert start.steps == steps
     r = start.request
     assert r.env["SEED"] == "1" and r.env["DOCKYARD_PROJECT"] == "team"
+    assert "TOKEN" not in r.env and r.secrets == {"TOKEN": "hub/token"}  # resolved at start
+    assert r.secret_env == {} and start.project == "team"
     assert r.env["DOCKYARD_ATTEMPT"] == "1" and r.timeout == 60
     assert r.security["runAsRoot"] is True
     assert r.gpus == () and r.port is None  # placement comes with admission
     assert start.running is not None and start.running.phase == "Starting"
 
 
-@pytest.mark.parametrize("reason", ["DatasetChanged", "CodeMissing"])
+@pytest.mark.parametrize("reason", ["DatasetChanged", "CodeMissing", "SecretMissing"])
 def test_attempts_that_could_not_start_are_not_retried(reason: str) -> None:
     p = plan(retrying(3), observed(failed(1, reason=reason, exit_code=None, ago=999)))
     assert (p.phase, p.reason, p.start_attempt) == ("Failed", reason, None)

@@ -77,7 +77,9 @@ def apply(body: ApplyRequest, state: State) -> list[ApplyResult]:
 def _apply(resources: list[AnyResource], dry_run: bool, state: ServerState) -> list[ApplyResult]:
     results: list[ApplyResult] = []
     with state.ctx.store.session() as session:
-        graph = references.Graph(repo.list_rows(session), resources)
+        graph = references.Graph(
+            repo.list_rows(session), resources, references.secret_keys(session)
+        )
         errors = [
             FieldError(f"document {i + 1}", 1, path, message)
             for i, r in enumerate(resources)

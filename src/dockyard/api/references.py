@@ -10,9 +10,11 @@ from sqlalchemy.orm import Session
 
 from dockyard.data.code import CodeStore
 from dockyard.spec import DESCRIPTOR, AnyResource, Dataset, DatasetSpec, SpecModel
+from dockyard.spec.common import Ref
 from dockyard.spec.datasets import RESERVED
 from dockyard.store import references as references_repo
 from dockyard.store import resources as repo
+from dockyard.store import secrets as secrets_repo
 from dockyard.store.tables import ResourceRow
 
 Key = tuple[str, str, str]  # kind, project, name
@@ -28,6 +30,7 @@ class Graph:
 
     stored: list[ResourceRow]
     batch: list[AnyResource]
+    secrets: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # → key names
     names: set[Key] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +76,9 @@ def check(resource: AnyResource, graph: Graph, code: CodeStore) -> list[tuple[st
     problems = []
     project = resource.project
     for ref in DESCRIPTOR[resource.kind].references(resource.spec):
+        if ref.kind == "Secret":
+            problems += _secret_problem(ref, project, graph)
+            continue
         key = (ref.kind, project, ref.name)
         if key in graph.names or (ref.producible and key in graph.produced):
             continue
@@ -99,6 +105,36 @@ def check(resource: AnyResource, graph: Graph, code: CodeStore) -> list[tuple[st
     if isinstance(resource, Dataset):
         problems += dataset_overlaps(resource, graph.datasets.get(project, []))
     return problems
+
+
+def _secret_problem(ref: Ref, project: str, graph: Graph) -> list[tuple[str, str]]:
+    keys = graph.secrets.get((project, ref.name))
+    if keys is None:
+        return [
+            (
+                ref.path,
+                f"secret '{ref.name}' not found in project '{project}': create it first with "
+                f"`dockyard secrets set {ref.name} {ref.key}=@FILE`",
+            )
+        ]
+    if ref.key not in keys:
+        return [
+            (
+                ref.path,
+                f"secret '{ref.name}' has no key '{ref.key}' (it has: "
+                f"{', '.join(sorted(keys)) or 'none'}); add it with "
+                f"`dockyard secrets set {ref.name} {ref.key}=@FILE`",
+            )
+        ]
+    return []
+
+
+def secret_keys(session: Session) -> dict[tuple[str, str], set[str]]:
+    """(project, name) → key names of every secret (the names only: nothing is opened)."""
+    return {
+        (row.project, row.name): set(row.keys.get("names", []))
+        for row in secrets_repo.listing(session)
+    }
 
 
 def index(session: Session, row: ResourceRow, spec: SpecModel) -> None:

@@ -17,7 +17,9 @@ from starlette.concurrency import run_in_threadpool
 
 from dockyard.api import references, views
 from dockyard.api.state import ServerState, get_state
+from dockyard.control.workloads import secret_values
 from dockyard.errors import Conflict, InUse, InvalidRequest, NotFound
+from dockyard.redact import Redactor
 from dockyard.spec import DESCRIPTOR, DESCRIPTORS, KindDescriptor
 from dockyard.spec.common import NAME_RE
 from dockyard.store import events
@@ -80,8 +82,11 @@ def _pick(workloads: list[WorkloadRow], attempt: int | None, generation: int) ->
     )
 
 
-def _log_stream(state: ServerState, workload: WorkloadRow, follow: bool) -> StreamingResponse:
+def _log_stream(
+    state: ServerState, workload: WorkloadRow, project: str, follow: bool
+) -> StreamingResponse:
     runtime, store = state.ctx.runtime_for(workload.runtime), state.ctx.store
+    redactor = Redactor(secret_values(state.ctx, project, workload.details.get("secrets", {})))
 
     def read(offset: int) -> bytes:
         return b"".join(runtime.logs(workload.id, offset=offset))
@@ -98,15 +103,17 @@ def _log_stream(state: ServerState, workload: WorkloadRow, follow: bool) -> Stre
             chunk = await run_in_threadpool(read, offset)
             if chunk:
                 offset += len(chunk)
-                yield chunk
+                yield redactor.feed(chunk)
             if not follow:
+                yield redactor.flush()
                 return
             if not chunk:
                 if await run_in_threadpool(finished):
                     tail = await run_in_threadpool(read, offset)
-                    if tail:
-                        yield tail
+                    yield redactor.feed(tail) + redactor.flush()
                     return
+                if held := redactor.flush():  # quiet for now: what was held back
+                    yield held
                 await asyncio.sleep(0.2)
 
     return StreamingResponse(
@@ -245,7 +252,7 @@ def _routes(d: KindDescriptor) -> None:
         with state.ctx.store.session() as session:
             row = repo.require(session, repo.Key(kind, project, name))
             workload = _pick(workloads_repo.for_owner(session, row.uid), attempt, row.generation)
-        return _log_stream(state, workload, follow)
+        return _log_stream(state, workload, project, follow)
 
     tags: list[str | Enum] = [plural]
     lower = kind.lower()

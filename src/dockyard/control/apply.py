@@ -273,7 +273,10 @@ class Applier:
                             "gpu": need.gpu,
                             "gpuIndices": list(gpus),
                         },
-                        details=dict(start.details),
+                        details={
+                            **start.details,
+                            **({"secrets": start.request.secrets} if start.request.secrets else {}),
+                        },
                         created_at=now(),
                     )
                 )

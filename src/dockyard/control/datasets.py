@@ -20,6 +20,7 @@ from dockyard.data.files import atomic_write_json
 from dockyard.paths import Inside
 from dockyard.runtimes.base import WorkloadRequest
 from dockyard.spec import DatasetSpec
+from dockyard.spec.common import split_env
 from dockyard.spec.status import ACTIVE, DatasetStatus, Phase
 
 
@@ -28,6 +29,7 @@ class Observed:
     generation: int
     name: str
     workload_prefix: str  # "prepare-NAME-UID8"
+    project: str
     status: DatasetStatus  # of this generation (empty otherwise)
     target: Within  # the volume and the dataset's directory in it
     staging: Within  # where a preparation writes
@@ -114,10 +116,12 @@ def _prepare(spec: DatasetSpec, obs: Observed, token: str, active: list[str]) ->
         return _waiting(obs, Phase.PENDING, "Waiting", inputs.blocked)
     wid = f"{obs.workload_prefix}-g{obs.generation}-r{number}"
     need = wl.need_of(prepare.resources)
+    plain, secrets = split_env(prepare.env)
     request = WorkloadRequest(
         id=wid,
         command=prepare.command,
-        env={"DOCKYARD_DATASET": obs.name, **prepare.env},
+        env={"DOCKYARD_DATASET": obs.name, **plain},
+        secrets=secrets,
         environment=inputs.environment,
         mounts=inputs.mounts,
         output_dir=obs.staging[0] / obs.staging[1],
@@ -140,6 +144,7 @@ def _prepare(spec: DatasetSpec, obs: Observed, token: str, active: list[str]) ->
         prepare.runtime,
         request,
         need,
+        project=obs.project,
         steps=(FreshDir(obs.staging), *inputs.steps),
         running=status.but(phase=Phase.PREPARING, reason="Running", message=running),
         event=f"preparation {number} started as {wid}",
@@ -171,6 +176,7 @@ class DatasetReconciler:
             row.generation,
             row.name,
             f"prepare-{row.name}-{row.uid[:8]}",
+            row.project,
             DatasetStatus.model_validate(row.status if current else {}),
             (volume, target),
             (volume, staging_of(target, row.generation)),

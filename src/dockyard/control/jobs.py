@@ -19,10 +19,11 @@ from dockyard.control.world import ResourceRecord, TaskView, World
 from dockyard.registry import models as registry
 from dockyard.runtimes.base import WorkloadRequest
 from dockyard.spec import JobSpec
+from dockyard.spec.common import split_env
 from dockyard.spec.status import ACTIVE, ENDED, JobStatus, Phase
 
 # an attempt that failed for one of these will fail again: it is not retried
-NOT_RETRIED = {"CommandNotFound", "StartFailed", "DatasetChanged", "CodeMissing"}
+NOT_RETRIED = {"CommandNotFound", "StartFailed", "DatasetChanged", "CodeMissing", "SecretMissing"}
 NOT_COUNTED = {"Interrupted"}  # ended by a server shutdown: re-run, not a failure
 
 
@@ -176,6 +177,7 @@ def _start(spec: JobSpec, obs: Observed, number: int, message: str) -> Plan:
     inputs = obs.inputs or wl.Inputs()
     wid = f"job-{obs.name}-{obs.uid[:8]}-g{obs.generation}-a{number}"
     need = wl.need_of(spec.resources)
+    plain, secrets = split_env(spec.env)
     request = WorkloadRequest(
         id=wid,
         command=spec.command,
@@ -183,8 +185,9 @@ def _start(spec: JobSpec, obs: Observed, number: int, message: str) -> Plan:
             "DOCKYARD_JOB_NAME": obs.name,
             "DOCKYARD_ATTEMPT": str(number),
             "DOCKYARD_PROJECT": obs.project,
-            **spec.env,
+            **plain,
         },
+        secrets=secrets,
         environment=inputs.environment,
         working_dir=spec.working_dir,
         mounts=inputs.mounts,
@@ -211,6 +214,7 @@ def _start(spec: JobSpec, obs: Observed, number: int, message: str) -> Plan:
         spec.runtime,
         request,
         need,
+        project=obs.project,
         priority=spec.priority,
         created_at=obs.created_at,
         steps=inputs.steps,

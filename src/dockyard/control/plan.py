@@ -105,6 +105,7 @@ class Start:
     runtime: str | None
     request: WorkloadRequest
     need: Need
+    project: str = "default"
     priority: int = 0
     created_at: datetime | None = None
     steps: tuple[Step, ...] = ()

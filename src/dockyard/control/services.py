@@ -23,13 +23,15 @@ from dockyard.registry import models as registry
 from dockyard.runtimes.base import PreparedEnvironment, ServingImages, WorkloadRequest
 from dockyard.serving.launch import BOOT, serving_paths
 from dockyard.spec import EnvironmentSpec, ModelRef, ServiceSpec
+from dockyard.spec.common import split_env
 from dockyard.spec.status import ACTIVE, Phase, ServiceStatus
 from dockyard.store import model_versions as versions_repo
 
 MAX_BACKOFF = 60.0
 IMAGE_RETRY = timedelta(seconds=30)
 NOT_CRASHES = ("Stopped", "Interrupted")  # ended by Dockyard itself, not by a fault
-NOT_STARTED = ("PortInUse", "ModelUnavailable", "StartFailed")  # could not even start
+# could not even start
+NOT_STARTED = ("PortInUse", "ModelUnavailable", "StartFailed", "SecretMissing")
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,7 @@ def _replica(
 ) -> Start:
     wid = f"svc-{obs.name}-{obs.uid[:8]}-g{obs.generation}-v{model.version}-r{number}-{restarts}"
     steps: tuple[Step, ...] = ()
-    env = dict(spec.env)
+    env, secrets = split_env(spec.env)
     if obs.containers:  # the serving image holds the model at /model and Dockyard itself
         main = "/model" if model.path == "." else f"/model/{model.path}"
         command = ["python", "-m", "dockyard.serving", "--host", "0.0.0.0"]
@@ -251,6 +253,7 @@ def _replica(
         id=wid,
         command=command,
         env=env,
+        secrets=secrets,
         environment=environment,
         cpu=need.cpu,
         cpu_limit=need.cpu_limit,
@@ -266,6 +269,7 @@ def _replica(
         spec.runtime,
         request,
         need,
+        project=model.project,
         steps=steps,
         port=port if port is not None else 0,
         details={"version": model.version},

@@ -45,6 +45,7 @@ from dockyard.spec.datasets import DatasetSpec, PrepareSpec
 from dockyard.spec.jobs import CheckpointPolicy
 from dockyard.spec.status import ACTIVE
 from dockyard.store import model_versions as versions_repo
+from dockyard.store import secrets as secrets_repo
 from dockyard.store.tables import WorkloadRow
 
 log = logging.getLogger("dockyard.control")
@@ -257,7 +258,13 @@ def run_start(ctx: Context, start: Start, gpus: tuple[int, ...], handle: TaskHan
             except DockyardError as exc:
                 raise _NotStarted("PortInUse", str(exc)) from exc
             details.update(port=port, url=f"http://127.0.0.1:{port}")
-        request = replace(request, code_dir=code_dir, gpus=gpus, port=port)
+        secret_env = {}
+        if request.secrets:
+            try:
+                secret_env = resolve_secrets(ctx, start.project, request.secrets)
+            except DockyardError as exc:
+                raise _NotStarted("SecretMissing", str(exc)) from exc
+        request = replace(request, code_dir=code_dir, gpus=gpus, port=port, secret_env=secret_env)
         state = ctx.runtime_for(start.runtime).start(request)
     except _NotStarted as exc:
         _end(handle, wid, exc.reason, exc.message)
@@ -279,6 +286,43 @@ def run_start(ctx: Context, start: Start, gpus: tuple[int, ...], handle: TaskHan
             _record(live, state)
 
     handle.write(started)
+
+
+def resolve_secrets(ctx: Context, project: str, refs: dict[str, str]) -> dict[str, str]:
+    """variable → value of the ``SECRET/KEY`` references (decrypted here, only now)."""
+    opened: dict[str, dict[str, str]] = {}
+    out = {}
+    for var, ref in refs.items():
+        name, key = ref.split("/", 1)
+        if name not in opened:
+            with ctx.store.session() as session:
+                row = secrets_repo.get(session, project, name)
+                sealed = row.sealed if row is not None else None
+            if sealed is None:
+                raise DockyardError(
+                    f"secret '{name}' (for {var}) does not exist",
+                    hint=f"create it: dockyard secrets set {name} {key}=@FILE",
+                )
+            opened[name] = ctx.vault.open(sealed)
+        if key not in opened[name]:
+            raise DockyardError(
+                f"secret '{name}' has no key '{key}' (for {var})",
+                hint=f"its keys: {', '.join(sorted(opened[name]))}",
+            )
+        out[var] = opened[name][key]
+    return out
+
+
+def secret_values(ctx: Context, project: str, refs: dict[str, str]) -> list[str]:
+    """The values a workload was given from secrets, as they are now (to mask them in its
+    log); references that no longer resolve are left out."""
+    values: list[str] = []
+    for var, ref in refs.items():
+        try:
+            values += resolve_secrets(ctx, project, {var: ref}).values()
+        except DockyardError:
+            continue
+    return values
 
 
 class _NotStarted(Exception):

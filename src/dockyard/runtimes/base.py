@@ -84,6 +84,10 @@ class WorkloadRequest:
     labels: dict[str, str] = field(default_factory=dict)
     extra_pythonpath: tuple[str, ...] = ()
     security: dict[str, Any] = field(default_factory=dict)  # spec.security (containers)
+    # variable → SECRET/KEY: resolved when it starts into ``secret_env``, which a runtime gives
+    # the workload only (never into a file others read, a command line or a log)
+    secrets: dict[str, str] = field(default_factory=dict)
+    secret_env: dict[str, str] = field(default_factory=dict, repr=False)
     # placement, assigned when the workload is admitted; each runtime translates it
     gpus: tuple[int, ...] = ()  # GPU indices on the node: CUDA_VISIBLE_DEVICES, --device
     port: int | None = None  # the port it serves on: $DOCKYARD_SERVE_PORT (and published by OCI)

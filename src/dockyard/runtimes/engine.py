@@ -47,13 +47,20 @@ class Engine:
             self.env["CONTAINERS_CONF"] = str(containers_conf)
 
     def run(
-        self, *args: str, check: bool = True, timeout: float = 120, input_: bytes | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 120,
+        input_: bytes | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
+        """One engine command; ``env`` adds variables to its environment (values that must
+        not appear on a command line, where every user of the machine can read them)."""
         try:
             result = subprocess.run(
                 [self.binary, *args],
                 capture_output=True,
-                env=self.env,
+                env={**self.env, **env} if env else self.env,
                 cwd=self.cwd,
                 timeout=timeout,
                 input=input_,

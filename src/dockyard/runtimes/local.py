@@ -190,6 +190,9 @@ class LocalRuntime:
             "stopGrace": self.settings.stop_grace_seconds,
             "limits": {"memory": request.memory, "cpu": request.cpu, "cpuLimit": request.cpu_limit},
         }
+        if request.secret_env:  # read and deleted by the shim before the command starts
+            write_private(run_dir / "secrets.json", json.dumps(request.secret_env).encode())
+            spec["secrets"] = str(run_dir / "secrets.json")
         write_private(run_dir / "spec.json", json.dumps(spec).encode())
         with open(run_dir / "shim.err", "wb") as err:
             proc = subprocess.Popen(

@@ -211,6 +211,8 @@ class OciRuntime:
         env.update(request.env)
         for key, value in env.items():
             args += ["--env", f"{key}={value}"]
+        for key in request.secret_env:  # the value comes from the engine's own environment
+            args += ["--env", key]
         if request.memory:
             args += ["--memory", str(request.memory), "--memory-swap", str(request.memory)]
         if request.cpu_limit:
@@ -225,7 +227,9 @@ class OciRuntime:
         meta = {"timeout": request.timeout, "startedAt": time.time()}
         (run_dir / "container.json").write_text(json.dumps(meta))
         try:
-            self.engine.run(*args, environment.location, *request.command, timeout=300)
+            self.engine.run(
+                *args, environment.location, *request.command, timeout=300, env=request.secret_env
+            )
         except EngineError:
             # a container that was created but could not start must not look alive later
             self.engine.run("rm", "--force", request.id, check=False, timeout=120)

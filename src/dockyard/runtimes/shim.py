@@ -221,6 +221,10 @@ def main(run_dir: Path) -> int:
         return 0
 
     env = dict(spec["env"])
+    if spec.get("secrets"):  # secret values: into the command's environment, then gone
+        with open(spec["secrets"]) as fh:
+            env.update(json.load(fh))
+        os.unlink(spec["secrets"])
     argv: list[str] = spec["argv"]
     cwd = spec.get("cwd") or str(run_dir)
     log = open(private(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab", buffering=0)  # noqa: SIM115

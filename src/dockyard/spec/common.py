@@ -148,6 +148,7 @@ class Ref:
     kind: str
     name: str
     producible: bool = False  # a Model may also be promised by a Job's outputs.model
+    key: str | None = None  # a Secret: the key of it
 
 
 class SpecModel(BaseModel):
@@ -497,6 +498,53 @@ def _check_env(value: dict[str, str]) -> dict[str, str]:
 
 EnvVars = Annotated[dict[str, str], Field(max_length=MAX_ENV), AfterValidator(_check_env)]
 ENV_BOUNDS = f"at most {MAX_ENV} variables, {MAX_ENV_BYTES // 1024} KiB in all"
+SECRET_REF_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[A-Za-z0-9._-]{1,253}$")
+
+
+class SecretRef(SpecModel):
+    """A value kept in a secret (``dockyard secrets set``), given to the workload only."""
+
+    secret_ref: str = Field(
+        pattern=SECRET_REF_RE.pattern,
+        max_length=317,
+        description="SECRET/KEY: the key of a secret of the same project.",
+    )
+
+    @property
+    def secret(self) -> str:
+        return self.secret_ref.split("/", 1)[0]
+
+    @property
+    def key(self) -> str:
+        return self.secret_ref.split("/", 1)[1]
+
+
+def _check_workload_env(value: dict[str, str | SecretRef]) -> dict[str, str | SecretRef]:
+    _check_env({k: v if isinstance(v, str) else v.secret_ref for k, v in value.items()})
+    return value
+
+
+WorkloadEnv = Annotated[
+    dict[str, str | SecretRef], Field(max_length=MAX_ENV), AfterValidator(_check_workload_env)
+]
+WORKLOAD_ENV = (
+    f"Environment variables: a value, or {{secretRef: SECRET/KEY}} for a secret's; {ENV_BOUNDS}."
+)
+
+
+def env_references(env: dict[str, str | SecretRef], at: str) -> list[Ref]:
+    return [
+        Ref(f"{at}.{var}", "Secret", v.secret, key=v.key)
+        for var, v in env.items()
+        if isinstance(v, SecretRef)
+    ]
+
+
+def split_env(env: dict[str, str | SecretRef]) -> tuple[dict[str, str], dict[str, str]]:
+    """(plain values, secret references ``SECRET/KEY``) of a workload's env."""
+    plain = {k: v for k, v in env.items() if isinstance(v, str)}
+    secret = {k: v.secret_ref for k, v in env.items() if isinstance(v, SecretRef)}
+    return plain, secret
 
 
 def _check_command(value: list[str]) -> list[str]:
@@ -554,7 +602,7 @@ class WorkloadSpec(SpecModel):
         description="Directory inside the code to start in: relative, no '..'; "
         "unset = the code's top directory.",
     )
-    env: EnvVars = Field(default_factory=dict, description=f"Environment variables: {ENV_BOUNDS}.")
+    env: WorkloadEnv = Field(default_factory=dict, description=WORKLOAD_ENV)
     security: Security = Field(default_factory=Security, description="Container security.")
     resources: Resources = Field(default_factory=Resources, description="cpu, memory, gpu.")
     volumes: list[VolumeMount] = Field(
@@ -578,7 +626,7 @@ class WorkloadSpec(SpecModel):
         refs += [
             Ref(f"spec.datasets[{i}].name", "Dataset", d.name) for i, d in enumerate(self.datasets)
         ]
-        return refs
+        return refs + env_references(self.env, "spec.env")
 
     def runtimes(self) -> list[str]:
         return [self.runtime] if self.runtime else []

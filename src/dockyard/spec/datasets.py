@@ -11,16 +11,17 @@ from pydantic_core import PydanticCustomError
 
 from dockyard.spec.common import (
     COMMAND_BOUNDS,
-    ENV_BOUNDS,
+    WORKLOAD_ENV,
     Command,
-    EnvVars,
     Name,
     Ref,
     Resource,
     Resources,
     SpecModel,
+    WorkloadEnv,
     check_rel_path,
     describe,
+    env_references,
 )
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -40,9 +41,7 @@ class PrepareSpec(SpecModel):
     environment: Name | None = Field(default=None, description="Environment to run in.")
     command: Command = Field(description=f"Program and arguments: {COMMAND_BOUNDS}.")
     code: str | None = Field(default=None, description="Code directory, relative to the file.")
-    env: EnvVars = Field(
-        default_factory=dict, description=f"Extra environment variables: {ENV_BOUNDS}."
-    )
+    env: WorkloadEnv = Field(default_factory=dict, description=WORKLOAD_ENV)
     resources: Resources = Field(default_factory=Resources, description="cpu, memory, gpu.")
 
 
@@ -125,6 +124,8 @@ class DatasetSpec(SpecModel):
         refs = [Ref("spec.volume", "Volume", self.volume)]
         if self.prepare is not None and self.prepare.environment:
             refs.append(Ref("spec.prepare.environment", "Environment", self.prepare.environment))
+        if self.prepare is not None:
+            refs += env_references(self.prepare.env, "spec.prepare.env")
         return refs
 
     def runtimes(self) -> list[str]:

@@ -9,16 +9,17 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from dockyard.spec.common import (
-    ENV_BOUNDS,
     NAME_RE,
-    EnvVars,
+    WORKLOAD_ENV,
     Name,
     NonNegativeInt,
     Ref,
     Resource,
     Resources,
     SpecModel,
+    WorkloadEnv,
     describe,
+    env_references,
 )
 from dockyard.spec.models import ALIAS_RE
 
@@ -82,7 +83,7 @@ class ServiceSpec(SpecModel):
     environment: Name | None = Field(
         default=None, description="Override the environment the model was trained in."
     )
-    env: EnvVars = Field(default_factory=dict, description=f"Environment variables: {ENV_BOUNDS}.")
+    env: WorkloadEnv = Field(default_factory=dict, description=WORKLOAD_ENV)
     batching: Batching = Field(default_factory=Batching, description="Adaptive batching.")
     resources: Resources = Field(
         default_factory=lambda: Resources(cpu=0.5), description="Per replica."
@@ -109,6 +110,7 @@ class ServiceSpec(SpecModel):
         refs = [Ref("spec.model", "Model", self.model_ref().name, producible=True)]
         if self.environment:
             refs.append(Ref("spec.environment", "Environment", self.environment))
+        refs += env_references(self.env, "spec.env")
         return refs
 
     def runtimes(self) -> list[str]:
