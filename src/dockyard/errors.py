@@ -87,6 +87,13 @@ class StaleWrite(Conflict):
     status = 409
 
 
+class StoredSpecInvalid(Conflict):
+    """A spec in the store breaks a rule added since it was applied: apply it again."""
+
+    code = "stored-spec-invalid"
+    status = 409
+
+
 class MalformedRequest(InvalidRequest):
     """A request that does not fit the API's schema (a wrong type, a missing field)."""
 

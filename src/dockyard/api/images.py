@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from dockyard.api.state import ServerState, get_state
 from dockyard.errors import DockyardError, RuntimeUnavailable
 from dockyard.runtimes.images import list_images, render
-from dockyard.spec import EnvironmentSpec
+from dockyard.spec import DESCRIPTOR, EnvironmentSpec
 from dockyard.store import resources as repo
 
 router = APIRouter(prefix="/api/v1")
@@ -52,7 +52,9 @@ def _engine_runtime(state: ServerState, name: str | None) -> Any:
 def _environment(state: ServerState, name: str, project: str) -> EnvironmentSpec:
     with state.ctx.store.session() as session:
         row = repo.require(session, repo.Key("Environment", project, name))
-        return EnvironmentSpec.model_validate(row.spec)
+        spec = DESCRIPTOR["Environment"].stored(row.spec, name)
+        assert isinstance(spec, EnvironmentSpec)
+        return spec
 
 
 class ImageView(BaseModel):

@@ -4,11 +4,13 @@ is applied, and what is still named by others must not be deleted."""
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
 from dockyard.data.code import CodeStore
+from dockyard.errors import DockyardError
 from dockyard.spec import DESCRIPTOR, AnyResource, Dataset, DatasetSpec, SpecModel
 from dockyard.spec.common import Ref
 from dockyard.spec.datasets import RESERVED
@@ -18,10 +20,17 @@ from dockyard.store import secrets as secrets_repo
 from dockyard.store.tables import ResourceRow
 
 Key = tuple[str, str, str]  # kind, project, name
+log = logging.getLogger("dockyard.api")
 
 
-def _spec(row: ResourceRow) -> SpecModel:
-    return DESCRIPTOR[row.kind].spec.model_validate(row.spec)
+def _spec(row: ResourceRow) -> SpecModel | None:
+    """A stored spec; None (and a warning) if it no longer validates: one such resource must
+    not stop every apply, nor the server's start (its reconciler reports it)."""
+    try:
+        return DESCRIPTOR[row.kind].stored(row.spec, row.name)
+    except DockyardError as exc:
+        log.warning("%s", exc)
+        return None
 
 
 @dataclass
@@ -49,7 +58,12 @@ class Graph:
             and (row.kind, row.project, row.name) not in replaced
             and DESCRIPTOR[row.kind].spec.produces is not SpecModel.produces
         ]
-        return {(ref.kind, project, ref.name) for project, spec in specs for ref in spec.produces()}
+        return {
+            (ref.kind, project, ref.name)
+            for project, spec in specs
+            if spec is not None
+            for ref in spec.produces()
+        }
 
     @functools.cached_property
     def datasets(self) -> dict[str, list[tuple[str, str, str]]]:
@@ -64,7 +78,8 @@ class Graph:
                 if (row.project, row.name) in replaced:
                     continue
                 spec = _spec(row)
-                assert isinstance(spec, DatasetSpec)
+                if not isinstance(spec, DatasetSpec):
+                    continue
                 out.setdefault(row.project, []).append(
                     (row.name, spec.volume, spec.target(row.name))
                 )
@@ -148,8 +163,9 @@ def index_all(session: Session) -> None:
     if references_repo.indexed(session):
         return
     for row in repo.list_rows(session):
-        if row.deleted_at is None:
-            index(session, row, _spec(row))
+        spec = _spec(row) if row.deleted_at is None else None
+        if spec is not None:
+            index(session, row, spec)
 
 
 def users(session: Session, project: str, kind: str, name: str) -> list[str]:

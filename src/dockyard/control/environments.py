@@ -106,8 +106,9 @@ def runtimes_named(world: World, project: str) -> set[str]:
     if key not in world.memo:
         names: set[str] = set()
         for (kind, p, _), row in world.rows.items():
-            if p == project and row.deleted_at is None:
-                names.update(DESCRIPTOR[kind].runtimes(world.spec(row)))
+            spec = world.spec_of_other(row) if p == project and row.deleted_at is None else None
+            if spec is not None:
+                names.update(DESCRIPTOR[kind].runtimes(spec))
         world.memo[key] = names
     named: set[str] = world.memo[key]
     return named

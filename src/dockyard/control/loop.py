@@ -27,12 +27,12 @@ from dockyard.control.jobs import JobReconciler
 from dockyard.control.leader import Leadership
 from dockyard.control.models import ModelReconciler
 from dockyard.control.observer import Observer
-from dockyard.control.plan import Plan
+from dockyard.control.plan import Delete, Plan
 from dockyard.control.reconciler import Reconciler
 from dockyard.control.services import ServiceReconciler
 from dockyard.control.volumes import VolumeReconciler
 from dockyard.control.world import ResourceRecord, Snapshots, WorkloadRecord, World
-from dockyard.errors import DockyardError
+from dockyard.errors import DockyardError, StoredSpecInvalid
 from dockyard.runtimes.base import RunState
 from dockyard.spec import DESCRIPTOR, DESCRIPTORS, Phase
 from dockyard.spec.status import ACTIVE, BUSY, Status
@@ -175,8 +175,7 @@ class Controller:
                     next_check = min(filter(None, [next_check, failure.retry_at]))
                     continue
                 try:
-                    spec = world.spec(row)
-                    plan = reconciler.plan(spec, reconciler.observe(world, row, spec))
+                    plan = self._plan(reconciler, world, row)
                     waiting = self.applier.apply(world, row, plan)
                 except Exception as exc:  # one broken resource must not stop the others
                     self._report(row, exc, at)
@@ -208,6 +207,16 @@ class Controller:
         )
         self.passes += 1
         self.durations.append(time.perf_counter() - started)
+
+    @staticmethod
+    def _plan(reconciler: Reconciler, world: World, row: ResourceRecord) -> Plan:
+        try:
+            spec = world.spec(row)
+        except StoredSpecInvalid:
+            if row.deleted_at is None:
+                raise  # reported on the resource, with what to do
+            return _delete_unreadable(world, row)
+        return reconciler.plan(spec, reconciler.observe(world, row, spec))
 
     def _quiet(self, world: World, row: ResourceRecord, plan: Plan) -> bool:
         """A plan that did nothing, for a resource with nothing in flight: while the world
@@ -293,3 +302,17 @@ class Controller:
             change = wl.transition(w, state)
             if change is not None:
                 wl.record(self.ctx, w.id, change)
+
+
+def _delete_unreadable(world: World, row: ResourceRecord) -> Plan:
+    """Deleting a resource whose stored spec no longer validates: what runs for it stops,
+    then the rows go; its data stays (what to purge is in the spec that cannot be read)."""
+    status = DESCRIPTOR[row.kind].status(
+        phase=Phase.TERMINATING,
+        reason="Deleting",
+        message="its stored spec no longer validates: any data it has is kept",
+    )
+    active = [w.id for w in world.workloads.get(row.uid, []) if w.phase in ACTIVE]
+    if active:
+        return Plan(status, stops=active)
+    return Plan(status, delete=Delete(registry_model=row.kind == "Model"))

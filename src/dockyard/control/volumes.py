@@ -80,11 +80,12 @@ def use_of_volumes(world: World) -> dict[tuple[str, str], tuple[datetime | None,
         use: dict[tuple[str, str], tuple[datetime | None, bool]] = {}
         for uid, workloads in world.workloads.items():
             row = by_uid.get(uid)
-            if row is None or not workloads:
+            spec = world.spec_of_other(row) if row is not None and workloads else None
+            if row is None or spec is None:
                 continue
             active = any(w.phase in ACTIVE for w in workloads)
             ended = max((w.finished_at for w in workloads if w.finished_at), default=None)
-            for ref in DESCRIPTOR[row.kind].references(world.spec(row)):
+            for ref in DESCRIPTOR[row.kind].references(spec):
                 if ref.kind != "Volume":
                     continue
                 before, running = use.get((row.project, ref.name), (None, False))

@@ -20,6 +20,7 @@ from sqlalchemy import Text, cast, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from dockyard.control.tasks import retry_after
+from dockyard.errors import DockyardError
 from dockyard.spec import DESCRIPTOR, SpecModel
 from dockyard.spec.status import ACTIVE
 from dockyard.store import tasks as tasks_repo
@@ -118,9 +119,17 @@ class SpecCache:
         key = (row.uid, row.generation)
         spec = self._specs.get(key)
         if spec is None:
-            spec = DESCRIPTOR[row.kind].spec.model_validate(row.spec)
+            spec = DESCRIPTOR[row.kind].stored(row.spec, row.name)
             self._specs[key] = spec
         return spec
+
+    def find(self, row: ResourceRecord) -> SpecModel | None:
+        """The spec, or None if it no longer validates (for scans over other resources: the
+        resource itself reports the problem when it is reconciled)."""
+        try:
+            return self.get(row)
+        except DockyardError:
+            return None
 
     def keep_only(self, rows: list[ResourceRecord]) -> None:
         live = {(r.uid, r.generation) for r in rows}
@@ -152,6 +161,10 @@ class World:
 
     def spec(self, row: ResourceRecord) -> Any:
         return self.specs.get(row)
+
+    def spec_of_other(self, row: ResourceRecord) -> Any:
+        """Another resource's spec, None if it no longer validates (see ``SpecCache.find``)."""
+        return self.specs.find(row)
 
     def task(self, key: str) -> TaskView | None:
         return self.tasks.get(key)

@@ -13,7 +13,9 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.errors import InvalidRequest
+from pydantic import ValidationError
+
+from dockyard.errors import InvalidRequest, StoredSpecInvalid
 from dockyard.spec.common import Ref, Resource, SpecModel
 from dockyard.spec.datasets import Dataset, DatasetSpec
 from dockyard.spec.environments import Environment, EnvironmentSpec
@@ -53,6 +55,21 @@ class KindDescriptor:
 
     def references(self, spec: SpecModel) -> list[Ref]:
         return spec.references()
+
+    def stored(self, data: dict[str, Any], name: str) -> SpecModel:
+        """A spec read back from the store. One applied by an older version may break a rule
+        added since (a tighter bound): that fails for this resource alone, with what to do."""
+        try:
+            return self.spec.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "spec"
+            raise StoredSpecInvalid(
+                f"the stored spec of {self.kind.lower()} '{name}' is no longer valid "
+                f"(spec.{where}: {first['msg']}; {exc.error_count()} problem(s))",
+                hint=f"fix it and apply it again, or delete it: dockyard delete {self.plural} "
+                f"{name}",
+            ) from None
 
     def runtimes(self, spec: SpecModel) -> list[str]:
         return spec.runtimes()
