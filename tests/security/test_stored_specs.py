@@ -42,7 +42,12 @@ def test_a_stored_spec_that_no_longer_validates_is_isolated(
         db.execute('DELETE FROM "references"')  # an older store had no index: it is rebuilt
     again: ServerProcess = server_factory(home=first.home)
     c = again.start()  # starts, although two stored specs are invalid
-    c.apply([f.dataset("fresh", path="fresh", source=source.as_uri()), f.job("new", f.python("print('ok')"))])
+    c.apply(
+        [
+            f.dataset("fresh", path="fresh", source=source.as_uri()),
+            f.job("new", f.python("print('ok')")),
+        ]
+    )
     assert c.wait("Job", "new", timeout=60)["status"]["phase"] == "Succeeded"
     for kind, name, field in (("Dataset", "old", "volume"), ("Job", "old-job", "command")):
         status = c.wait(kind, name, until={"Failed"}, timeout=60)["status"]
