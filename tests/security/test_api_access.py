@@ -8,6 +8,7 @@ import pytest
 from dockyard.tokens import rotate
 from tests import factories as f
 from tests.conftest import ServerProcess
+from tests.security.helpers import dockyard
 
 
 @pytest.fixture
@@ -52,6 +53,19 @@ def test_a_rotated_token_replaces_the_old_one(server: ServerProcess, api: tuple[
     assert httpx.get(f"{url}/api/v1/jobs", headers=bearer(old)).status_code == 401
     assert httpx.get(f"{url}/api/v1/jobs", headers=bearer(new)).status_code == 200
     assert server.client.get("Job", "victim")["metadata"]["name"] == "victim"  # the SDK follows
+
+
+def test_the_cli_rotates_and_shows_the_token(server: ServerProcess, api: tuple[str, str]) -> None:
+    url, old = api
+    where = dockyard(server.home, "server", "token")
+    assert where.returncode == 0 and old not in where.stdout  # shown only when asked
+    assert str(server.home / "token") in where.stdout
+    rotated = dockyard(server.home, "server", "token", "--rotate", "--show")
+    assert rotated.returncode == 0, rotated.stderr
+    new = rotated.stdout.strip().splitlines()[-1]
+    assert new != old and new == (server.home / "token").read_text().strip()
+    assert httpx.get(f"{url}/api/v1/jobs", headers=bearer(old)).status_code == 401
+    assert httpx.get(f"{url}/api/v1/jobs", headers=bearer(new)).status_code == 200
 
 
 def test_a_web_page_cannot_cancel_a_job(server: ServerProcess, api: tuple[str, str]) -> None:

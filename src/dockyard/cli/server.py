@@ -1,4 +1,4 @@
-"""``dockyard server start|stop|status``."""
+"""``dockyard server start|run|token|stop|status``."""
 
 from __future__ import annotations
 
@@ -43,6 +43,39 @@ def run(
 
     settings = Settings(host=host, port=port)
     raise typer.Exit(serve(settings, replica=True))
+
+
+@app.command()
+def token(
+    rotate: Annotated[bool, typer.Option(help="Make a new token; the old one stops working.")] = (
+        False
+    ),
+    show: Annotated[bool, typer.Option(help="Print the token (to set DOCKYARD_TOKEN).")] = False,
+) -> None:
+    """Where the admin token is; --rotate replaces it, --show prints it."""
+    from dockyard import tokens
+    from dockyard.errors import DockyardError
+
+    settings = Settings()
+    if settings.token and rotate:
+        raise DockyardError(
+            "the token comes from DOCKYARD_TOKEN, not from a file",
+            hint="rotate it where DOCKYARD_TOKEN is set (and restart the server)",
+        )
+    if rotate:
+        tokens.rotate(settings)
+        console.print("a new token is in place; clients with the old one are refused")
+    value = tokens.client_token(settings)
+    if value is None:
+        raise DockyardError(
+            f"no token at {tokens.token_path(settings)}",
+            hint="start the server once (`dockyard server start`) to make it",
+        )
+    if show:
+        print(value)
+    else:
+        where = "DOCKYARD_TOKEN" if settings.token else str(tokens.token_path(settings))
+        console.print(f"token: {where} (--show prints it)", highlight=False)
 
 
 @app.command()
