@@ -17,14 +17,13 @@ from dockyard.data import datasets
 from dockyard.data.artifacts import ArtifactStore
 from dockyard.data.code import CODE_PREFIX, CodeStore, pack
 from dockyard.data.files import (
-    atomic_write,
     manifest_digest,
     safe_extract,
     sha256_file,
     walk_files,
 )
 from dockyard.errors import ChecksumMismatch, DockyardError, InvalidRequest, InvalidSpec, NotFound
-from dockyard.paths import Inside
+from dockyard.paths import Inside, write_private
 
 
 def make_tree(root: Path, files: dict[str, bytes]) -> Path:
@@ -65,11 +64,11 @@ def test_sha256_file(tmp_path: Path) -> None:
     assert sha256_file(path) == hashlib.sha256(b"hello").hexdigest()
 
 
-def test_atomic_write_replaces_and_leaves_no_temp_files(tmp_path: Path) -> None:
+def test_write_private_replaces_and_leaves_no_temp_files(tmp_path: Path) -> None:
     path = tmp_path / "dir" / "f.json"
-    atomic_write(path, b"one")
-    atomic_write(path, b"two")
-    assert path.read_bytes() == b"two"
+    write_private(path, b"one")
+    write_private(path, b"two")
+    assert path.read_bytes() == b"two" and path.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in path.parent.iterdir()] == ["f.json"]
 
 
