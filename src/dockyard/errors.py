@@ -92,6 +92,37 @@ class UnsupportedMediaType(DockyardError):
     status = 415
 
 
+class Unauthorized(DockyardError):
+    """The request carries no credentials, or wrong ones (answered with ``WWW-Authenticate``)."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(DockyardError):
+    """The request is refused whoever sends it: a foreign ``Origin``, an unknown ``Host``, or
+    an operation this server was started without (the model server's repository extension
+    without a token)."""
+
+    code = "forbidden"
+    status = 403
+
+
+class RequestTimeout(DockyardError):
+    """The client did not send its request (the body) within the server's time limit."""
+
+    code = "request-timeout"
+    status = 408
+
+
+class PayloadTooLarge(DockyardError):
+    """The request is larger than a limit of the server (its body, decompressed size, or the
+    number of tensor elements); the message names the limit and its setting."""
+
+    code = "payload-too-large"
+    status = 413
+
+
 class ChecksumMismatch(DockyardError):
     code = "checksum-mismatch"
     status = 409

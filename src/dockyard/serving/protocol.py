@@ -1,0 +1,160 @@
+"""uvicorn's httptools protocol with the bounds on slow and large request heads it lacks.
+
+uvicorn times out idle keep-alive connections (``timeout_keep_alive``) but nothing else: a
+client that opens a connection and sends nothing, or trickles a request line and headers a
+byte at a time, holds its connection forever, and httptools buffers headers without a size
+limit (16 MB of headers were accepted in a test). h11 has a size limit
+(``h11_max_incomplete_event_size``) but no timeout either, and is slower. So, around the
+httptools parser:
+
+- **header timeout**: from the moment a connection opens, and again from the first byte of
+  each further request on it, the request line and headers must be complete within
+  ``header_timeout`` seconds; else the server answers 408 and closes the connection.
+- **body timeout**: the body must then be complete within ``body_timeout`` seconds (also a
+  body the application never reads, after an early error); else 408 (or, when the answer was
+  already sent, just the close).
+- **header size**: at most ``max_header_bytes`` (plus one read of at most 256 KiB) are
+  buffered before the headers are complete; beyond, 431 and the connection is closed.
+
+The answers are ``{"error": "..."}`` like every other error of the model server; the body's
+size is bounded by the application (``InferenceApp``). The per-request cost is one timer,
+armed when a request starts and cancelled when its last byte has arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from dockyard.serving.settings import ServerSettings
+
+LINGER = 2.0  # seconds a refused connection is still read (and dropped) before it is closed
+
+
+def _raw_response(status: int, reason: str, message: str) -> bytes:
+    body = orjson.dumps({"error": message})
+    return (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode() + body
+
+
+class GuardedHttpTools(HttpToolsProtocol):
+    """HttpToolsProtocol with header and body timeouts and a header size limit."""
+
+    header_timeout = 10.0
+    body_timeout = 60.0
+    max_header_bytes = 64 * 1024
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_pending = True  # reading a request line and headers
+        self._head_bytes = 0
+        self._body_deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self, delay: float | None = None) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(
+            self.header_timeout if delay is None else delay, self._expired
+        )
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # answered and closing: dropped
+        pending = self._head_pending
+        super().data_received(data)
+        # every byte of this read belonged to a head that is still incomplete: count it
+        if pending and self._head_pending and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_header_bytes and not self._refused:
+                self._refuse(
+                    431,
+                    "Request Header Fields Too Large",
+                    f"the request line and headers are larger than {self.max_header_bytes} "
+                    "bytes (max_header_bytes)",
+                )
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_pending = True
+        self._head_bytes = 0
+        if self._timer is None:  # a further request on a kept-alive connection
+            self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._head_pending = False
+        self._body_deadline = self.loop.time() + self.body_timeout
+        if self._timer is not None and self._timer.when() > self._body_deadline:
+            self._arm(self.body_timeout)  # a body timeout shorter than the header timeout
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm()
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.transport.is_closing() or self._refused:
+            return
+        if self._head_pending:
+            self._refuse(
+                408,
+                "Request Timeout",
+                f"the request line and headers did not arrive within {self.header_timeout:g} s "
+                "(header_timeout)",
+            )
+            return
+        remaining = self._body_deadline - self.loop.time()
+        if remaining > 0:  # the head came in time: the body has until its own deadline
+            self._arm(remaining)
+        elif self.cycle is not None and self.cycle.response_started:
+            self.transport.close()  # answered already (an early error): nothing more to say
+        else:
+            self._refuse(
+                408,
+                "Request Timeout",
+                f"the request body did not arrive within {self.body_timeout:g} s (body_timeout)",
+            )
+
+    def _refuse(self, status: int, reason: str, message: str) -> None:
+        """Answer, then close gracefully: what the client still sends is read and dropped for
+        a moment (a close with unread data would reset the connection, and the client could
+        lose the answer)."""
+        self._disarm()
+        self._refused = True
+        self.logger.warning("refused a client's request: %s", message)
+        self.transport.write(_raw_response(status, reason, message))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER, self.transport.close)
+
+
+def guarded_protocol(settings: ServerSettings) -> type[GuardedHttpTools]:
+    """The protocol class for uvicorn's ``Config(http=...)``, with these settings' bounds."""
+    return type(
+        "GuardedHttpTools",
+        (GuardedHttpTools,),
+        {
+            "header_timeout": settings.header_timeout,
+            "body_timeout": settings.body_timeout,
+            "max_header_bytes": settings.max_header_bytes,
+        },
+    )
