@@ -310,9 +310,13 @@ def decode_request(
         or not request["inputs"]
     ):
         raise TensorError("request must be a JSON object with a non-empty 'inputs' list")
-    for key in ("id", "parameters"):  # echoed in the response: no deeper than we can encode
-        if isinstance(request.get(key), (dict, list)):
-            check_depth(request[key], max_depth, f"'{key}'")
+    if request.get("id") is not None and not isinstance(request["id"], str):
+        raise TensorError("'id' must be a string")
+    parameters = request.get("parameters")
+    if parameters is not None:  # echoed in the response: no deeper than we can encode
+        if not isinstance(parameters, dict):
+            raise TensorError("'parameters' must be an object")
+        check_depth(parameters, max_depth, "'parameters'")
     requested = request.get("outputs")
     if requested is not None and not isinstance(requested, list):
         raise TensorError("'outputs' must be a list of objects with a 'name'")
@@ -353,11 +357,8 @@ def decode_request(
         inputs.append(InferInput(name, datatype, shape, data, params or None))
     if offset != len(binary):
         raise TensorError(f"{len(binary) - offset} bytes of binary data belong to no input")
-    parameters = request.get("parameters")
-    out = InferRequest(
-        inputs, request.get("id"), parameters if isinstance(parameters, dict) else None
-    )
-    if isinstance(parameters, dict) and parameters.get("binary_data_output"):
+    out = InferRequest(inputs, request.get("id"), parameters)
+    if parameters is not None and parameters.get("binary_data_output"):
         out.binary_default = True
     for item in requested or []:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
