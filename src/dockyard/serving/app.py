@@ -74,6 +74,7 @@ JSON_TYPES = frozenset({b"application/json"})
 INFER_TYPES = frozenset({b"application/json", b"application/octet-stream"})
 INFLATE_STEP = 1 << 20  # bytes inflated on the event loop; the rest in a worker thread
 DECODE_INLINE = 256 << 10  # larger bodies are decoded in a worker thread
+SEEN_HOSTS = 64  # accepted Host values remembered (a set lookup instead of parsing)
 CHALLENGE = (b"www-authenticate", b'Bearer realm="dockyard-serving"')
 INVALID_TOKEN = (b"www-authenticate", b'Bearer realm="dockyard-serving", error="invalid_token"')
 
@@ -96,33 +97,6 @@ def json_response(status: int, data: Any) -> Response:
 
 class Disconnected(Exception):
     """The client went away before its body arrived: there is nobody to answer."""
-
-
-async def read_body(receive: Receive, limit: int = 64 << 20) -> bytes:
-    """The whole request body, refused (413) as soon as it grows past ``limit`` bytes.
-
-    How long it may take is bounded by the protocol (``body_timeout``, protocol.py).
-    """
-    message = await receive()
-    body = message.get("body", b"")
-    if not message.get("more_body"):
-        if message["type"] == "http.disconnect":
-            raise Disconnected
-        if len(body) > limit:
-            raise _too_large(limit)
-        return body  # type: ignore[no-any-return]
-    chunks = [body]
-    size = len(body)
-    while message.get("more_body"):
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise Disconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -222,9 +196,14 @@ class InferenceApp:
         self.settings = settings = settings or ServerSettings()
         self.max_body = settings.max_body_bytes
         self.max_inflated = settings.max_decompressed_bytes
-        self.limits = {"max_elements": settings.max_elements, "max_depth": settings.max_depth}
+        self.max_elements = settings.max_elements
+        self.max_depth = settings.max_depth
+        self.limits = {"max_elements": self.max_elements, "max_depth": self.max_depth}
+        self.auth_inference = settings.auth_inference
         self.token = settings.token_bytes()
         self.hosts = settings.host_names()
+        self.seen_hosts: set[bytes] = set()
+        self.max_body_digits = len(str(self.max_body))
         self.origins = settings.origins()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -271,11 +250,14 @@ class InferenceApp:
     def check_caller(self, head: Head) -> None:
         """Host (DNS rebinding) and Origin (pages of other sites) — a few compares."""
         host = head.get(b"host")
-        if self.hosts is not None and host is not None and _hostname(host) not in self.hosts:
-            raise Forbidden(
-                f"Host {host.decode(errors='replace')!r} is not an address of this server",
-                hint="add it with --allowed-host (DOCKYARD_SERVING_ALLOWED_HOSTS)",
-            )
+        if self.hosts is not None and host is not None and host not in self.seen_hosts:
+            if _hostname(host) not in self.hosts:
+                raise Forbidden(
+                    f"Host {host.decode(errors='replace')!r} is not an address of this server",
+                    hint="add it with --allowed-host (DOCKYARD_SERVING_ALLOWED_HOSTS)",
+                )
+            if len(self.seen_hosts) < SEEN_HOSTS:  # the few Host values clients use
+                self.seen_hosts.add(host)
         origin = head.get(b"origin")
         if origin is not None:
             origin = origin.lower().rstrip(b"/")
@@ -305,18 +287,46 @@ class InferenceApp:
         browser may send from another site without asking (forms, text/plain) are refused.
         Without Content-Type it is accepted: tritonclient sends none."""
         given = head.get(b"content-type")
-        if given is not None and given.partition(b";")[0].strip().lower() not in accepted:
+        if (
+            given is not None
+            and given not in accepted
+            and given.partition(b";")[0].strip().lower() not in accepted
+        ):
             raise UnsupportedMediaType(
                 f"unsupported Content-Type {given.decode(errors='replace')!r}; send "
                 + " or ".join(t.decode() for t in sorted(accepted))
             )
 
     async def read(self, receive: Receive, head: Head) -> bytes:
-        """The request body within the size limits, decompressed."""
+        """The request body within the size limits, decompressed; refused (413) before it is
+        read when its Content-Length is too large, else as soon as it grows too large. How
+        long it may take is bounded by the protocol (``body_timeout``, protocol.py)."""
+        limit = self.max_body
         length = head.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
-            raise _too_large(self.max_body)
-        body = await read_body(receive, self.max_body)
+        if (
+            length is not None
+            and len(length) >= self.max_body_digits
+            and length.isdigit()
+            and int(length) > limit
+        ):
+            raise _too_large(limit)
+        message = await receive()
+        body: bytes = message.get("body", b"")
+        if message.get("more_body"):
+            chunks = [body]
+            size = len(body)
+            while message.get("more_body"):
+                message = await receive()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+            body = b"".join(chunks)
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        if len(body) > limit:
+            raise _too_large(limit)
         encoding = head.get(b"content-encoding")
         if encoding is not None:
             body = await inflate(body, encoding, self.max_inflated)
@@ -392,7 +402,7 @@ class InferenceApp:
 
     async def infer(self, receive: Receive, head: Head, name: str, version: str | None) -> Response:
         started = time.perf_counter()
-        if self.settings.auth_inference:
+        if self.auth_inference:
             self.authorize(head, "inference")
         self.check_media(head, INFER_TYPES)
         model = self.repo.get(name, version)
@@ -418,7 +428,9 @@ class InferenceApp:
                     decode_request, body, header_length, **self.limits
                 )
             else:
-                request = decode_request(body, header_length, **self.limits)
+                request = decode_request(
+                    body, header_length, max_elements=self.max_elements, max_depth=self.max_depth
+                )
             inputs = model.prepare(request.inputs)
             outputs = request.outputs or model.default_outputs()
             valid = model.signature.output_names()
@@ -507,7 +519,7 @@ class InferenceApp:
         if len(rest) == 2 and rest[0] == "models":
             target = rest[1]
             if method == "POST" and target.endswith(":predict"):
-                if self.settings.auth_inference:
+                if self.auth_inference:
                     self.authorize(head, "inference")
                 self.check_media(head, JSON_TYPES)
                 name = target[: -len(":predict")]

@@ -90,24 +90,31 @@ def _check_shape(
     shape: Any,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
     max_depth: int = DEFAULT_MAX_DEPTH,
-) -> list[int]:
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        raise TensorError(f"input '{name}': 'shape' must be a list of integers ≥ 0, got {shape}")
+) -> int:
+    """The number of elements of a valid ``shape`` (a list of integers ≥ 0)."""
+    if type(shape) is not list:
+        raise TensorError(
+            f"input '{name}': 'shape' must be a list of integers ≥ 0, got {_short(shape)}"
+        )
+    for d in shape:
+        if type(d) is not int or d < 0:  # (not bool, which is an int too)
+            raise TensorError(
+                f"input '{name}': 'shape' must be a list of integers ≥ 0, got {_short(shape)}"
+            )
     if len(shape) > max_depth:
         raise TensorError(
             f"input '{name}': shape has {len(shape)} dimensions, more than the limit "
             f"{max_depth} (max_depth)"
         )
-    if any(d > max_elements for d in shape) or math.prod(shape) > max_elements:
+    count = math.prod(shape)
+    if count > max_elements or (shape and max(shape) > max_elements):
         # a dimension past the limit is refused even when another one is 0: NumPy cannot
         # represent it, and no request needs it
         raise PayloadTooLarge(
             f"input '{name}': shape {_short(shape)} has more elements than the limit "
             f"{max_elements} per request (max_elements)"
         )
-    return shape
+    return count
 
 
 def _short(value: Any) -> str:
@@ -143,10 +150,16 @@ def check_depth(value: Any, limit: int, what: str) -> None:
 
 
 def decode_json_data(
-    name: str, datatype: str, shape: list[int], data: Any, max_depth: int = DEFAULT_MAX_DEPTH
+    name: str,
+    datatype: str,
+    shape: list[int],
+    data: Any,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    expected: int | None = None,
 ) -> Array:
-    """``data`` (nested or flat) as an array of ``shape``."""
-    expected = math.prod(shape)
+    """``data`` (nested or flat) as an array of ``shape`` (of ``expected`` elements)."""
+    if expected is None:
+        expected = math.prod(shape)
     if nesting(data) > max_depth:
         raise TensorError(
             f"input '{name}': data is nested more than {max_depth} levels deep (max_depth)"
@@ -313,10 +326,11 @@ def decode_request(
     if request.get("id") is not None and not isinstance(request["id"], str):
         raise TensorError("'id' must be a string")
     parameters = request.get("parameters")
-    if parameters is not None:  # echoed in the response: no deeper than we can encode
+    if parameters is not None:
         if not isinstance(parameters, dict):
             raise TensorError("'parameters' must be an object")
-        check_depth(parameters, max_depth, "'parameters'")
+        if parameters:  # echoed in the response: no deeper than it can be written
+            check_depth(parameters, max_depth, "'parameters'")
     requested = request.get("outputs")
     if requested is not None and not isinstance(requested, list):
         raise TensorError("'outputs' must be a list of objects with a 'name'")
@@ -331,11 +345,12 @@ def decode_request(
         datatype = tensor.get("datatype")
         if datatype not in DATATYPES:
             raise TensorError(
-                f"input '{name}': unknown datatype {datatype!r}; expected one of "
+                f"input '{name}': unknown datatype {_short(repr(datatype))}; expected one of "
                 f"{', '.join(DATATYPES)}"
             )
-        shape = _check_shape(name, tensor.get("shape"), max_elements, max_depth)
-        elements += math.prod(shape)
+        shape: Any = tensor.get("shape")  # a list of integers once checked
+        count = _check_shape(name, shape, max_elements, max_depth)
+        elements += count
         if elements > max_elements:
             raise PayloadTooLarge(
                 f"the request's tensors have more than {max_elements} elements, the limit "
@@ -346,12 +361,12 @@ def decode_request(
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(binary):
                 raise TensorError(
-                    f"input '{name}': binary_data_size {size} runs past the binary data"
+                    f"input '{name}': binary_data_size {_short(size)} runs past the binary data"
                 )
             data = decode_binary(name, datatype, shape, binary[offset : offset + size])
             offset += size
         elif "data" in tensor:
-            data = decode_json_data(name, datatype, shape, tensor["data"], max_depth)
+            data = decode_json_data(name, datatype, shape, tensor["data"], max_depth, count)
         else:
             raise TensorError(f"input '{name}': 'data' is missing")
         inputs.append(InferInput(name, datatype, shape, data, params or None))
