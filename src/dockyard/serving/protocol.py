@@ -17,14 +17,15 @@ httptools parser:
   buffered before the headers are complete; beyond, 431 and the connection is closed.
 
 The answers are ``{"error": "..."}`` like every other error of the model server; the body's
-size is bounded by the application (``InferenceApp``). The per-request cost is one timer,
-armed when a request starts and cancelled when its last byte has arrived.
+size is bounded by the application (``InferenceApp``). Per request, the cost is a deadline
+set three times (no timer per request: one per server sweeps the connections, so a timeout
+fires within a quarter of itself, at most a second, after it is due).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -32,6 +33,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from dockyard.serving.settings import ServerSettings
 
 LINGER = 2.0  # seconds a refused connection is still read (and dropped) before it is closed
+NEVER = float("inf")
+_Base = HttpToolsProtocol  # called directly on the per-request paths (cheaper than super())
 
 
 def _raw_response(status: int, reason: str, message: str) -> bytes:
@@ -43,48 +46,57 @@ def _raw_response(status: int, reason: str, message: str) -> bytes:
 
 
 class GuardedHttpTools(HttpToolsProtocol):
-    """HttpToolsProtocol with header and body timeouts and a header size limit."""
+    """HttpToolsProtocol with header and body timeouts and a header size limit.
+
+    A request being read has a deadline (an attribute: setting it costs next to nothing); one
+    timer per server sweeps the open connections a few times per timeout (at most every
+    second) and refuses those past their deadline.
+    """
 
     header_timeout = 10.0
     body_timeout = 60.0
     max_header_bytes = 64 * 1024
+    _sweeper: ClassVar[asyncio.TimerHandle | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_pending = True  # reading a request line and headers
         self._head_bytes = 0
-        self._body_deadline = 0.0
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = NEVER  # when the request being read must be complete
         self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()
+        self._deadline = self.loop.time() + self.header_timeout
+        cls = type(self)
+        if cls._sweeper is None:
+            cls._sweeper = self.loop.call_later(
+                cls.sweep_interval(), cls._sweep, self.loop, self.connections
+            )
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
+    @classmethod
+    def sweep_interval(cls) -> float:
+        return min(1.0, max(0.01, min(cls.header_timeout, cls.body_timeout) / 4))
 
-    def _arm(self, delay: float | None = None) -> None:
-        self._disarm()
-        self._timer = self.loop.call_later(
-            self.header_timeout if delay is None else delay, self._expired
-        )
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    @classmethod
+    def _sweep(cls, loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
+        cls._sweeper = None
+        now = loop.time()
+        for conn in list(connections):
+            if isinstance(conn, GuardedHttpTools) and conn._deadline < now:
+                conn._expired()
+        if connections:
+            cls._sweeper = loop.call_later(cls.sweep_interval(), cls._sweep, loop, connections)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # answered and closing: dropped
         pending = self._head_pending
-        super().data_received(data)
+        _Base.data_received(self, data)
         # every byte of this read belonged to a head that is still incomplete: count it
-        if pending and self._head_pending and not self.transport.is_closing():
+        if pending and self._head_pending and not self._refused:
             self._head_bytes += len(data)
-            if self._head_bytes > self.max_header_bytes and not self._refused:
+            if self._head_bytes > self.max_header_bytes and not self.transport.is_closing():
                 self._refuse(
                     431,
                     "Request Header Fields Too Large",
@@ -93,25 +105,23 @@ class GuardedHttpTools(HttpToolsProtocol):
                 )
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        _Base.on_message_begin(self)
         self._head_pending = True
         self._head_bytes = 0
-        if self._timer is None:  # a further request on a kept-alive connection
-            self._arm()
+        if self._deadline == NEVER:  # a further request on a kept-alive connection
+            self._deadline = self.loop.time() + self.header_timeout
 
     def on_headers_complete(self) -> None:
         self._head_pending = False
-        self._body_deadline = self.loop.time() + self.body_timeout
-        if self._timer is not None and self._timer.when() > self._body_deadline:
-            self._arm(self.body_timeout)  # a body timeout shorter than the header timeout
-        super().on_headers_complete()
+        self._deadline = self.loop.time() + self.body_timeout
+        _Base.on_headers_complete(self)
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self._disarm()
+        _Base.on_message_complete(self)
+        self._deadline = NEVER
 
     def _expired(self) -> None:
-        self._timer = None
+        self._deadline = NEVER
         if self.transport.is_closing() or self._refused:
             return
         if self._head_pending:
@@ -121,10 +131,6 @@ class GuardedHttpTools(HttpToolsProtocol):
                 f"the request line and headers did not arrive within {self.header_timeout:g} s "
                 "(header_timeout)",
             )
-            return
-        remaining = self._body_deadline - self.loop.time()
-        if remaining > 0:  # the head came in time: the body has until its own deadline
-            self._arm(remaining)
         elif self.cycle is not None and self.cycle.response_started:
             self.transport.close()  # answered already (an early error): nothing more to say
         else:
@@ -138,7 +144,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         """Answer, then close gracefully: what the client still sends is read and dropped for
         a moment (a close with unread data would reset the connection, and the client could
         lose the answer)."""
-        self._disarm()
+        self._deadline = NEVER
         self._refused = True
         self.logger.warning("refused a client's request: %s", message)
         self.transport.write(_raw_response(status, reason, message))
@@ -156,5 +162,6 @@ def guarded_protocol(settings: ServerSettings) -> type[GuardedHttpTools]:
             "header_timeout": settings.header_timeout,
             "body_timeout": settings.body_timeout,
             "max_header_bytes": settings.max_header_bytes,
+            "_sweeper": None,
         },
     )
