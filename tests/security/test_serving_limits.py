@@ -268,6 +268,10 @@ def test_bodies_are_limited_as_sent_and_decompressed(tight: ModelServer) -> None
         assert status == 413 and "more than 8192 bytes (max_decompressed_bytes)" in error
         status, error = infer(tight, pack(padded(100))[:-6], Content_Encoding=encoding)
         assert status == 400 and f"not valid {encoding} data" in error
+    # one gzip member per body: packing many (empty ones cost nothing to send) is refused
+    members = gzip.compress(padded(100)) + gzip.compress(b"") * 100
+    status, error = infer(tight, members, Content_Encoding="gzip")
+    assert status == 400 and "data after the end of the gzip stream" in error
 
 
 def test_a_declared_length_over_the_limit_is_refused_before_the_body(tight: ModelServer) -> None:
@@ -343,3 +347,16 @@ def test_settings_are_refused_when_out_of_range(tmp_path: Path) -> None:
         server_settings({"max_elements": 7}, {"DOCKYARD_SERVING_MAX_ELEMENTS": "9"}).max_elements
         == 7
     )
+
+
+def test_the_documented_limits_are_the_settings() -> None:
+    from dockyard.serving.limits import LIMITS
+    from dockyard.serving.settings import ServerSettings
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "serving.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line for line in doc.splitlines() if "| `--" in line}
+    for name, (_, default, _) in LIMITS.items():
+        row = rows["--" + name.replace("_", "-")]
+        shown = f"{default:g} s" if isinstance(default, float) else str(default)
+        assert f"| {shown}" in row, row
+        assert getattr(ServerSettings(), name) == default

@@ -108,7 +108,9 @@ class Inflater:
 
     ``zlib.decompressobj(...).decompress(data, max_length)`` never produces more than asked,
     so a small body that inflates to gigabytes costs at most ``limit`` bytes and the time to
-    produce them. Concatenated gzip members (which gzip.decompress accepts) are read in turn.
+    produce them. One gzip member or zlib stream per body, as HTTP clients send: concatenated
+    gzip members are refused (each would cost a copy of the rest of the body, quadratic in
+    the number of empty members a client can pack into 64 MiB).
     """
 
     WBITS = {b"gzip": 31, b"x-gzip": 31, b"deflate": 15}
@@ -139,11 +141,8 @@ class Inflater:
                     )
                 self.parts.append(chunk)
                 if self.inflater.eof:
-                    rest = self.inflater.unused_data
-                    if self.wbits == 31 and rest.strip(b"\0"):  # another gzip member
-                        self.inflater = zlib.decompressobj(self.wbits)
-                        self.pending = rest
-                        continue
+                    if self.wbits == 31 and self.inflater.unused_data.strip(b"\0"):
+                        raise zlib.error("data after the end of the gzip stream")
                     return True
                 if not chunk and len(self.pending) == before:  # no progress: input ran out
                     raise zlib.error("incomplete or truncated stream")
