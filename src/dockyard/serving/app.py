@@ -214,7 +214,10 @@ class InferenceApp:
         extra: tuple[tuple[bytes, bytes], ...] = ()
         try:
             head: Head = {k: v for k, v in scope["headers"] if k in WANTED}
-            self.check_caller(head)
+            if b"origin" in head or (
+                self.hosts is not None and head.get(b"host") not in self.seen_hosts
+            ):
+                self.check_caller(head)
             response = await self.route(scope, receive, head)
         except Disconnected:
             return
@@ -403,7 +406,8 @@ class InferenceApp:
         started = time.perf_counter()
         if self.auth_inference:
             self.authorize(head, "inference")
-        self.check_media(head, INFER_TYPES)
+        if head.get(b"content-type", JSON) not in INFER_TYPES:
+            self.check_media(head, INFER_TYPES)
         model = self.repo.get(name, version)
         metrics = model.metrics
         self.metrics.in_flight.inc()

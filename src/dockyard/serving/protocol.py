@@ -17,9 +17,11 @@ httptools parser:
   buffered before the headers are complete; beyond, 431 and the connection is closed.
 
 The answers are ``{"error": "..."}`` like every other error of the model server; the body's
-size is bounded by the application (``InferenceApp``). Per request, the cost is a deadline
-set three times (no timer per request: one per server sweeps the connections, so a timeout
-fires within a quarter of itself, at most a second, after it is due).
+size is bounded by the application (``InferenceApp``). Nothing is done per request but one
+comparison per read: one timer per server sweeps the open connections (every eighth of the
+shorter timeout, at most every second), reads from uvicorn's own state whether each is
+waiting for a request's head or body, and notes since when; a timeout fires at most a quarter
+of itself (and at most 2 s) late.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from dockyard.serving.settings import ServerSettings
 
 LINGER = 2.0  # seconds a refused connection is still read (and dropped) before it is closed
-NEVER = float("inf")
-_Base = HttpToolsProtocol  # called directly on the per-request paths (cheaper than super())
+_Base = HttpToolsProtocol  # called directly on the per-read path (cheaper than super())
+_NOTHING = object()
 
 
 def _raw_response(status: int, reason: str, message: str) -> bytes:
@@ -46,12 +48,7 @@ def _raw_response(status: int, reason: str, message: str) -> bytes:
 
 
 class GuardedHttpTools(HttpToolsProtocol):
-    """HttpToolsProtocol with header and body timeouts and a header size limit.
-
-    A request being read has a deadline (an attribute: setting it costs next to nothing); one
-    timer per server sweeps the open connections a few times per timeout (at most every
-    second) and refuses those past their deadline.
-    """
+    """HttpToolsProtocol with header and body timeouts and a header size limit."""
 
     header_timeout = 10.0
     body_timeout = 60.0
@@ -60,14 +57,20 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._head_pending = True  # reading a request line and headers
-        self._head_bytes = 0
-        self._deadline = NEVER  # when the request being read must be complete
         self._refused = False
+        self._head_bytes = 0
+        self._counted: object = _NOTHING  # the request head whose bytes are counted
+        self._waiting: object = _NOTHING  # what the sweeper last saw this connection wait for
+        self._since = 0.0  # … since when
+
+    def _reading_head(self) -> bool:
+        """Waiting for (the rest of) a request line and headers: uvicorn makes a new scope
+        when a request begins, and its cycle when the headers are complete."""
+        cycle = self.cycle
+        return cycle is None or cycle.scope is not self.scope
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._deadline = self.loop.time() + self.header_timeout
         cls = type(self)
         if cls._sweeper is None:
             cls._sweeper = self.loop.call_later(
@@ -76,25 +79,44 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     @classmethod
     def sweep_interval(cls) -> float:
-        return min(1.0, max(0.01, min(cls.header_timeout, cls.body_timeout) / 4))
+        return min(1.0, max(0.01, min(cls.header_timeout, cls.body_timeout) / 8))
 
     @classmethod
     def _sweep(cls, loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
         cls._sweeper = None
         now = loop.time()
         for conn in list(connections):
-            if isinstance(conn, GuardedHttpTools) and conn._deadline < now:
-                conn._expired()
+            if isinstance(conn, GuardedHttpTools):
+                conn._check(now)
         if connections:
             cls._sweeper = loop.call_later(cls.sweep_interval(), cls._sweep, loop, connections)
+
+    def _check(self, now: float) -> None:
+        if self._refused or self.transport.is_closing():
+            return
+        waiting: object
+        if self._reading_head():  # the scope being filled (None before the first byte)
+            waiting, timeout = self.scope, self.header_timeout
+        elif self.cycle.more_body:  # uvicorn's flag: the body's last byte has not arrived
+            waiting, timeout = self.cycle, self.body_timeout
+        else:
+            self._waiting = _NOTHING  # between requests: uvicorn's keep-alive timeout
+            return
+        if waiting is not self._waiting:  # the same request (object) as at the last sweep?
+            self._waiting, self._since = waiting, now
+        elif now - self._since >= timeout:
+            self._expired()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # answered and closing: dropped
-        pending = self._head_pending
+        cycle = self.cycle
+        head = cycle is None or cycle.scope is not self.scope
         _Base.data_received(self, data)
         # every byte of this read belonged to a head that is still incomplete: count it
-        if pending and self._head_pending and not self._refused:
+        if head and self._reading_head() and not self._refused:
+            if self._counted is not self.scope:
+                self._counted, self._head_bytes = self.scope, 0
             self._head_bytes += len(data)
             if self._head_bytes > self.max_header_bytes and not self.transport.is_closing():
                 self._refuse(
@@ -104,34 +126,15 @@ class GuardedHttpTools(HttpToolsProtocol):
                     "bytes (max_header_bytes)",
                 )
 
-    def on_message_begin(self) -> None:
-        _Base.on_message_begin(self)
-        self._head_pending = True
-        self._head_bytes = 0
-        if self._deadline == NEVER:  # a further request on a kept-alive connection
-            self._deadline = self.loop.time() + self.header_timeout
-
-    def on_headers_complete(self) -> None:
-        self._head_pending = False
-        self._deadline = self.loop.time() + self.body_timeout
-        _Base.on_headers_complete(self)
-
-    def on_message_complete(self) -> None:
-        _Base.on_message_complete(self)
-        self._deadline = NEVER
-
     def _expired(self) -> None:
-        self._deadline = NEVER
-        if self.transport.is_closing() or self._refused:
-            return
-        if self._head_pending:
+        if self._reading_head():
             self._refuse(
                 408,
                 "Request Timeout",
                 f"the request line and headers did not arrive within {self.header_timeout:g} s "
                 "(header_timeout)",
             )
-        elif self.cycle is not None and self.cycle.response_started:
+        elif self.cycle.response_started:
             self.transport.close()  # answered already (an early error): nothing more to say
         else:
             self._refuse(
@@ -144,7 +147,6 @@ class GuardedHttpTools(HttpToolsProtocol):
         """Answer, then close gracefully: what the client still sends is read and dropped for
         a moment (a close with unread data would reset the connection, and the client could
         lose the answer)."""
-        self._deadline = NEVER
         self._refused = True
         self.logger.warning("refused a client's request: %s", message)
         self.transport.write(_raw_response(status, reason, message))
