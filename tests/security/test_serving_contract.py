@@ -46,6 +46,7 @@ def test_the_model_server_answers_every_generated_request_as_documented(
             text=True,
             timeout=600,
             check=False,
+            cwd=tmp_path,  # Schemathesis keeps a cache (.schemathesis/) where it runs
         )
         report = result.stdout + result.stderr
         assert result.returncode == 0, report[-8000:]
