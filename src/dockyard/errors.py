@@ -50,14 +50,16 @@ class InvalidRequest(DockyardError):
 
 
 class Unauthorized(DockyardError):
-    """No token, or a wrong one."""
+    """The request carries no credentials, or wrong ones (answered with ``WWW-Authenticate``)."""
 
     code = "unauthorized"
     status = 401
 
 
 class Forbidden(DockyardError):
-    """Not from here: another web site, or a Host that is not this server."""
+    """The request is refused whoever sends it: a foreign ``Origin``, an unknown ``Host``, or
+    an operation this server was started without (the model server's repository extension
+    without a token)."""
 
     code = "forbidden"
     status = 403
@@ -118,6 +120,21 @@ class UnsafePath(DockyardError):
 
     code = "unsafe-path"
     status = 400
+
+
+class RequestTimeout(DockyardError):
+    """The client did not send its request (the body) within the server's time limit."""
+
+    code = "request-timeout"
+    status = 408
+
+
+class PayloadTooLarge(DockyardError):
+    """The request is larger than a limit of the server (its body, decompressed size, or the
+    number of tensor elements); the message names the limit and its setting."""
+
+    code = "payload-too-large"
+    status = 413
 
 
 class ChecksumMismatch(DockyardError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import struct
 import subprocess
@@ -20,9 +21,12 @@ import pytest
 from tests.conftest import free_port, wait_until
 from tests.serving_models import FEATURES, build_all
 
+TOKEN = "test-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
 
 class ModelServer:
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
@@ -30,6 +34,7 @@ class ModelServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env=None if env is None else {**os.environ, **env},
         )
 
     def wait_ready(self, timeout: float = 90) -> None:
@@ -72,7 +77,11 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def server(models: dict[str, Path]) -> Iterator[ModelServer]:
     root = next(iter(models.values())).parent
-    srv = ModelServer("--model-repository", str(root), "--max-batch-size", "16")
+    token = root.parent / "token"
+    token.write_text(TOKEN + "\n")
+    srv = ModelServer(
+        "--model-repository", str(root), "--max-batch-size", "16", "--token-file", str(token)
+    )
     srv.wait_ready()
     yield srv
     srv.stop()
@@ -364,16 +373,19 @@ def test_kserve_v1(server: ModelServer) -> None:
 
 
 def test_repository_extension(server: ModelServer) -> None:
-    index = server.post("/v2/repository/index").json()
+    index = server.post("/v2/repository/index", headers=AUTH).json()
     assert {"name": "versioned", "version": "2", "state": "READY", "reason": ""} in index
-    assert server.post("/v2/repository/models/xgboost/unload").status_code == 200
+    assert server.post("/v2/repository/models/xgboost/unload", headers=AUTH).status_code == 200
     assert server.get("/v2/models/xgboost/ready").status_code == 503
     assert server.get("/v2/health/ready").status_code == 200  # only loaded models count
-    states = {(m["name"], m["state"]) for m in server.post("/v2/repository/index").json()}
-    assert ("xgboost", "UNAVAILABLE") in states
-    assert server.post("/v2/repository/models/xgboost/load").status_code == 200
+    index = server.post("/v2/repository/index", headers=AUTH).json()
+    assert ("xgboost", "UNAVAILABLE") in {(m["name"], m["state"]) for m in index}
+    assert server.post("/v2/repository/models/xgboost/load", headers=AUTH).status_code == 200
     assert server.get("/v2/models/xgboost/ready").status_code == 200
-    assert server.post("/v2/repository/models/ghost/load").status_code == 404
+    assert server.post("/v2/repository/models/ghost/load", headers=AUTH).status_code == 404
+    # without the token nothing changes (tests/security/ has every case)
+    assert server.post("/v2/repository/models/xgboost/unload").status_code == 401
+    assert server.get("/v2/models/xgboost/ready").status_code == 200
 
 
 def test_concurrent_requests_are_batched_and_correct(server: ModelServer) -> None:

@@ -6,6 +6,10 @@
 
 The server answers health checks at once; it turns ready when every model is loaded and has
 passed one warm-up inference. A model that fails to load stops the server with exit code 1.
+
+Limits and access rules (docs/serving.md): each a flag, else ``DOCKYARD_SERVING_<NAME>``; the
+token only from ``DOCKYARD_SERVING_TOKEN`` or ``--token-file``, never a flag (``ps`` shows
+every process's arguments to every local user).
 """
 
 from __future__ import annotations
@@ -68,10 +72,56 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="start as a fork of the warm pool listening there (see "
         "dockyard.serving.warm); cold in this process if it does not answer",
     )
+    add_server_settings(p)
     args = p.parse_args(argv)
     if not args.model and args.model_repository is None:
         p.error("give at least one --model NAME=PATH or --model-repository DIR")
     return args
+
+
+def add_server_settings(p: argparse.ArgumentParser) -> None:
+    """The flags of ``ServerSettings``: limits, token file, auth switches, Host/Origin lists."""
+    from dockyard.serving.limits import LIMITS, TOKEN_ENV, env_name
+
+    group = p.add_argument_group("limits and access (each also DOCKYARD_SERVING_<NAME>)")
+    for name, (kind, default, what) in LIMITS.items():
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            metavar="N",
+            help=f"{what} (default {default}, ${env_name(name)})",
+        )
+    group.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="PATH",
+        help=f"bearer token for the repository extension (else ${TOKEN_ENV}; never a flag)",
+    )
+    group.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="without a token, let anyone who reaches the server load and unload models "
+        "(local development)",
+    )
+    group.add_argument(
+        "--auth-inference",
+        action="store_true",
+        help="inference needs the bearer token too (health, readiness, metadata stay open)",
+    )
+    group.add_argument(
+        "--allowed-host",
+        dest="allowed_hosts",
+        action="append",
+        metavar="NAME",
+        help="a Host name accepted besides the bound address and localhost (repeatable)",
+    )
+    group.add_argument(
+        "--allowed-origin",
+        dest="allowed_origins",
+        action="append",
+        metavar="ORIGIN",
+        help="a browser Origin (scheme://host[:port]) accepted besides the server's own",
+    )
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -108,12 +158,15 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from dockyard.serving.app import InferenceApp
+    from dockyard.serving.limits import TOKEN_ENV
+    from dockyard.serving.protocol import guarded_protocol
     from dockyard.serving.repository import Repository
-    from dockyard.serving.settings import SettingsError
+    from dockyard.serving.settings import SettingsError, server_settings
 
     repo = Repository()
     extra = overrides(args)
     try:
+        settings = server_settings(vars(args) | {"bind": args.host}, os.environ, args.token_file)
         for item in args.model:
             target, sep, path = item.partition("=")
             name, _, version = target.partition(":")
@@ -128,6 +181,11 @@ def main(argv: list[str] | None = None) -> None:
     except SettingsError as exc:
         print(f"dockyard-serve: {exc}", file=sys.stderr)
         sys.exit(2)
+    # the token stays in this process: models, their worker processes and anything they start
+    # do not inherit it
+    os.environ.pop(TOKEN_ENV, None)
+    if settings.token is None and not settings.no_auth:
+        log.info("repository extension off (no token): load/unload need %s", TOKEN_ENV)
 
     failed: list[str] = []
     server: Any = None
@@ -159,9 +217,10 @@ def main(argv: list[str] | None = None) -> None:
                 self._captured_signals.clear()
 
     config = uvicorn.Config(
-        InferenceApp(repo, startup),
+        InferenceApp(repo, startup, settings),
         host=args.host,
         port=args.port,
+        http=guarded_protocol(settings),
         log_level="warning",
         access_log=False,
         lifespan="on",
