@@ -25,6 +25,7 @@ from dockyard.errors import (
     InvalidRequest,
     InvalidSpec,
     ServerUnavailable,
+    Unauthorized,
     from_problem,
 )
 from dockyard.settings import Settings
@@ -426,9 +427,15 @@ class Client:
 
     # -- serving ------------------------------------------------------------------------
     def predict(
-        self, service: str, body: dict[str, Any], project: str = "default", timeout: float = 30.0
+        self,
+        service: str,
+        body: dict[str, Any],
+        project: str = "default",
+        timeout: float = 30.0,
+        token: str | None = None,
     ) -> dict[str, Any]:
-        """Send an Open Inference Protocol request to a ready service."""
+        """Send an Open Inference Protocol request to a ready service (with the service's
+        token, for a service whose ``spec.auth`` says inference needs it)."""
         svc = self.get(Service.KIND, service, project)
         status = svc.get("status", {})
         url = status.get("url")
@@ -440,10 +447,22 @@ class Client:
             )
         model = str(status.get("modelVersion") or svc["spec"]["model"]).split("@")[0]
         try:
-            response = httpx.post(f"{url}/v2/models/{model}/infer", json=body, timeout=timeout)
+            response = httpx.post(
+                f"{url}/v2/models/{model}/infer",
+                json=body,
+                timeout=timeout,
+                headers={"authorization": f"Bearer {token}"} if token else None,
+            )
         except httpx.HTTPError as exc:
             raise ServerUnavailable(f"cannot reach service '{service}' at {url}: {exc}") from exc
         payload: dict[str, Any] = response.json()
+        if response.status_code == 401:
+            raise Unauthorized(
+                f"service '{service}' needs its token (spec.auth): "
+                + ("the one given was refused" if token else "none was given"),
+                hint="pass the value of the secret spec.auth.token names: --token-file FILE "
+                "or DOCKYARD_SERVING_TOKEN",
+            )
         if response.status_code >= 400:
             raise DockyardError(
                 f"prediction failed ({response.status_code}): {payload.get('error', payload)}"

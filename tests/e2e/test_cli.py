@@ -256,7 +256,9 @@ def test_schema(cli: CLI) -> None:
 
 
 @pytest.mark.containers
-def test_digits_example_in_podman_containers(home: Path, env_cache: Path, base_image: str) -> None:
+def test_digits_example_in_podman_containers(
+    home: Path, env_cache: Path, base_image: str, tmp_path: Path
+) -> None:
     """`make demo RUNTIME=podman`, as tests: the same files, every workload in a container."""
     from tests.conftest import BASE, CONF, podman
 
@@ -309,6 +311,22 @@ def test_digits_example_in_podman_containers(home: Path, env_cache: Path, base_i
             }
         again = cli("apply", "-f", "examples/digits/").stdout
         assert again.count("unchanged") == 6
+        # the same service with a token (spec.auth): it reaches the container as a secret
+        token = tmp_path / "token"
+        token.write_text("container-serving-token-123\n")
+        cli("secrets", "set", "serving", f"token=@{token}")
+        guarded = tmp_path / "guarded.yaml"
+        text = (ROOT / "examples/digits/digits.yaml").read_text()
+        guarded.write_text(
+            text[text.index("apiVersion: dockyard.dev/v1\nkind: Service") :]
+            + "  auth:\n    token: {secretRef: serving/token}\n"
+        )
+        cli("apply", "-f", str(guarded), "--wait", timeout=600)
+        request = ("predict", "digits", "--file", "examples/digits/sample-request.json")
+        refused = cli(*request, ok=False)
+        assert refused.returncode == 1 and "needs its token" in refused.stderr
+        answer = cli.json(*request, "--token-file", str(token))
+        assert answer["outputs"][0]["data"] == [8]  # type: ignore[index]
     finally:
         subprocess.run(
             [*DOCKYARD, "delete", "-f", "examples/digits/", "--purge"],

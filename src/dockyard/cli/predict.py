@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,12 +48,26 @@ def predict(
     service: str,
     json_: Annotated[str | None, typer.Option("--json", help="Request as JSON text.")] = None,
     file: Annotated[Path | None, typer.Option("--file", help="Request file; - = stdin.")] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="The service's token (spec.auth), from a file; else $DOCKYARD_SERVING_TOKEN."
+        ),
+    ] = None,
     project: ProjectOpt = "default",
     output: OutputOpt = Format.table,
 ) -> None:
     """Send a prediction to a service (Open Inference Protocol v2) and print the outputs."""
     if (json_ is None) == (file is None):
         raise InvalidRequest("give exactly one of --json or --file")
+    token = os.environ.get("DOCKYARD_SERVING_TOKEN") or None
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as exc:
+            raise InvalidRequest(
+                f"cannot read the token file {token_file}: {exc.strerror}"
+            ) from exc
     try:
         text = (
             json_
@@ -64,7 +79,7 @@ def predict(
         raise InvalidRequest(f"cannot read {file}: {exc.strerror}") from exc
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"the request is not valid JSON: {exc}") from exc
-    result = client().predict(service, to_request(payload), project)
+    result = client().predict(service, to_request(payload), project, token=token)
     if output != Format.table:
         dump(result, output)
         return

@@ -22,6 +22,7 @@ from dockyard.errors import DockyardError
 from dockyard.registry import models as registry
 from dockyard.runtimes.base import PreparedEnvironment, ServingImages, WorkloadRequest
 from dockyard.serving.launch import BOOT, serving_paths
+from dockyard.serving.limits import TOKEN_ENV as SERVING_TOKEN_ENV
 from dockyard.spec import EnvironmentSpec, ModelRef, ServiceSpec
 from dockyard.spec.common import split_env
 from dockyard.spec.status import ACTIVE, Phase, ServiceStatus
@@ -228,6 +229,10 @@ def _replica(
     wid = f"svc-{obs.name}-{obs.uid[:8]}-g{obs.generation}-v{model.version}-r{number}-{restarts}"
     steps: tuple[Step, ...] = ()
     env, secrets = split_env(spec.env)
+    if spec.auth is not None:  # the model server reads both (dockyard.serving.settings)
+        secrets[SERVING_TOKEN_ENV] = spec.auth.token.secret_ref
+        if spec.auth.inference:
+            env["DOCKYARD_SERVING_AUTH_INFERENCE"] = "1"
     if obs.containers:  # the serving image holds the model at /model and Dockyard itself
         main = "/model" if model.path == "." else f"/model/{model.path}"
         command = ["python", "-m", "dockyard.serving", "--host", "0.0.0.0"]

@@ -39,6 +39,8 @@ from dockyard.errors import DockyardError
 from dockyard.paths import Inside
 from dockyard.registry import models as registry
 from dockyard.runtimes.base import Mount, PreparedEnvironment, RunState, WorkloadState
+from dockyard.serving.limits import TOKEN_ENV as SERVING_TOKEN_ENV
+from dockyard.serving.settings import MIN_TOKEN_LENGTH
 from dockyard.spec import Phase, Resources
 from dockyard.spec.common import WorkloadSpec
 from dockyard.spec.datasets import DatasetSpec, PrepareSpec
@@ -264,6 +266,7 @@ def run_start(ctx: Context, start: Start, gpus: tuple[int, ...], handle: TaskHan
                 secret_env = resolve_secrets(ctx, start.project, request.secrets)
             except DockyardError as exc:
                 raise _NotStarted("SecretMissing", str(exc)) from exc
+            _check_serving_token(request.secrets, secret_env)
         request = replace(request, code_dir=code_dir, gpus=gpus, port=port, secret_env=secret_env)
         state = ctx.runtime_for(start.runtime).start(request)
     except _NotStarted as exc:
@@ -311,6 +314,18 @@ def resolve_secrets(ctx: Context, project: str, refs: dict[str, str]) -> dict[st
             )
         out[var] = opened[name][key]
     return out
+
+
+def _check_serving_token(refs: dict[str, str], values: dict[str, str]) -> None:
+    """A model server refuses a short token; say so here, naming the secret, not in a crash."""
+    token = values.get(SERVING_TOKEN_ENV)
+    if token is not None and len(token.strip()) < MIN_TOKEN_LENGTH:
+        raise _NotStarted(
+            "StartFailed",
+            f"the token in secret '{refs[SERVING_TOKEN_ENV]}' has {len(token.strip())} "
+            f"characters; a model server needs at least {MIN_TOKEN_LENGTH} (dockyard secrets "
+            "set NAME KEY=@FILE with a longer one)",
+        )
 
 
 def secret_values(ctx: Context, project: str, refs: dict[str, str]) -> list[str]:

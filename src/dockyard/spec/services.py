@@ -16,6 +16,7 @@ from dockyard.spec.common import (
     Ref,
     Resource,
     Resources,
+    SecretRef,
     SpecModel,
     WorkloadEnv,
     describe,
@@ -69,6 +70,19 @@ class Batching(SpecModel):
     )
 
 
+class ServiceAuth(SpecModel):
+    """Who may use the model servers of a service: the holders of one bearer token."""
+
+    token: SecretRef = Field(
+        description="The token clients send (Authorization: Bearer): {secretRef: SECRET/KEY}, "
+        "at least 16 characters."
+    )
+    inference: bool = Field(
+        default=True,
+        description="Inference needs the token too; false: only loading and unloading models.",
+    )
+
+
 class ServiceSpec(SpecModel):
     runtime: Literal["local", "podman", "docker"] | None = Field(
         default=None, description="local, podman or docker; unset = the server's default."
@@ -87,6 +101,11 @@ class ServiceSpec(SpecModel):
     batching: Batching = Field(default_factory=Batching, description="Adaptive batching.")
     resources: Resources = Field(
         default_factory=lambda: Resources(cpu=0.5), description="Per replica."
+    )
+    auth: ServiceAuth | None = Field(
+        default=None,
+        description="A token for the model servers; unset: inference is open to whoever "
+        "reaches them and loading or unloading models is refused.",
     )
 
     @field_validator("model")
@@ -111,6 +130,8 @@ class ServiceSpec(SpecModel):
         if self.environment:
             refs.append(Ref("spec.environment", "Environment", self.environment))
         refs += env_references(self.env, "spec.env")
+        if self.auth is not None:
+            refs += env_references({"token": self.auth.token}, "spec.auth")
         return refs
 
     def runtimes(self) -> list[str]:
