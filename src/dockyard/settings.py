@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         description="Web origins (comma-separated, e.g. https://dash.example.com) whose "
         "pages may call the API; other sites are refused.",
     )
+    max_request_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Largest JSON body the API reads (an apply of many documents); larger is "
+        "413. Code uploads have their own limits (docs/security.md).",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=0, description="Server port; 0 picks a free one.")
     runtime: Literal["local", "podman", "docker"] = Field(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import httpx
 import pytest
 
@@ -110,3 +113,25 @@ def test_the_api_description_says_which_routes_need_the_token(api: tuple[str, st
     assert spec["components"]["securitySchemes"]["token"] == {"type": "http", "scheme": "bearer"}
     assert spec["security"] == [{"token": []}]
     assert spec["paths"]["/api/v1/healthz"]["get"]["security"] == []
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(server_factory: Any) -> None:
+    srv: ServerProcess = server_factory(DOCKYARD_MAX_REQUEST_BYTES="65536")
+    c = srv.start()
+    url, headers = c.url, {**srv.auth, "content-type": "application/json"}
+    docs = [f.volume(f"v{i}") for i in range(1000)]  # ~80 KB of JSON
+    declared = httpx.post(f"{url}/api/v1/apply", json={"documents": docs}, headers=srv.auth)
+    assert declared.status_code == 413 and declared.json()["code"] == "payload-too-large"
+    assert "DOCKYARD_MAX_REQUEST_BYTES" in declared.json()["hint"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b'{"documents": ['
+        for _ in range(10_000):
+            yield b'{"apiVersion": "dockyard.dev/v1", "kind": "Volume", "metadata": {"name": "x"}},'
+        yield b"]}"
+
+    streamed = httpx.post(f"{url}/api/v1/apply", content=chunks(), headers=headers)
+    assert streamed.status_code == 413
+    assert c.list("Volume") == []  # nothing of either was applied
+    small = httpx.post(f"{url}/api/v1/apply", json={"documents": docs[:10]}, headers=srv.auth)
+    assert small.status_code == 200 and len(c.list("Volume")) == 10

@@ -10,6 +10,9 @@ In order, for every request but the health check and the API's description:
 3. ``Authorization: Bearer <token>`` must carry the admin token (``dockyard/tokens.py``).
 4. A request that changes state and carries a body must say ``application/json`` (code
    uploads: ``application/gzip``): a form or ``text/plain`` post is refused.
+5. A JSON body is read here, up to ``DOCKYARD_MAX_REQUEST_BYTES`` (413 beyond, whether the
+   size was declared or not), before any route sees it; code uploads stream to their route,
+   which bounds them itself.
 
 Every refusal is ``application/problem+json`` like any other error.
 """
@@ -49,6 +52,7 @@ class Guard:
     def __init__(self, app: App, settings: Settings) -> None:
         self.app = app
         self.token = ServerToken(settings)
+        self.max_body = settings.max_request_bytes
         extra = {h.strip().lower() for h in settings.allowed_hosts.split(",") if h.strip()}
         bound = settings.host.lower()
         self.any_host = bound in ANY_ADDRESS and not extra
@@ -62,15 +66,45 @@ class Guard:
             await self.app(scope, receive, send)
             return
         refusal = self.check(scope)
-        if refusal is None:
+        if refusal is None and scope["method"].encode() in CHANGES and scope["path"] not in UPLOADS:
+            body, refusal = await self._read_body(scope, receive)
+            if refusal is None:
+                await self.app(scope, _replay(body, receive), send)
+                return
+        elif refusal is None:
             await self.app(scope, receive, send)
             return
+        assert refusal is not None
         status, body, extra = problem_body(refusal)
         headers = [(b"content-type", b"application/problem+json"), *extra]
         if isinstance(refusal, e.Unauthorized):
             headers.append((b"www-authenticate", b'Bearer realm="dockyard"'))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    async def _read_body(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[bytes, e.DockyardError | None]:
+        limit = self.max_body
+        too_large = e.PayloadTooLarge(
+            f"the request body is larger than {limit:,} bytes",
+            hint="send fewer documents per request, or raise DOCKYARD_MAX_REQUEST_BYTES",
+        )
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                return b"", too_large
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return b"", e.InvalidRequest("the client went away", hint="send it again")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return b"", too_large
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks), None
 
     def check(self, scope: Scope) -> e.DockyardError | None:
         headers: dict[bytes, bytes] = {}
@@ -127,3 +161,18 @@ class Guard:
             f"not '{kind.decode('latin-1')[:100] or 'none'}'",
             hint="send JSON (the CLI and SDK do)",
         )
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the body read by the guard, then what the client sends next
+    (its disconnect, which a streaming answer listens for)."""
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
