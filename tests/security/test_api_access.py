@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from dockyard.data.code import MAX_CODE_BYTES
 from dockyard.tokens import rotate
 from tests import factories as f
 from tests.conftest import ServerProcess
@@ -135,3 +137,19 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(server_factory: Any)
     assert c.list("Volume") == []  # nothing of either was applied
     small = httpx.post(f"{url}/api/v1/apply", json={"documents": docs[:10]}, headers=srv.auth)
     assert small.status_code == 200 and len(c.list("Volume")) == 10
+
+
+def test_a_code_upload_declared_too_large_is_refused_at_once(server: ServerProcess) -> None:
+    host, port = server.client.url.removeprefix("http://").split(":")
+    token = server.auth["authorization"]
+    head = (
+        f"POST /api/v1/code HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {token}\r\n"
+        f"Content-Type: application/gzip\r\nContent-Length: {MAX_CODE_BYTES + 1}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head.encode())  # and no body at all: the answer must not wait for it
+        answer = b""
+        while b"spec.code" not in answer and (chunk := sock.recv(65536)):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+    assert b"payload-too-large" in answer and b"spec.code" in answer

@@ -10,9 +10,9 @@ In order, for every request but the health check and the API's description:
 3. ``Authorization: Bearer <token>`` must carry the admin token (``dockyard/tokens.py``).
 4. A request that changes state and carries a body must say ``application/json`` (code
    uploads: ``application/gzip``): a form or ``text/plain`` post is refused.
-5. A JSON body is read here, up to ``DOCKYARD_MAX_REQUEST_BYTES`` (413 beyond, whether the
-   size was declared or not), before any route sees it; code uploads stream to their route,
-   which bounds them itself.
+5. A body is read here, up to ``DOCKYARD_MAX_REQUEST_BYTES`` (code uploads: the archive
+   limit ``MAX_CODE_BYTES``), 413 beyond whether the size was declared or not, before any
+   route sees it.
 
 Every refusal is ``application/problem+json`` like any other error.
 """
@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from dockyard import errors as e
 from dockyard.api.errors import problem_body
+from dockyard.data.code import MAX_CODE_BYTES
 from dockyard.settings import Settings
 from dockyard.tokens import ServerToken
 
@@ -66,7 +67,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         refusal = self.check(scope)
-        if refusal is None and scope["method"].encode() in CHANGES and scope["path"] not in UPLOADS:
+        if refusal is None and scope["method"].encode() in CHANGES:
             body, refusal = await self._read_body(scope, receive)
             if refusal is None:
                 await self.app(scope, _replay(body, receive), send)
@@ -85,10 +86,14 @@ class Guard:
     async def _read_body(
         self, scope: Scope, receive: Receive
     ) -> tuple[bytes, e.DockyardError | None]:
-        limit = self.max_body
+        upload = scope["path"] in UPLOADS
+        limit = MAX_CODE_BYTES if upload else self.max_body
         too_large = e.PayloadTooLarge(
             f"the request body is larger than {limit:,} bytes",
-            hint="send fewer documents per request, or raise DOCKYARD_MAX_REQUEST_BYTES",
+            hint="a code archive holds at most this much; leave data out of spec.code (put it "
+            "in a dataset)"
+            if upload
+            else "send fewer documents per request, or raise DOCKYARD_MAX_REQUEST_BYTES",
         )
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
