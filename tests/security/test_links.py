@@ -76,6 +76,25 @@ def test_a_metrics_file_that_is_a_link_is_not_read(server: ServerProcess, outsid
     assert "the server's secret" not in str(server.client.get("Job", "plant-metrics"))
 
 
+def test_a_log_replaced_by_a_link_is_not_followed(server: ServerProcess, outside: Path) -> None:
+    plant = (  # the job's working directory is runs/ID/work: its log is ../log
+        "import os; print('before')\n"
+        "os.remove('../log')\n"
+        f"os.symlink({str(outside / 'secret.txt')!r}, '../log')"
+    )
+    job = run(server.client, "plant-log", plant)
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    assert b"the server's secret" not in b"".join(server.client.logs("Job", "plant-log"))
+    assert "the server's secret" not in str(server.client.get("Job", "plant-log"))  # logTail
+
+
+def test_a_large_log_is_streamed_whole(server: ServerProcess) -> None:
+    job = run(server.client, "chatty", "import sys; sys.stdout.write('x' * 3_000_000 + 'END')")
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    log = b"".join(server.client.logs("Job", "chatty"))  # read 1 MiB at a time by the server
+    assert len(log) == 3_000_003 and log.endswith(b"END")
+
+
 def test_a_linked_model_directory_is_refused(server: ServerProcess, outside: Path) -> None:
     plant = (
         "import os; out = os.environ['DOCKYARD_OUTPUT_DIR']\n"

@@ -41,6 +41,7 @@ Selector = Annotated[
     Query(max_length=1000, description="Labels to match: key=value[,key=value]."),
 ]
 MAX_DELETE = 10_000  # resources in one delete request
+LOG_READ_BYTES = 1 << 20  # of a log read at once (a log is streamed in such pieces)
 TEXT: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/plain": {"schema": {"type": "string"}}}}
 }
@@ -88,8 +89,14 @@ def _log_stream(
     runtime, store = state.ctx.runtime_for(workload.runtime), state.ctx.store
     redactor = Redactor(secret_values(state.ctx, project, workload.details.get("secrets", {})))
 
-    def read(offset: int) -> bytes:
-        return b"".join(runtime.logs(workload.id, offset=offset))
+    def read(offset: int) -> bytes:  # at most LOG_READ_BYTES at a time, however big the log
+        chunks, size = [], 0
+        for chunk in runtime.logs(workload.id, offset=offset):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= LOG_READ_BYTES:
+                break
+        return b"".join(chunks)
 
     def finished() -> bool:
         with store.session() as session:
@@ -101,20 +108,22 @@ def _log_stream(
         offset = 0
         while True:
             chunk = await run_in_threadpool(read, offset)
-            if chunk:
+            if chunk:  # more may follow at once: read on before waiting
                 offset += len(chunk)
                 yield redactor.feed(chunk)
+                continue
             if not follow:
                 yield redactor.flush()
                 return
-            if not chunk:
-                if await run_in_threadpool(finished):
-                    tail = await run_in_threadpool(read, offset)
-                    yield redactor.feed(tail) + redactor.flush()
-                    return
-                if held := redactor.flush():  # quiet for now: what was held back
-                    yield held
-                await asyncio.sleep(0.2)
+            if await run_in_threadpool(finished):
+                while tail := await run_in_threadpool(read, offset):
+                    offset += len(tail)
+                    yield redactor.feed(tail)
+                yield redactor.flush()
+                return
+            if held := redactor.flush():  # quiet for now: what was held back
+                yield held
+            await asyncio.sleep(0.2)
 
     return StreamingResponse(
         stream(),

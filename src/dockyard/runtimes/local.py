@@ -358,10 +358,11 @@ class LocalRuntime:
         shutil.rmtree(self._dir(workload_id), ignore_errors=True)
 
     def logs(self, workload_id: str, *, offset: int = 0) -> Iterator[bytes]:
-        path = self._dir(workload_id) / "log"
-        if not path.exists():
+        try:  # a link the workload put in place of its log is not followed
+            fd = os.open(self._dir(workload_id) / "log", os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
             return
-        with open(path, "rb") as fh:
+        with os.fdopen(fd, "rb") as fh:
             fh.seek(offset)
             while chunk := fh.read(65536):
                 yield chunk
