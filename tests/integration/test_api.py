@@ -71,18 +71,24 @@ def test_apply_get_list_idempotent(server: ServerProcess) -> None:
 
 
 def test_malformed_body_is_problem_json(server: ServerProcess) -> None:
-    for body in (b"{not json", b'{"documents": "x"}', b"{}"):
+    for body, status, code in (
+        (b"{not json", 400, "invalid-request"),  # not JSON at all
+        (b'{"documents": "x"}', 422, "malformed-request"),  # JSON of the wrong shape
+        (b"{}", 422, "malformed-request"),
+    ):
         r = post(
             server.client,
             "/api/v1/apply",
             content=body,
             headers={"content-type": "application/json"},
         )
-        assert r.status_code == 422
+        assert r.status_code == status
         assert r.headers["content-type"] == "application/problem+json"
         problem = r.json()
-        assert problem["code"] == "malformed-request" and problem["status"] == 422
-        assert problem["detail"].startswith("malformed request")
+        assert problem["code"] == code and problem["status"] == status
+        assert problem["detail"].startswith(
+            "malformed request" if status == 422 else "the body is not valid JSON"
+        )
 
 
 def test_invalid_document_names_the_field(server: ServerProcess) -> None:

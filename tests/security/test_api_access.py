@@ -153,3 +153,19 @@ def test_a_code_upload_declared_too_large_is_refused_at_once(server: ServerProce
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 413"), answer
     assert b"payload-too-large" in answer and b"spec.code" in answer
+
+
+def test_bad_requests_answer_4xx_problems(api: tuple[str, str]) -> None:
+    url, token = api
+    for method, path, body, status in [
+        ("GET", "/api/v1/images?runtime=junk", None, 422),
+        ("GET", "/api/v1/nothing-here", None, 404),
+        ("PATCH", "/api/v1/jobs", None, 405),
+        ("POST", "/api/v1/apply", b"{not json", 400),
+        ("POST", "/api/v1/apply", b'{"documents": 5}', 422),
+    ]:
+        headers = {**bearer(token), "content-type": "application/json"}
+        r = httpx.request(method, f"{url}{path}", content=body, headers=headers)
+        assert r.status_code == status, (method, path, r.text)
+        assert r.headers["content-type"] == "application/problem+json", (method, path)
+        assert r.json().get("hint"), (method, path, r.json())

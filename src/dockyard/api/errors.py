@@ -103,7 +103,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        errors = exc.errors()
+        problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in errors]
+        if any(err.get("type") == "json_invalid" for err in errors):  # not even JSON
+            return _answer(
+                e.InvalidRequest(
+                    "the body is not valid JSON: " + "; ".join(problems)[:1000],
+                    hint="send a JSON document (Content-Type: application/json)",
+                )
+            )
         return _answer(
             e.MalformedRequest(
                 "malformed request: " + "; ".join(problems)[:4000],
@@ -116,12 +124,15 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         cls = HTTP_ERRORS.get(exc.status_code, e.InvalidRequest)
         hint = _kind_hint(request.url.path) if exc.status_code == 404 else None
+        allowed = _allowed(request) if exc.status_code == 405 else []
+        if allowed:
+            hint = f"{request.url.path} answers {', '.join(allowed)}"
         response = _answer(cls(str(exc.detail), hint=hint))
         response.status_code = exc.status_code  # what the router decided (e.g. 405)
         if exc.headers:
             response.headers.update(exc.headers)
         if exc.status_code == 405:  # every method of the path, not just the first route's
-            response.headers["Allow"] = ", ".join(_allowed(request))
+            response.headers["Allow"] = ", ".join(allowed)
         return response
 
     @app.exception_handler(Exception)
