@@ -67,6 +67,18 @@ def running(*args: str, env: dict[str, str] | None = None) -> Iterator[ModelServ
         server.stop()
 
 
+@contextlib.contextmanager
+def all_running(servers: dict[str, ModelServer]) -> Iterator[dict[str, ModelServer]]:
+    """Servers started together (each boots while the others do), stopped together."""
+    try:
+        for server in servers.values():
+            server.wait_ready()
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
 def request(server: ModelServer, method: str, path: str, **kwargs: Any) -> httpx.Response:
     return httpx.request(method, server.url + path, timeout=60, **kwargs)
 

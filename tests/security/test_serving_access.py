@@ -15,7 +15,14 @@ import httpx
 import pytest
 
 from tests.integration.test_serving import ModelServer
-from tests.security.serving_fixtures import AUTH, INFER, TOKEN, model_repository, request
+from tests.security.serving_fixtures import (
+    AUTH,
+    INFER,
+    TOKEN,
+    all_running,
+    model_repository,
+    request,
+)
 
 WRONG = {"Authorization": "Bearer " + "x" * len(TOKEN)}
 EVIL = "http://evil.example"
@@ -40,13 +47,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Mode
         "plain": ModelServer("--model-repository", root),
         "open": ModelServer("--model-repository", root, "--no-auth", "--host", "0.0.0.0"),
     }
-    try:
-        for server in started.values():
-            server.wait_ready()
-        yield started
-    finally:
-        for server in started.values():
-            server.stop()
+    with all_running(started) as ready_servers:
+        yield ready_servers
 
 
 @pytest.fixture

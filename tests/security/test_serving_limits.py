@@ -20,6 +20,7 @@ from tests.integration.test_serving import ModelServer
 from tests.security.serving_fixtures import (
     INFER,
     PeakGrowth,
+    all_running,
     model_repository,
     raw_exchange,
     request,
@@ -52,13 +53,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Mode
         "default": ModelServer("--model-repository", root),
         "tight": ModelServer("--model-repository", root, *TIGHT),
     }
-    try:
-        for server in started.values():
-            server.wait_ready()
-        yield started
-    finally:
-        for server in started.values():
-            server.stop()
+    with all_running(started) as ready_servers:
+        yield ready_servers
 
 
 @pytest.fixture
