@@ -70,8 +70,8 @@ test-oldest:
 $(OLDEST_VENV)/.installed: pyproject.toml
 	$(OLDEST_PYTHON) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[postgres,sklearn]' \
-	  'pytest>=8,<10' 'pytest-timeout>=2.3,<3' 2>&1 | grep -v "^WARNING: Location" || true
-	$(OLDEST_VENV)/bin/python -c "import dockyard, pytest, sklearn" && touch $@
+	  'pytest>=8,<10' 'pytest-timeout>=2.3,<3' 'hypothesis>=6.100,<7' 2>&1 | grep -v "^WARNING: Location" || true
+	$(OLDEST_VENV)/bin/python -c "import dockyard, pytest, sklearn, hypothesis" && touch $@
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests bench examples scripts
