@@ -10,7 +10,7 @@ OLDEST_VENV ?= .venv-oldest
 # the interpreter of .venv (or the one that will create it)
 MAIN_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 
-.PHONY: demo test test-oldest lint bench install dev clean check-python
+.PHONY: demo test test-oldest lint bench install dev clean check-python cluster cluster-down
 
 ## the one line to read when the interpreter is too old, before anything is installed
 check-python:
@@ -70,7 +70,8 @@ test-oldest:
 $(OLDEST_VENV)/.installed: pyproject.toml
 	$(OLDEST_PYTHON) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[postgres,sklearn]' \
-	  'pytest>=8,<10' 'pytest-timeout>=2.3,<3' 'hypothesis>=6.100,<7' 2>&1 | grep -v "^WARNING: Location" || true
+	  'pytest>=8,<10' 'pytest-timeout>=2.3,<3' 'hypothesis>=6.100,<7' \
+	  'kubernetes-validate>=1.34,<2' 2>&1 | grep -v "^WARNING: Location" || true
 	$(OLDEST_VENV)/bin/python -c "import dockyard, pytest, sklearn, hypothesis" && touch $@
 
 lint: $(VENV)/.dev-installed
@@ -78,6 +79,15 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check src tests bench examples scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+## make cluster: a Kubernetes test cluster on 127.0.0.1 built from Go modules (etcd, apiserver,
+## controller-manager, scheduler, 3 kwok nodes); KUBECONFIG=.cluster/kubeconfig (docs/kubernetes-testbed.md)
+cluster:
+	$(PYTHON) deploy/testbed/cluster.py up
+
+## make cluster-down: stop every process of the test cluster (certificates stay, etcd data goes)
+cluster-down:
+	$(PYTHON) deploy/testbed/cluster.py down
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/control_plane.py

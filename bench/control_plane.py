@@ -68,10 +68,12 @@ def healthy(url: str) -> bool:
         return False
 
 
-def start_server(home: Path, database_url: str | None) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    home: Path, database_url: str | None, **extra: str
+) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "dockyard.api"],
-        env=server_env(home, database_url),
+        env=server_env(home, database_url, **extra),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

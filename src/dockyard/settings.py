@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dockyard.spec.common import RuntimeName
 
 
 def _default_home() -> Path:
@@ -59,8 +60,39 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=0, description="Server port; 0 picks a free one.")
-    runtime: Literal["local", "podman", "docker"] = Field(
+    runtime: RuntimeName = Field(
         default="local", description="Where workloads run unless their spec says otherwise."
+    )
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="kubeconfig of the cluster the kubernetes runtime uses; unset = $KUBECONFIG, "
+        "then ~/.kube/config, then the in-cluster service account.",
+    )
+    kube_context: str | None = Field(
+        default=None, description="Context of the kubeconfig; unset = its current context."
+    )
+    kube_namespace_prefix: str = Field(
+        default="dockyard-",
+        description="Each project runs in the namespace PREFIX+PROJECT (created if missing).",
+    )
+    kube_storage_classes: str = Field(
+        default="",
+        description="StorageClass per volume tier, e.g. fast=px-fast,standard=px-standard,"
+        "archive=px-archive; a tier not named uses the cluster's default class.",
+    )
+    kube_registry: str | None = Field(
+        default=None,
+        description="Registry the cluster pulls environment images from (e.g. "
+        "registry.example.com/ml): built images are pushed there; unset = images keep their "
+        "local names (a node that imports them itself, or kwok).",
+    )
+    kube_code_bytes: int = Field(
+        default=900 * 1024,
+        ge=1024,
+        le=1000 * 1024,
+        description="Largest code snapshot (gzipped tar) a Kubernetes workload gets through a "
+        "ConfigMap (the API server stores an object of at most 1 MiB); bigger code belongs in "
+        "the environment image.",
     )
     containers_conf: Path | None = Field(
         default=None, description="containers.conf for Podman (CONTAINERS_CONF)."

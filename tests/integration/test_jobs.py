@@ -177,6 +177,8 @@ def test_cancel_stops_the_attempt(server: ServerProcess, tmp_path: Path) -> None
     c.cancel("long")
     st = wait_phase(c, "Job", "long", {"Cancelled"})["status"]
     assert st["attempts"] == 1
+    # the job says Cancelled at once; its attempt ends when the stop has been carried out
+    wait_until(lambda: c.workloads("Job", "long")[0]["phase"] != "Running", timeout=30)
     attempts = c.workloads("Job", "long")
     assert attempts[0]["phase"] == "Failed" and attempts[0]["reason"] == "Stopped"
 

@@ -99,7 +99,11 @@ def test_one_replica_leads_and_another_takes_over_when_it_is_killed(
     wait_until(lambda: sum(r.leading for r in replicas) == 1, message="one leader")
     leader = next(r for r in replicas if r.leading)
     follower = next(r for r in replicas if not r.leading)
-    assert follower.health()["controller"]["leaderIdentity"] == leader.health()["replica"]
+    # the follower learns who leads when it next tries the lease
+    wait_until(
+        lambda: follower.health()["controller"]["leaderIdentity"] == leader.health()["replica"],
+        message="the follower knows the leader",
+    )
 
     # an apply through the follower is run by the leader
     marker, gate = tmp_path / "marker", tmp_path / "gate"

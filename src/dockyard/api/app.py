@@ -33,6 +33,7 @@ from dockyard.control.tasks import Tasks
 from dockyard.data.artifacts import ArtifactStore
 from dockyard.data.code import CodeStore
 from dockyard.data.volumes import VolumeDirs
+from dockyard.errors import RuntimeUnavailable
 from dockyard.runtimes.base import Runtime
 from dockyard.runtimes.local import LocalRuntime
 from dockyard.settings import Settings
@@ -73,9 +74,19 @@ def build_state(settings: Settings) -> ServerState:
 
 
 def make_runtime(settings: Settings, name: str) -> Runtime:
-    """The runtime called ``name``: local processes, or containers of Podman or Docker."""
+    """The runtime called ``name``: local processes, containers of Podman or Docker, or
+    a Kubernetes cluster."""
     if name == "local":
         return LocalRuntime(settings)
+    if name == "kubernetes":
+        try:
+            from dockyard.runtimes.kubernetes import KubernetesRuntime
+        except ImportError as exc:
+            raise RuntimeUnavailable(
+                f"the kubernetes runtime needs {exc.name}",
+                hint="pip install 'dockyard[kubernetes]'",
+            ) from exc
+        return KubernetesRuntime(settings)
     from dockyard.runtimes.oci import OciRuntime
 
     return OciRuntime(settings, name)

@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from dockyard.cli import images, models, predict, resources, secrets, serve, server
+from dockyard.cli import images, models, predict, render, resources, secrets, serve, server
 from dockyard.cli.output import err_console
 from dockyard.errors import DockyardError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 resources.register(app)
 predict.register(app)
 serve.register(app)
+render.register(app)
 app.add_typer(models.app, name="models", help="The model registry: versions, metrics, aliases.")
 app.add_typer(server.app, name="server", help="The embedded control plane.")
 app.add_typer(images.app, name="images", help="Container images of environments.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,9 +23,10 @@ from dockyard.control import workloads as wl
 from dockyard.control.context import Context, now
 from dockyard.control.plan import Delete, Event, Plan, Start, TaskRequest
 from dockyard.control.reconciler import Reconciler
-from dockyard.control.scheduler import Demand, Usage, schedule
+from dockyard.control.scheduler import Decision, Demand, Usage, schedule
 from dockyard.control.tasks import TaskHandle
 from dockyard.control.world import ResourceRecord, World
+from dockyard.errors import DockyardError
 from dockyard.paths import Inside
 from dockyard.spec.status import ACTIVE, READY, Phase, Status
 from dockyard.store import events
@@ -199,20 +201,21 @@ class Applier:
     # -- scheduling -------------------------------------------------------------------------
     def start_all(self, world: World, pending: list[Pending]) -> bool:
         """Schedule every start of this pass; True if any was admitted."""
-        used = Usage()
+        # each runtime is its own place: this machine, or a cluster
+        used: dict[str, Usage] = defaultdict(Usage)
         for owned in world.workloads.values():
             for w in owned:
                 if w.phase in ACTIVE:
-                    used.add(
+                    used[w.runtime].add(
                         float(w.request.get("cpu", 0)),
                         int(w.request.get("memory", 0)),
                         list(w.request.get("gpuIndices", [])),
                     )
-        demands = []
+        demands: dict[str, list[Demand]] = defaultdict(list)
         for p in pending:
             for s in p.starts:
                 created = s.created_at or p.row.created_at
-                demands.append(
+                demands[self.ctx.runtime_name(s.runtime)].append(
                     Demand(
                         f"{p.row.uid}:{s.workload_id}",
                         s.need.cpu,
@@ -222,7 +225,14 @@ class Applier:
                         created,
                     )
                 )
-        decisions = schedule(self.ctx.runtime.node(), used, demands)
+        decisions: dict[str, Decision] = {}
+        for runtime, wanted in demands.items():
+            try:
+                node = self.ctx.runtime_for(runtime).node()
+            except DockyardError as exc:  # e.g. no cluster configured: say so on each
+                decisions.update({d.key: Decision(False, str(exc)) for d in wanted})
+                continue
+            decisions.update(schedule(node, used[runtime], wanted))
         admitted_any = False
         for p in pending:
             admitted: list[Start] = []

@@ -129,6 +129,7 @@ def _prepare(spec: DatasetSpec, obs: Observed, token: str, active: list[str]) ->
         cpu_limit=need.cpu_limit,
         memory=need.memory or None,
         labels={"dockyard.dev/dataset": obs.name},
+        gpu_type=prepare.resources.gpu_type,
     )
     status = DatasetStatus(
         phase=Phase.PENDING,

@@ -101,6 +101,8 @@ def plan(spec: JobSpec, obs: Observed) -> Plan:
             return result(Phase.PENDING, "Waiting", inputs.blocked)
         return _start(spec, obs, 1, "waiting for resources")
     if last.phase == Phase.STARTING:  # admitted; the runtime has not said it runs yet
+        if last.reason:  # a cluster's scheduler says why it waits, in its own words
+            return result(Phase.STARTING, last.reason, f"attempt {last.number}: {last.message}")
         return result(Phase.STARTING, "Starting", f"attempt {last.number} starting")
     if last.phase in ACTIVE:
         return result(Phase.RUNNING, "Running", f"attempt {last.number} running")
@@ -197,6 +199,8 @@ def _start(spec: JobSpec, obs: Observed, number: int, message: str) -> Plan:
         memory=need.memory or None,
         timeout=spec.timeout_seconds,
         labels={"dockyard.dev/job": obs.name},
+        gpu_type=spec.resources.gpu_type,
+        priority=spec.priority,
         security=spec.security.model_dump(mode="json", by_alias=True),
     )
     status = _status(spec, obs, Phase.PENDING, "Scheduling", message)

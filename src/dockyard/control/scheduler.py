@@ -71,6 +71,9 @@ def schedule(node: NodeCapacity, used: Usage, demands: list[Demand]) -> dict[str
     free_gpus = [i for i in range(node.gpu) if i not in used.gpu_indices]
     decisions: dict[str, Decision] = {}
     for d in sorted(demands, key=lambda d: (-d.priority, d.created_at, d.key)):
+        if not node.known:
+            decisions[d.key] = Decision(False, f"waiting: {node.note}")
+            continue
         impossible = _never_fits(node, d)
         if impossible:
             decisions[d.key] = Decision(False, impossible, never_fits=True)

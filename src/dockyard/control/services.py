@@ -265,6 +265,7 @@ def _replica(
         memory=need.memory or None,
         extra_pythonpath=() if obs.containers else serving_paths(),
         labels={"dockyard.dev/service": obs.name},
+        gpu_type=spec.resources.gpu_type,
     )
     return Start(
         wid,

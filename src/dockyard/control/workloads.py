@@ -38,7 +38,13 @@ from dockyard.data import datasets as data
 from dockyard.errors import DockyardError
 from dockyard.paths import Inside
 from dockyard.registry import models as registry
-from dockyard.runtimes.base import Mount, PreparedEnvironment, RunState, WorkloadState
+from dockyard.runtimes.base import (
+    Mount,
+    PreparedEnvironment,
+    RunState,
+    VolumeRef,
+    WorkloadState,
+)
 from dockyard.serving.limits import TOKEN_ENV as SERVING_TOKEN_ENV
 from dockyard.serving.settings import MIN_TOKEN_LENGTH
 from dockyard.spec import Phase, Resources
@@ -46,6 +52,7 @@ from dockyard.spec.common import WorkloadSpec
 from dockyard.spec.datasets import DatasetSpec, PrepareSpec
 from dockyard.spec.jobs import CheckpointPolicy
 from dockyard.spec.status import ACTIVE
+from dockyard.spec.volumes import VolumeSpec
 from dockyard.store import model_versions as versions_repo
 from dockyard.store import secrets as secrets_repo
 from dockyard.store.tables import WorkloadRow
@@ -123,6 +130,12 @@ def resolve_environment(
     return PreparedEnvironment.from_dict(prepared), ""
 
 
+def volume_ref(world: World, vol: ResourceRecord, sub_path: str) -> VolumeRef:
+    """What a runtime whose volumes are not host directories needs to know of one."""
+    spec: VolumeSpec = world.spec(vol)
+    return VolumeRef(vol.name, sub_path, spec.tier, spec.size)
+
+
 def dataset_dir(ctx: Context, world: World, ds: ResourceRecord) -> Within:
     """The dataset's directory: its volume and the path inside it."""
     spec: DatasetSpec = world.spec(ds)
@@ -151,20 +164,25 @@ def resolve_inputs(
     dirs: list[Within] = []
     steps: list[Step] = []
     for vm in spec.volumes if isinstance(spec, WorkloadSpec) else []:
-        if world.get("Volume", project, vm.name) is None:
+        vol = world.get("Volume", project, vm.name)
+        if vol is None:
             blocked = blocked or f"volume '{vm.name}' not found: apply it"
             continue
         root, rel = ctx.volumes.path(project, vm.name), vm.sub_path or ""
         dirs.append((root, rel))
-        mounts.append(Mount(root / rel, vm.mount_path(), vm.read_only, env_var("VOLUME", vm.name)))
+        ref = volume_ref(world, vol, rel)
+        var = env_var("VOLUME", vm.name)
+        mounts.append(Mount(root / rel, vm.mount_path(), vm.read_only, var, ref))
     if checkpoint is not None:
-        if world.get("Volume", project, checkpoint.volume) is None:
+        vol = world.get("Volume", project, checkpoint.volume)
+        if vol is None:
             blocked = blocked or f"checkpoint volume '{checkpoint.volume}' not found: apply it"
         else:
             root = ctx.volumes.path(project, checkpoint.volume)
             rel = f"checkpoints/{row.name}/g{row.generation}"
             dirs.append((root, rel))
-            mounts.append(Mount(root / rel, checkpoint.path, False, "DOCKYARD_CHECKPOINT_DIR"))
+            ref = volume_ref(world, vol, rel)
+            mounts.append(Mount(root / rel, checkpoint.path, False, "DOCKYARD_CHECKPOINT_DIR", ref))
     verify: list[tuple[str, Within, Path]] = []
     datasets: list[tuple[str, str | None]] = []
     for dm in spec.datasets if isinstance(spec, WorkloadSpec) else []:
@@ -181,7 +199,10 @@ def resolve_inputs(
             )
             continue
         target = dataset_dir(ctx, world, ds)
-        mounts.append(Mount(target[0] / target[1], dm.mount_path(), True, env_var("DATA", dm.name)))
+        holder = world.get("Volume", project, world.spec(ds).volume)
+        held = volume_ref(world, holder, target[1]) if holder is not None else None
+        var = env_var("DATA", dm.name)
+        mounts.append(Mount(target[0] / target[1], dm.mount_path(), True, var, held))
         datasets.append((dm.name, ds.status.get("sha256")))
         if ds.status.get("manifest"):
             verify.append((dm.name, target, Path(ds.status["manifest"])))
@@ -267,7 +288,14 @@ def run_start(ctx: Context, start: Start, gpus: tuple[int, ...], handle: TaskHan
             except DockyardError as exc:
                 raise _NotStarted("SecretMissing", str(exc)) from exc
             _check_serving_token(request.secrets, secret_env)
-        request = replace(request, code_dir=code_dir, gpus=gpus, port=port, secret_env=secret_env)
+        request = replace(
+            request,
+            code_dir=code_dir,
+            gpus=gpus,
+            port=port,
+            secret_env=secret_env,
+            project=start.project,
+        )
         state = ctx.runtime_for(start.runtime).start(request)
     except _NotStarted as exc:
         _end(handle, wid, exc.reason, exc.message)
@@ -398,6 +426,13 @@ def transition(
             message = "recorded but never started (the server stopped in between)"
         else:
             phase, reason, message = Phase.FAILED, "Lost", "the workload disappeared"
+    elif state.phase == RunState.PENDING:  # placed by a cluster's scheduler: its own words
+        if row.phase == Phase.STARTING and (row.reason, row.message) == (
+            state.reason,
+            state.message,
+        ):
+            return None
+        phase, reason, message = Phase.STARTING, state.reason, state.message
     elif state.phase == RunState.RUNNING:
         if row.phase == Phase.RUNNING and all(row.details.get(k) == v for k, v in details.items()):
             return None
@@ -407,7 +442,7 @@ def transition(
         reason, message = state.reason, state.message
     if log_tail:
         details["logTail"] = log_tail
-    finished = None if phase == Phase.RUNNING else (state.finished_at or now())
+    finished = None if phase in ACTIVE else (state.finished_at or now())
     return Change(phase, reason, message, state.exit_code, state.started_at, finished, details)
 
 

@@ -20,6 +20,7 @@ class RunState(StrEnum):
     """What a runtime reports about a workload (the control plane turns it into a Phase)."""
 
     NOT_FOUND = "NotFound"
+    PENDING = "Pending"  # accepted by the runtime, waiting for a place (a cluster's scheduler)
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -33,6 +34,19 @@ class NodeCapacity:
     gpu: int
     gpu_note: str = ""
     gpu_models: tuple[str, ...] = ()
+    known: bool = True  # False: not known yet (a cluster not listed): admit nothing…
+    note: str = ""  # …and say why
+
+
+@dataclass(frozen=True)
+class VolumeRef:
+    """The Dockyard Volume a mount comes from, for runtimes whose volumes are not host
+    directories (Kubernetes: a PersistentVolumeClaim per Volume, ``sub_path`` inside it)."""
+
+    name: str
+    sub_path: str = ""
+    tier: str = "standard"
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,7 @@ class Mount:
     target: str
     read_only: bool = False
     env_var: str | None = None
+    volume: VolumeRef | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +106,9 @@ class WorkloadRequest:
     # placement, assigned when the workload is admitted; each runtime translates it
     gpus: tuple[int, ...] = ()  # GPU indices on the node: CUDA_VISIBLE_DEVICES, --device
     port: int | None = None  # the port it serves on: $DOCKYARD_SERVE_PORT (and published by OCI)
+    gpu_type: str | None = None  # resources.gpuType: a node selector on a cluster
+    project: str = "default"
+    priority: int = 0
 
 
 @dataclass(frozen=True)

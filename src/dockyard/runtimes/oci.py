@@ -32,6 +32,7 @@ from dockyard.runtimes.base import (
     WorkloadRequest,
     WorkloadState,
 )
+from dockyard.runtimes.containers import OUTPUT, WORKSPACE, container_env, working_dir
 from dockyard.runtimes.engine import Engine
 from dockyard.runtimes.images import (
     DEFAULT_BASE,
@@ -49,8 +50,6 @@ from dockyard.spec import EnvironmentSpec
 from dockyard.version import __version__
 
 LABEL = "dev.dockyard.workload"
-OUTPUT = "/dockyard/output"
-WORKSPACE = "/workspace"
 SNAPSHOT_SECONDS = 0.1  # one `ps` answers for every running container observed within this
 
 
@@ -179,24 +178,14 @@ class OciRuntime:
             "--volume",
             f"{work}:{WORKSPACE}:rw",
             "--workdir",
-            f"{WORKSPACE}/{request.working_dir}" if request.working_dir else WORKSPACE,
+            working_dir(request),
         ]
-        env = {
-            "PYTHONUNBUFFERED": "1",
-            "DOCKYARD_WORKLOAD_ID": request.id,
-            "HOME": "/tmp",
-            **environment.env,
-        }  # the root file system is read-only
-        threads = request.cpu_limit or request.cpu
-        if threads:
-            for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-                env[var] = str(max(1, int(-(-threads // 1))))
+        env = container_env(request, environment)
         if request.output_dir is not None:
             request.output_dir.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(OSError):
                 _chown_tree(request.output_dir)
             args += ["--volume", f"{request.output_dir}:{OUTPUT}:rw"]
-            env["DOCKYARD_OUTPUT_DIR"] = OUTPUT
         for mount in request.mounts:
             with contextlib.suppress(OSError):
                 if not mount.read_only:
@@ -205,8 +194,6 @@ class OciRuntime:
                 "--volume",
                 f"{mount.source}:{mount.target}:{'ro' if mount.read_only else 'rw'}",
             ]
-            if mount.env_var:
-                env[mount.env_var] = mount.target
         env.update(placement_env(request))
         env.update(request.env)
         for key, value in env.items():

@@ -140,6 +140,10 @@ def _first_bad_text(value: Any) -> tuple[tuple[str | int, ...], bool, str] | Non
     return None
 
 
+# the homes a workload can run in (docs/runtimes.md)
+RuntimeName = Literal["local", "podman", "docker", "kubernetes"]
+
+
 @dataclass(frozen=True)
 class Ref:
     """A field of a spec (``path``) that names another resource."""
@@ -586,8 +590,9 @@ class Security(SpecModel):
 class WorkloadSpec(SpecModel):
     """What every runnable thing has: a command in an environment with mounts."""
 
-    runtime: Literal["local", "podman", "docker"] | None = Field(
-        default=None, description="local, podman or docker; unset = the server's default."
+    runtime: RuntimeName | None = Field(
+        default=None,
+        description="local, podman, docker or kubernetes; unset = the server's default.",
     )
     environment: Name | None = Field(
         default=None, description="Name of an Environment; unset = Dockyard's own Python."

@@ -17,6 +17,7 @@ from dockyard.spec.common import (
     Ref,
     Resource,
     Resources,
+    RuntimeName,
     SpecModel,
     WorkloadEnv,
     check_rel_path,
@@ -35,8 +36,9 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 class PrepareSpec(SpecModel):
     """A command that writes the dataset's files into ``$DOCKYARD_OUTPUT_DIR``."""
 
-    runtime: Literal["local", "podman", "docker"] | None = Field(
-        default=None, description="local, podman or docker; unset = the server's default."
+    runtime: RuntimeName | None = Field(
+        default=None,
+        description="local, podman, docker or kubernetes; unset = the server's default.",
     )
     environment: Name | None = Field(default=None, description="Environment to run in.")
     command: Command = Field(description=f"Program and arguments: {COMMAND_BOUNDS}.")

@@ -16,6 +16,7 @@ from dockyard.spec.common import (
     Ref,
     Resource,
     Resources,
+    RuntimeName,
     SecretRef,
     SpecModel,
     WorkloadEnv,
@@ -84,8 +85,9 @@ class ServiceAuth(SpecModel):
 
 
 class ServiceSpec(SpecModel):
-    runtime: Literal["local", "podman", "docker"] | None = Field(
-        default=None, description="local, podman or docker; unset = the server's default."
+    runtime: RuntimeName | None = Field(
+        default=None,
+        description="local, podman, docker or kubernetes; unset = the server's default.",
     )
     model: str = Field(description="NAME, NAME@ALIAS or NAME@VERSION of a registered model.")
     replicas: NonNegativeInt = Field(

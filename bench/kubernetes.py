@@ -1,0 +1,341 @@
+"""Kubernetes home benchmark, on the test cluster (`make cluster`): latency and scale.
+
+    .venv/bin/python bench/kubernetes.py [--part latency,scale] [--jobs 30]
+        [--nodes 1000] [--scale-jobs 1000] [--kubeconfig .cluster/kubeconfig]
+
+latency  JOBS jobs applied one after the other to a control plane on each home (local
+         processes; Podman when it is installed; kubernetes), p50/p99 of apply → the job is
+         Running (the API reports it); on kubernetes also apply → the batch/v1 Job exists and
+         apply → its pod is Running (kwok nodes: a pod "runs" once scheduled and bound).
+scale    NODES kwok nodes, SCALE_JOBS jobs applied in requests of 100 → all Running (pods
+         kept running by KWOK_DURATION): total time, the control plane's CPU seconds, and the
+         API server's request count during the run (all clients: kwok, controllers, scheduler
+         and Dockyard); then, in process, one observation pass over every running workload
+         through the watch cache, against the naive runtime's GET per workload per pass.
+
+Results print as Markdown and are saved under bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.control_plane import api, cpu_seconds, percentile, start_server  # noqa: E402
+
+PREFIX = "dyb-"
+
+
+def admin(kubeconfig: Path) -> httpx.Client:
+    from lightkube.config import client_adapter
+    from lightkube.config.kubeconfig import KubeConfig
+
+    config = KubeConfig.from_file(kubeconfig).get()
+    assert config is not None
+    params = client_adapter.ConnectionParams(timeout=httpx.Timeout(60.0), trust_env=False)
+    return client_adapter.Client(config, params)
+
+
+def job_doc(name: str, project: str, runtime: str, seconds: str = "") -> dict[str, Any]:
+    env = {"KWOK_DURATION": seconds} if seconds else {}
+    return {
+        "apiVersion": "dockyard.dev/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "project": project},
+        "spec": {
+            "command": ["python", "-c", "import time; time.sleep(1)"],
+            "runtime": runtime,
+            "resources": {"cpu": 0.01},
+            "env": env,
+        },
+    }
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"p50": percentile(values, 50), "p99": percentile(values, 99)}
+
+
+def phase(client: httpx.Client, name: str, project: str) -> str:
+    answer = client.get(f"/api/v1/jobs/{name}", params={"project": project})
+    return str(answer.json().get("status", {}).get("phase", "")) if answer.is_success else ""
+
+
+def pod_running(kube: httpx.Client, namespace: str, job: str) -> bool:
+    answer = kube.get(
+        f"/api/v1/namespaces/{namespace}/pods",
+        params={"labelSelector": f"dockyard.dev/name={job}"},
+    )
+    items = answer.json().get("items", []) if answer.is_success else []
+    return any(p.get("status", {}).get("phase") == "Running" for p in items)
+
+
+def run_latency(args: argparse.Namespace, tmp: Path, kube: httpx.Client) -> dict[str, Any]:
+    homes = ["local"] + (["podman"] if shutil.which("podman") else []) + ["kubernetes"]
+    out: dict[str, Any] = {"jobs": args.jobs}
+    for home in homes:
+        project = f"lat{uuid.uuid4().hex[:6]}"
+        extra = {
+            "DOCKYARD_KUBECONFIG": str(args.kubeconfig),
+            "DOCKYARD_KUBE_NAMESPACE_PREFIX": PREFIX,
+        }
+        if home == "podman":
+            extra["DOCKYARD_CONTAINERS_CONF"] = str(ROOT / "deploy" / "podman" / "containers.conf")
+            extra["DOCKYARD_BASE_IMAGE"] = os.environ.get(
+                "DOCKYARD_BASE_IMAGE", "localhost/dockyard/base:bookworm"
+            )
+        proc, url = start_server(tmp / f"lat-{home}", None, **extra)
+        running, created, pods = [], [], []
+        namespace = f"{PREFIX}{project}"
+        try:
+            with api(url, tmp / f"lat-{home}") as client:
+                for i in range(args.jobs):
+                    name = f"lat-{i}"
+                    doc = job_doc(name, project, home, "30s")
+                    t0 = time.perf_counter()
+                    client.post("/api/v1/apply", json={"documents": [doc]}).raise_for_status()
+                    seen_job = seen_pod = None
+                    while True:
+                        now = time.perf_counter()
+                        if home == "kubernetes":
+                            if seen_job is None and _listed(kube, namespace, name):
+                                seen_job = now
+                            if seen_pod is None and pod_running(kube, namespace, name):
+                                seen_pod = now
+                        if phase(client, name, project) == "Running":
+                            running.append((time.perf_counter() - t0) * 1000)
+                            break
+                        time.sleep(0.002)
+                    if home == "kubernetes":
+                        while seen_pod is None:
+                            if seen_job is None and _listed(kube, namespace, name):
+                                seen_job = time.perf_counter()
+                            if pod_running(kube, namespace, name):
+                                seen_pod = time.perf_counter()
+                            time.sleep(0.002)
+                        created.append(((seen_job or seen_pod) - t0) * 1000)
+                        pods.append((seen_pod - t0) * 1000)
+                    client.delete(f"/api/v1/jobs/{name}", params={"project": project})
+        finally:
+            proc.terminate()
+            proc.wait(60)
+            if home == "kubernetes":
+                kube.delete(f"/api/v1/namespaces/{namespace}")
+        out[home] = {"apply_to_running_ms": summary(running)}
+        if created:
+            out[home]["apply_to_job_created_ms"] = summary(created)
+            out[home]["apply_to_pod_running_ms"] = summary(pods)
+    return out
+
+
+def _listed(kube: httpx.Client, namespace: str, name: str) -> bool:
+    answer = kube.get(
+        f"/apis/batch/v1/namespaces/{namespace}/jobs",
+        params={"labelSelector": f"dockyard.dev/name={name}"},
+    )
+    return bool(answer.is_success and answer.json().get("items"))
+
+
+def add_nodes(kube: httpx.Client, count: int) -> list[str]:
+    names = []
+    for i in range(count):
+        name = f"bench-node-{i}"
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {"kwok.x-k8s.io/node": "fake"},
+                "labels": {"type": "kwok", "kubernetes.io/hostname": name},
+            },
+            "status": {
+                "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+            },
+        }
+        answer = kube.post("/api/v1/nodes", json=node)
+        if answer.status_code not in (201, 409):
+            answer.raise_for_status()
+        names.append(name)
+    return names
+
+
+def ready_nodes(kube: httpx.Client) -> int:
+    items = kube.get("/api/v1/nodes").json().get("items", [])
+    return sum(
+        any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in n["status"].get("conditions", [])
+        )
+        for n in items
+    )
+
+
+def apiserver_requests(kube: httpx.Client) -> int:
+    total = 0.0
+    for line in kube.get("/metrics").text.splitlines():
+        if line.startswith("apiserver_request_total{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def run_scale(args: argparse.Namespace, tmp: Path, kube: httpx.Client) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    nodes = add_nodes(kube, args.nodes)
+    while ready_nodes(kube) < args.nodes:
+        time.sleep(0.5)
+    nodes_seconds = time.perf_counter() - t0
+    project = f"scale{uuid.uuid4().hex[:6]}"
+    home = tmp / "scale"
+    proc, url = start_server(
+        home,
+        None,
+        DOCKYARD_KUBECONFIG=str(args.kubeconfig),
+        DOCKYARD_KUBE_NAMESPACE_PREFIX=PREFIX,
+        DOCKYARD_RUNTIME="kubernetes",
+    )
+    result: dict[str, Any] = {"nodes": ready_nodes(kube), "jobs": args.scale_jobs}
+    result["nodes_ready_seconds"] = nodes_seconds
+    try:
+        with api(url, home, timeout=300) as client:
+            cpu0, requests0 = cpu_seconds(proc.pid), apiserver_requests(kube)
+            t0 = time.perf_counter()
+            docs = [job_doc(f"s-{i}", project, "kubernetes", "1h") for i in range(args.scale_jobs)]
+            for start in range(0, len(docs), 100):
+                chunk = docs[start : start + 100]
+                client.post("/api/v1/apply", json={"documents": chunk}).raise_for_status()
+            applied = time.perf_counter() - t0
+            while True:
+                items = client.get("/api/v1/jobs", params={"project": project}).json()["items"]
+                running = sum(1 for j in items if j["status"].get("phase") == "Running")
+                if running >= args.scale_jobs:
+                    break
+                time.sleep(0.5)
+            result["apply_seconds"] = applied
+            result["all_running_seconds"] = time.perf_counter() - t0
+            result["control_plane_cpu_seconds"] = cpu_seconds(proc.pid) - cpu0
+            result["apiserver_requests"] = apiserver_requests(kube) - requests0
+            result["passes"] = run_passes(args, project)
+    finally:
+        proc.terminate()
+        proc.wait(120)
+        kube.delete(f"/api/v1/namespaces/{PREFIX}{project}")
+        for name in nodes:
+            kube.delete(f"/api/v1/nodes/{name}")
+    return result
+
+
+def run_passes(args: argparse.Namespace, project: str) -> dict[str, Any]:
+    """Observe every workload of ``project`` through the cache, and naively."""
+    from dockyard.runtimes import kube_objects as ko
+    from dockyard.runtimes.kubernetes import KubernetesRuntime
+    from dockyard.settings import Settings
+
+    settings = Settings(
+        home=Path(tempfile.mkdtemp()), kubeconfig=args.kubeconfig, kube_namespace_prefix=PREFIX
+    )
+    runtime = KubernetesRuntime(settings)
+    sent = [0]
+    runtime.http.event_hooks["request"].append(lambda _request: sent.__setitem__(0, sent[0] + 1))
+    ids = runtime.list_workloads()
+    sent[0] = 0
+    t0 = time.perf_counter()
+    for wid in ids:
+        runtime.observe(wid)
+    cached_ms, cached_requests = (time.perf_counter() - t0) * 1000, sent[0]
+    namespace = f"{PREFIX}{project}"
+    sent[0] = 0
+    t0 = time.perf_counter()
+    for wid in ids:  # what a runtime without a cache does: a GET per workload per pass
+        runtime.http.get(f"/apis/batch/v1/namespaces/{namespace}/jobs/{ko.dns_name(wid)}")
+    naive_ms, naive_requests = (time.perf_counter() - t0) * 1000, sent[0]
+    runtime.close()
+    return {
+        "workloads": len(ids),
+        "watch_cache": {"requests": cached_requests, "ms": cached_ms},
+        "get_per_workload": {"requests": naive_requests, "ms": naive_ms},
+        "cache_counters": {
+            "lists": runtime.cache.counters.lists,
+            "watches": runtime.cache.counters.watches,
+        },
+    }
+
+
+def report(r: dict[str, Any]) -> str:
+    lines = [r["machine"], ""]
+    if "latency" in r:
+        lat = r["latency"]
+        lines += [f"{lat['jobs']} jobs one after the other:", "", "| home | metric | p50 | p99 |"]
+        lines.append("| --- | --- | ---: | ---: |")
+        for home in ("local", "podman", "kubernetes"):
+            for metric, values in (lat.get(home) or {}).items():
+                label = metric.removesuffix("_ms").replace("_", " ").replace(" to ", " → ")
+                lines.append(
+                    f"| {home} | {label} | {values['p50']:.0f} ms | {values['p99']:.0f} ms |"
+                )
+        lines.append("")
+    if "scale" in r:
+        s = r["scale"]
+        p = s["passes"]
+        lines += [
+            f"| {s['nodes']} kwok nodes, {s['jobs']} jobs | |",
+            "| --- | ---: |",
+            f"| nodes created → Ready | {s['nodes_ready_seconds']:.1f} s |",
+            f"| apply (requests of 100) | {s['apply_seconds']:.1f} s |",
+            f"| apply → all Running | {s['all_running_seconds']:.1f} s |",
+            f"| control-plane CPU | {s['control_plane_cpu_seconds']:.1f} s |",
+            f"| API server requests in that time (all clients) | {s['apiserver_requests']} |",
+            f"| a pass over {p['workloads']} workloads, watch cache | "
+            f"{p['watch_cache']['requests']} requests, {p['watch_cache']['ms']:.1f} ms |",
+            f"| a pass, GET per workload (naive) | {p['get_per_workload']['requests']} requests, "
+            f"{p['get_per_workload']['ms']:.0f} ms |",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", default="latency,scale")
+    parser.add_argument("--jobs", type=int, default=30)
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--scale-jobs", type=int, default=1000)
+    parser.add_argument("--kubeconfig", type=Path, default=ROOT / ".cluster" / "kubeconfig")
+    args = parser.parse_args()
+    if not args.kubeconfig.exists():
+        raise SystemExit(f"{args.kubeconfig} does not exist: run `make cluster` first")
+    result: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpu, Python "
+        f"{platform.python_version()}",
+    }
+    with (
+        tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp,
+        admin(args.kubeconfig) as kube,
+    ):
+        for part in args.part.split(","):
+            if part == "latency":
+                result["latency"] = run_latency(args, Path(tmp), kube)
+            elif part == "scale":
+                result["scale"] = run_scale(args, Path(tmp), kube)
+            print(f"{part}: {json.dumps(result.get(part), indent=1)}", flush=True)
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"kubernetes-{int(time.time())}.json").write_text(json.dumps(result, indent=2))
+    print(report(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""The control plane as Kubernetes objects: ``dockyard render --target kubernetes --control-plane``.
+
+Two replicas of ``dockyard server run`` on one PostgreSQL (one leads the control loop through
+its lease, both serve the API), a ServiceAccount whose ClusterRole grants exactly what the
+kubernetes runtime calls (``RULES``; the tests run the runtime with that account's token and
+check that less is refused), a Secret with the database URL and the API token, and a
+Service. Pods are as locked down as the workloads'.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dockyard.runtimes.kube_objects import MANAGED_BY, container_security
+
+Obj = dict[str, Any]
+NAME = "dockyard-control-plane"
+PORT = 8800
+IMAGE = "localhost/dockyard/control-plane:latest"
+DATABASE_URL = "postgresql+psycopg://dockyard:CHANGE-ME@postgres:5432/dockyard"
+
+# what the kubernetes runtime does, verb by verb (runtimes/kubernetes.py)
+RULES: list[Obj] = [
+    # a namespace per project, and its NetworkPolicy (server-side apply: create, patch)
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create", "patch"]},
+    {
+        "apiGroups": ["networking.k8s.io"],
+        "resources": ["networkpolicies"],
+        "verbs": ["create", "patch"],
+    },
+    # workloads: applied, watched across namespaces, stopped (patch), deleted
+    {
+        "apiGroups": ["batch"],
+        "resources": ["jobs"],
+        "verbs": ["list", "watch", "create", "patch", "delete"],
+    },
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments"],
+        "verbs": ["list", "watch", "create", "patch", "delete"],
+    },
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    # what a workload brings: its code, its secret env, its volumes, its Service
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps", "secrets", "persistentvolumeclaims", "services"],
+        "verbs": ["create", "patch"],
+    },
+    {
+        "apiGroups": ["scheduling.k8s.io"],
+        "resources": ["priorityclasses"],
+        "verbs": ["create", "patch"],
+    },
+    # what the cluster can hold (admission), from the watch cache
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]},
+]
+
+
+def control_plane_objects(
+    namespace: str = "dockyard-system",
+    image: str = IMAGE,
+    replicas: int = 2,
+    database_url: str = DATABASE_URL,
+    token: str = "CHANGE-ME",
+) -> list[Obj]:
+    labels = {MANAGED_BY: "dockyard", "app.kubernetes.io/name": NAME}
+    meta = {"name": NAME, "namespace": namespace, "labels": labels}
+    container = {
+        "name": "control-plane",
+        "image": image,
+        "command": ["dockyard", "server", "run", "--host", "0.0.0.0", "--port", str(PORT)],
+        "env": [
+            {"name": "DOCKYARD_RUNTIME", "value": "kubernetes"},
+            {"name": "DOCKYARD_HOME", "value": "/var/lib/dockyard"},
+            # the API answers the names the Service gives it (the Host check)
+            {"name": "DOCKYARD_ALLOWED_HOSTS", "value": f"{NAME}.{namespace}.svc,{NAME}"},
+        ],
+        "envFrom": [{"secretRef": {"name": NAME}}],
+        "ports": [{"name": "http", "containerPort": PORT}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": PORT}, "periodSeconds": 5},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": PORT}, "periodSeconds": 10},
+        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}},
+        "securityContext": container_security({}),
+        "volumeMounts": [
+            {"name": "home", "mountPath": "/var/lib/dockyard"},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": labels},
+        },
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": NAME, "labels": labels},
+            "rules": RULES,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": NAME, "labels": labels},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": NAME,
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": meta,
+            "type": "Opaque",
+            "stringData": {"DOCKYARD_DATABASE_URL": database_url, "DOCKYARD_TOKEN": token},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {**meta, "name": f"{NAME}-home"},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],  # every replica shares DOCKYARD_HOME
+                "resources": {"requests": {"storage": "20Gi"}},
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": meta,
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": NAME,
+                        "securityContext": {
+                            "fsGroup": 1000,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [container],
+                        "volumes": [
+                            {
+                                "name": "home",
+                                "persistentVolumeClaim": {"claimName": f"{NAME}-home"},
+                            },
+                            {"name": "tmp", "emptyDir": {}},
+                        ],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta,
+            "spec": {
+                "selector": {"app.kubernetes.io/name": NAME},
+                "ports": [{"name": "http", "port": PORT, "targetPort": PORT}],
+            },
+        },
+    ]

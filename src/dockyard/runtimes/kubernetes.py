@@ -1,0 +1,440 @@
+"""Kubernetes: the third home of every workload, behind the same Runtime protocol.
+
+Objects come from :mod:`dockyard.runtimes.kube_objects` (the same builder ``dockyard render``
+prints) and are applied server-side under the field manager ``dockyard``; what runs is
+observed from a :class:`~dockyard.runtimes.kube_watch.WatchCache` (one list and one watch per
+kind), never by a request per workload. Every object carries ``app.kubernetes.io/managed-by:
+dockyard`` and its project, kind, name and generation, so a restarted control plane adopts what
+exists by its labels. The client is lightkube (httpx underneath, like the rest of Dockyard;
+typed models of each release; server-side apply built in) — docs/kubernetes.md says why.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from lightkube import Client, codecs
+from lightkube.config import client_adapter
+from lightkube.config.kubeconfig import KubeConfig, SingleConfig
+from lightkube.core.exceptions import ApiError, ConfigError
+from lightkube.utils.quantity import parse_quantity
+
+from dockyard.errors import DockyardError, EngineError
+from dockyard.runtimes import kube_objects as ko
+from dockyard.runtimes.base import (
+    NodeCapacity,
+    PreparedEnvironment,
+    RunState,
+    WorkloadRequest,
+    WorkloadState,
+)
+from dockyard.runtimes.images import DEFAULT_BASE
+from dockyard.runtimes.kube_status import deployment_state, job_state
+from dockyard.runtimes.kube_watch import DEPLOYMENTS, JOBS, NODES, PODS, Kind, WatchCache
+from dockyard.settings import Settings
+from dockyard.spec import EnvironmentSpec
+
+Obj = dict[str, Any]
+STOPPED = "dockyard.dev/stopped"  # annotation: stopped on request (its pods are gone)
+SYNC_SECONDS = 15.0  # how long a first observation waits for the cache's first lists
+
+
+def load_config(settings: Settings) -> SingleConfig:
+    """The cluster to use: DOCKYARD_KUBECONFIG, else $KUBECONFIG / ~/.kube/config / in-cluster."""
+    try:
+        if settings.kubeconfig is not None:
+            config = KubeConfig.from_file(settings.kubeconfig)
+        else:
+            config = KubeConfig.from_env()
+        single = config.get(context_name=settings.kube_context)
+    except (ConfigError, OSError, KeyError, ValueError) as exc:
+        raise DockyardError(
+            f"no Kubernetes cluster to use: {exc}",
+            hint="set DOCKYARD_KUBECONFIG (or KUBECONFIG) to a kubeconfig; `make cluster` "
+            "starts a test cluster and writes .cluster/kubeconfig",
+        ) from exc
+    if single is None:
+        raise DockyardError(
+            f"the kubeconfig has no context {settings.kube_context!r}",
+            hint="set DOCKYARD_KUBE_CONTEXT to one of its contexts",
+        )
+    return single
+
+
+def cluster_options(settings: Settings) -> ko.ClusterOptions:
+    return ko.ClusterOptions(
+        namespace_prefix=settings.kube_namespace_prefix,
+        storage_classes=ko.ClusterOptions.parse_classes(settings.kube_storage_classes),
+        registry=settings.kube_registry,
+        default_image=settings.base_image or DEFAULT_BASE,
+    )
+
+
+def code_archive(code_dir: Path, limit: int) -> bytes:
+    """The code snapshot as a reproducible gzipped tar (no links: the code store has none)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+        for path in sorted(code_dir.rglob("*")):
+            if path.name == ".dockyard-complete" or path.is_symlink():
+                continue
+            info = tar.gettarinfo(str(path), arcname=path.relative_to(code_dir).as_posix())
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mtime = 0
+            if path.is_file():
+                with path.open("rb") as handle:
+                    tar.addfile(info, handle)
+            else:
+                tar.addfile(info)
+            if buffer.tell() > limit:
+                break
+    data = buffer.getvalue()
+    if len(data) > limit:
+        raise DockyardError(
+            f"the code is more than {limit} bytes compressed: too big for a ConfigMap",
+            hint="put large files in a Volume or a Dataset, or bake the code into the "
+            "environment image (DOCKYARD_KUBE_CODE_BYTES is the limit)",
+        )
+    return data
+
+
+class KubernetesRuntime:
+    """Workloads as Jobs and Deployments of a Kubernetes cluster."""
+
+    name = "kubernetes"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.options = cluster_options(settings)
+        config = load_config(settings)
+        timeout = httpx.Timeout(30.0)
+        self.client = Client(
+            config, field_manager=ko.FIELD_MANAGER, timeout=timeout, trust_env=False
+        )
+        params = client_adapter.ConnectionParams(timeout=timeout, trust_env=False)
+        self.http = client_adapter.Client(config, params)
+        self.cache = WatchCache(
+            self.http,
+            (PODS, JOBS, DEPLOYMENTS, NODES),
+            f"{ko.MANAGED_BY}=dockyard",
+            self._changed,
+        )
+        self._lock = threading.Lock()
+        self._started = False
+        self._listener: Callable[[str], None] | None = None
+        self._namespaces: set[str] = set()
+        self._mains: dict[str, tuple[Kind, str, str]] = {}  # workload label -> its object
+        self._pods: dict[str, set[tuple[str, str]]] = {}  # workload label -> its pods
+        self._ids: dict[str, str] = {}  # workload label -> Dockyard workload id
+        self._images: Any = None  # the OCI runtime that builds environment images
+        self.sync_seconds = SYNC_SECONDS
+
+    # -- the watch cache ----------------------------------------------------------------------
+    def _start_cache(self) -> None:
+        with self._lock:
+            if not self._started:
+                self._started = True
+                self.cache.start()
+
+    def _cache(self) -> WatchCache:
+        self._start_cache()
+        synced = self.cache.wait_synced(self.sync_seconds)
+        if self.cache.refused:
+            kind, why = next(iter(self.cache.refused.items()))
+            raise EngineError(
+                f"the cluster does not let Dockyard watch {kind}s: {why}",
+                hint="give its account the ClusterRole of `dockyard render --target kubernetes "
+                "--control-plane` (docs/kubernetes.md)",
+            )
+        if not synced:
+            raise EngineError(
+                f"the Kubernetes API server at {self.http.base_url} did not answer the first "
+                f"list within {self.sync_seconds:g} s",
+                hint="check the cluster (kubectl get --raw /readyz) and DOCKYARD_KUBECONFIG",
+            )
+        return self.cache
+
+    def _changed(self, kind: Kind, obj: Obj) -> None:
+        meta = obj.get("metadata") or {}
+        label = (meta.get("labels") or {}).get(ko.WORKLOAD)
+        if not label:
+            return
+        key = (str(meta.get("namespace") or ""), str(meta["name"]))
+        if not key[0].startswith(self.options.namespace_prefix):
+            return  # another Dockyard's (another prefix) on the same cluster
+        with self._lock:
+            if kind is PODS:
+                pods = self._pods.setdefault(label, set())
+                if obj.get("deleted"):
+                    pods.discard(key)
+                else:
+                    pods.add(key)
+            elif obj.get("deleted"):
+                if self._mains.get(label) == (kind, *key):
+                    del self._mains[label]
+            else:
+                self._mains[label] = (kind, *key)
+                self._ids[label] = str((meta.get("annotations") or {}).get(ko.WORKLOAD_ID, label))
+            workload_id = self._ids.get(label)
+            listener = self._listener
+        if listener is not None and workload_id is not None:
+            listener(workload_id)
+
+    def set_listener(self, callback: Callable[[str], None]) -> None:
+        self._listener = callback
+
+    # -- node ---------------------------------------------------------------------------------
+    def node(self) -> NodeCapacity:
+        """What the cluster's Ready nodes can hold (allocatable, summed; from the watch cache,
+        never a request). The cluster's scheduler places each pod; Dockyard only admits
+        against this total. Until the nodes are listed, nothing is admitted."""
+        self._start_cache()
+        if not self.cache.synced(NODES) or NODES.name in self.cache.refused:
+            why = self.cache.refused.get(NODES.name, "not listed yet")
+            return NodeCapacity(0, 0, 0, known=False, note=f"the cluster's nodes: {why}")
+        cpu, memory, gpu = 0.0, 0, 0
+        models: set[str] = set()
+        for node in self.cache.items(NODES):
+            ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (node.get("status") or {}).get("conditions") or []
+            )
+            if not ready or (node.get("spec") or {}).get("unschedulable"):
+                continue
+            alloc = (node.get("status") or {}).get("allocatable") or {}
+            cpu += float(parse_quantity(alloc.get("cpu", "0")) or 0)
+            memory += int(parse_quantity(alloc.get("memory", "0")) or 0)
+            gpus = int(parse_quantity(alloc.get(ko.GPU, "0")) or 0)
+            gpu += gpus
+            product = (node["metadata"].get("labels") or {}).get(ko.GPU_PRODUCT)
+            if gpus and product:
+                models.add(product)
+        note = "" if gpu else "no node of the cluster has nvidia.com/gpu"
+        return NodeCapacity(cpu, memory, gpu, gpu_note=note, gpu_models=tuple(sorted(models)))
+
+    # -- environments: OCI images, pushed where the cluster pulls from --------------------------
+    def _oci(self) -> Any:
+        if self._images is None:
+            from dockyard.runtimes.oci import OciRuntime
+
+            self._images = OciRuntime(self.settings, "podman")
+        return self._images
+
+    def prepare_environment(
+        self, name: str, spec: EnvironmentSpec, progress: Callable[[str], None]
+    ) -> PreparedEnvironment:
+        prepared: PreparedEnvironment = self._oci().prepare_environment(name, spec, progress)
+        self._push(prepared.location, progress)
+        return prepared
+
+    def prepare_serving(
+        self,
+        environment: PreparedEnvironment,
+        model: str,
+        version: int,
+        model_dir: Path,
+        progress: Callable[[str], None],
+    ) -> PreparedEnvironment:
+        prepared: PreparedEnvironment = self._oci().prepare_serving(
+            environment, model, version, model_dir, progress
+        )
+        self._push(prepared.location, progress)
+        return prepared
+
+    def _push(self, image: str, progress: Callable[[str], None]) -> None:
+        if not self.options.registry:
+            return  # the nodes have the image already (imported), or do not need it (kwok)
+        target = ko.pushed_name(self.options, image)
+        progress(f"pushing {target}")
+        self._oci().engine.run("push", image, target, timeout=1800)
+
+    def environment_key(self, spec: EnvironmentSpec) -> str:
+        key: str = self._oci().environment_key(spec)
+        return key
+
+    def environment_ready(self, prepared: PreparedEnvironment) -> bool:
+        ready: bool = self._oci().environment_ready(prepared)
+        return ready
+
+    # -- workloads -------------------------------------------------------------------------------
+    def _apply(self, obj: Obj, manager: str = ko.FIELD_MANAGER) -> Obj:
+        """Server-side apply (force: Dockyard owns what it declares; another manager's field
+        conflict is taken over, not a failure)."""
+        try:
+            result = self.client.apply(codecs.from_dict(obj), field_manager=manager, force=True)
+        except ApiError as exc:
+            raise EngineError(
+                f"the cluster refused {obj['kind']} {obj['metadata']['name']}: "
+                f"{exc.status.message}",
+                hint="kubectl describe it; the API server's words are above",
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise EngineError(f"the Kubernetes API server is unreachable: {exc}") from exc
+        out: Obj = result.to_dict()  # type: ignore[no-untyped-call]
+        return out
+
+    def ensure_namespace(self, project: str) -> str:
+        namespace = ko.namespace_of(self.options, project)
+        if namespace not in self._namespaces:
+            for obj in ko.namespace_objects(self.options, project):
+                self._apply(obj)
+            self._namespaces.add(namespace)
+        return namespace
+
+    def start(self, request: WorkloadRequest) -> WorkloadState:
+        self._cache()
+        self.ensure_namespace(request.project)
+        code = None
+        if request.code_dir is not None:
+            code = code_archive(request.code_dir, self.settings.kube_code_bytes)
+        objects = ko.workload_objects(request, self.options, code)
+        services = [o for o in objects.shared if o["kind"] == "Service"]
+        for obj in objects.shared:
+            if obj["kind"] != "Service":
+                self._apply(obj)
+        main = self._apply(objects.main)
+        self.cache.remember(DEPLOYMENTS if objects.main["kind"] == "Deployment" else JOBS, main)
+        uid = main["metadata"]["uid"]
+        for obj in objects.owned:
+            obj["metadata"]["ownerReferences"] = [ko.owner_reference(objects.main, uid)]
+            self._apply(obj)
+        for obj in services:  # each replica co-owns its Service: the last one gone takes it
+            owner = {**ko.owner_reference(objects.main, uid), "controller": False}
+            obj["metadata"]["ownerReferences"] = [owner]
+            self._apply(obj, manager=f"{ko.FIELD_MANAGER}-{objects.main['metadata']['name']}")
+        details: Obj = {
+            "object": f"{objects.main['kind'].lower()}/{objects.main['metadata']['name']}"
+        }
+        if services:
+            _, name = ko.kind_of(request)
+            details.update(
+                url=ko.service_url(self.options, request.project, name), port=ko.SERVE_PORT
+            )
+        return WorkloadState(
+            request.id, RunState.PENDING, reason="Creating", message="", details=details
+        )
+
+    def observe(self, workload_id: str) -> WorkloadState:
+        cache = self._cache()
+        label = ko.dns_name(workload_id)
+        with self._lock:
+            found = self._mains.get(label)
+            pod_keys = list(self._pods.get(label, ()))
+        if found is None:
+            return WorkloadState(workload_id, RunState.NOT_FOUND)
+        kind, namespace, name = found
+        obj = cache.get(kind, namespace, name)
+        pods = [p for p in (cache.get(PODS, *k) for k in pod_keys) if p is not None]
+        if obj is None:
+            return WorkloadState(workload_id, RunState.NOT_FOUND)
+        stopped = (obj["metadata"].get("annotations") or {}).get(STOPPED)
+        if stopped:
+            return WorkloadState(
+                workload_id,
+                RunState.FAILED,
+                reason="Stopped",
+                message="stopped on request",
+                finished_at=datetime.fromisoformat(stopped),
+                details={"object": f"{kind.name.lower()}/{name}"},
+            )
+        if kind is DEPLOYMENTS:
+            labels = obj["metadata"].get("labels") or {}
+            url = ko.service_url(
+                self.options, labels.get(ko.PROJECT, ""), labels.get(ko.NAME, name)
+            )
+            return deployment_state(workload_id, obj, pods, url)
+        return job_state(workload_id, obj, pods)
+
+    def list_workloads(self) -> list[str]:
+        self._cache()
+        with self._lock:
+            return [self._ids[label] for label in self._mains if label in self._ids]
+
+    def _located(self, workload_id: str) -> tuple[Kind, str, str] | None:
+        self._cache()
+        with self._lock:
+            return self._mains.get(ko.dns_name(workload_id))
+
+    def stop(self, workload_id: str, grace: float) -> None:
+        """Stop its pods and say so on its object (a Job is suspended, a Deployment scaled to
+        zero): ``observe`` then reports it stopped on request, ``remove`` deletes it."""
+        found = self._located(workload_id)
+        if found is None:
+            return
+        kind, namespace, name = found
+        stamp = datetime.now(UTC).isoformat()
+        spec: Obj = {"suspend": True} if kind is JOBS else {"replicas": 0}
+        patch = {"metadata": {"annotations": {STOPPED: stamp}}, "spec": spec}
+        path = _object_path(kind, namespace, name)
+        answer = self.http.patch(
+            path, json=patch, headers={"Content-Type": "application/merge-patch+json"}
+        )
+        if answer.status_code not in (200, 404):
+            raise EngineError(f"stopping {kind.name} {name}: {answer.status_code} {answer.text}")
+        self._await_annotation(kind, namespace, name)
+
+    def _await_annotation(self, kind: Kind, namespace: str, name: str) -> None:
+        """The watch brings the stopped object soon; wait a little for it (observe reads it)."""
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            obj = self.cache.get(kind, namespace, name)
+            if obj is None or STOPPED in (obj["metadata"].get("annotations") or {}):
+                return
+            time.sleep(0.05)
+
+    def remove(self, workload_id: str) -> None:
+        found = self._located(workload_id)
+        if found is None:
+            return
+        kind, namespace, name = found
+        answer = self.http.delete(
+            _object_path(kind, namespace, name), params={"propagationPolicy": "Background"}
+        )
+        if answer.status_code not in (200, 202, 404):
+            raise EngineError(f"deleting {kind.name} {name}: {answer.status_code} {answer.text}")
+
+    def log_path(self, workload_id: str) -> Path | None:
+        return None
+
+    def logs(self, workload_id: str, *, offset: int = 0) -> Iterator[bytes]:
+        """The log of the workload's newest pod, through the pod log API."""
+        label = ko.dns_name(workload_id)
+        self._cache()
+        with self._lock:
+            keys = list(self._pods.get(label, ()))
+        pods = [p for p in (self.cache.get(PODS, *k) for k in keys) if p is not None]
+        if not pods:
+            return
+        pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+        meta = pod["metadata"]
+        path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/log"
+        try:
+            answer = self.http.get(path, params={"container": "main"})
+        except httpx.HTTPError:
+            return  # the API server is away: no log this time
+        if answer.status_code in (401, 403):
+            raise EngineError(
+                f"the cluster does not let Dockyard read pod logs: {answer.text[:300]}",
+                hint="its account needs get on pods/log (docs/kubernetes.md)",
+            )
+        if answer.status_code == 200 and len(answer.content) > offset:
+            yield answer.content[offset:]
+
+    def close(self) -> None:
+        """Stop watching and close the connections (a watch in flight ends with them)."""
+        self.cache.close()
+        self.http.close()
+        self.client.close()
+
+
+def _object_path(kind: Kind, namespace: str, name: str) -> str:
+    base, _, plural = kind.path.rpartition("/")
+    return f"{base}/namespaces/{namespace}/{plural}/{name}"

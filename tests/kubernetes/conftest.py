@@ -1,0 +1,128 @@
+"""The real test cluster (deploy/testbed: kube-apiserver, etcd, controller-manager, scheduler
+and kwok nodes on 127.0.0.1), or DOCKYARD_TEST_KUBECONFIG.
+
+Without a cluster these tests are skipped with one reason (how to start one); with
+DOCKYARD_REQUIRE_KUBERNETES=1 (CI) a missing cluster fails them instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from lightkube.config import client_adapter
+from lightkube.config.kubeconfig import KubeConfig
+
+from dockyard.runtimes import kube_objects as ko
+from dockyard.runtimes.kubernetes import KubernetesRuntime
+from dockyard.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBECONFIG = Path(os.environ.get("DOCKYARD_TEST_KUBECONFIG", ROOT / ".cluster" / "kubeconfig"))
+CLUSTER = [sys.executable, str(ROOT / "deploy" / "testbed" / "cluster.py")]
+HOW = "no test cluster: run `make cluster` (deploy/testbed, docs/kubernetes-testbed.md) first"
+
+
+def _reachable() -> str:
+    """'' when the cluster answers, else why not."""
+    if not KUBECONFIG.exists():
+        return f"{KUBECONFIG} does not exist"
+    try:
+        with admin_http() as http:
+            answer = http.get("/readyz", timeout=5)
+    except Exception as exc:
+        return f"the API server of {KUBECONFIG} does not answer: {exc}"
+    return "" if answer.status_code == 200 else f"/readyz answered {answer.status_code}"
+
+
+def admin_http() -> httpx.Client:
+    config = KubeConfig.from_file(KUBECONFIG).get()
+    assert config is not None
+    params = client_adapter.ConnectionParams(timeout=httpx.Timeout(30.0), trust_env=False)
+    return client_adapter.Client(config, params)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mine = [i for i in items if Path(str(i.fspath)).is_relative_to(Path(__file__).parent)]
+    if not mine:
+        return
+    why = _reachable()
+    if why and not os.environ.get("DOCKYARD_REQUIRE_KUBERNETES"):
+        for item in mine:
+            item.add_marker(pytest.mark.skip(reason=f"{HOW} ({why})"))
+
+
+@pytest.fixture(scope="session")
+def kube() -> Iterator[httpx.Client]:
+    """An admin client of the test cluster (DOCKYARD_REQUIRE_KUBERNETES=1: none fails)."""
+    why = _reachable()
+    if why:
+        pytest.fail(f"DOCKYARD_REQUIRE_KUBERNETES=1 but {why}; {HOW}")
+    with admin_http() as http:
+        yield http
+
+
+@pytest.fixture
+def project() -> str:
+    """A project (so a namespace) of its own per test."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def kube_settings(tmp_path: Path, project: str) -> Settings:
+    return Settings(
+        home=tmp_path / "home",
+        kubeconfig=KUBECONFIG,
+        runtime="kubernetes",
+        kube_storage_classes="fast=dockyard-fast",
+    )
+
+
+@pytest.fixture
+def runtime(
+    kube_settings: Settings, kube: httpx.Client, project: str
+) -> Iterator[KubernetesRuntime]:
+    rt = KubernetesRuntime(kube_settings)
+    yield rt
+    rt.close()
+    namespace = ko.namespace_of(rt.options, project)
+    kube.delete(f"/api/v1/namespaces/{namespace}")
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
+    """The first truthy value of ``check()`` within ``timeout`` seconds (else the last)."""
+    deadline = time.monotonic() + timeout
+    value = check()
+    while not value and time.monotonic() < deadline:
+        time.sleep(every)
+        value = check()
+    assert value, f"not within {timeout} s: {check}"
+    return value
+
+
+def cluster(*args: str) -> None:
+    subprocess.run([*CLUSTER, *args], check=True, timeout=300)
+
+
+def get(kube: httpx.Client, path: str) -> dict[str, Any] | None:
+    answer = kube.get(path)
+    if answer.status_code == 404:
+        return None
+    answer.raise_for_status()
+    data: dict[str, Any] = answer.json()
+    return data
+
+
+@contextlib.contextmanager
+def no_leftovers(kube: httpx.Client, namespace: str) -> Iterator[None]:
+    yield
+    kube.delete(f"/api/v1/namespaces/{namespace}")
