@@ -10,7 +10,7 @@ OLDEST_VENV ?= .venv-oldest
 # the interpreter of .venv (or the one that will create it)
 MAIN_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 
-.PHONY: demo test test-oldest lint bench install dev clean check-python cluster cluster-down
+.PHONY: demo test test-oldest test-real-node lint bench install dev clean check-python cluster cluster-down
 
 ## the one line to read when the interpreter is too old, before anything is installed
 check-python:
@@ -37,9 +37,25 @@ dev: $(VENV)/.dev-installed
 
 ## make demo: install, start the embedded control plane, train and serve the digits example
 ## make demo RUNTIME=podman: the same in Podman containers (DOCKYARD_HOME ~/.dockyard-podman)
+## make demo RUNTIME=kubernetes: the same on the test cluster's real node (make cluster-down after)
 demo: check-python $(VENV)/.installed
 ifeq ($(RUNTIME),local)
 	@DOCKYARD="$(BIN)/dockyard" scripts/demo.sh
+else ifeq ($(RUNTIME),kubernetes)
+	@CONTAINERS_CONF=$(CURDIR)/deploy/podman/containers.conf deploy/podman/base-image.sh
+	@# the real node alone: a cluster up with kwok nodes (they would take the pods) goes first
+	@$(PYTHON) deploy/testbed/cluster.py status 2>/dev/null | grep -Eq "kubelet +running" || \
+	  $(PYTHON) deploy/testbed/cluster.py down >/dev/null 2>&1 || true
+	@$(PYTHON) deploy/testbed/cluster.py up --real-node --nodes 0
+	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[kubernetes]' 2>&1 | grep -v "^WARNING: Location" || true
+	@DOCKYARD="$(BIN)/dockyard" DOCKYARD_RUNTIME=kubernetes \
+	  DOCKYARD_HOME=$${DOCKYARD_HOME:-$$HOME/.dockyard-kubernetes} \
+	  DOCKYARD_KUBECONFIG=$(CURDIR)/.cluster/kubeconfig \
+	  DOCKYARD_KUBE_STORAGE_CLASSES=fast=dockyard-fast \
+	  DOCKYARD_KUBE_IMAGE_LOADER="$(PYTHON) $(CURDIR)/deploy/testbed/cluster.py load-image" \
+	  DOCKYARD_CONTAINERS_CONF=$(CURDIR)/deploy/podman/containers.conf \
+	  DOCKYARD_BASE_IMAGE=$${DOCKYARD_BASE_IMAGE:-localhost/dockyard/base:bookworm} \
+	  scripts/demo.sh
 else
 	@CONTAINERS_CONF=$(CURDIR)/deploy/podman/containers.conf deploy/podman/base-image.sh
 	@DOCKYARD="$(BIN)/dockyard" DOCKYARD_RUNTIME=$(RUNTIME) \
@@ -74,6 +90,11 @@ $(OLDEST_VENV)/.installed: pyproject.toml
 	  'kubernetes-validate>=1.34,<2' 2>&1 | grep -v "^WARNING: Location" || true
 	$(OLDEST_VENV)/bin/python -c "import dockyard, pytest, sklearn, hypothesis" && touch $@
 
+## make test-real-node: the digits example on the test cluster's real node (after
+## make cluster CLUSTER_ARGS="--real-node --nodes 0"; .ci/run does both)
+test-real-node: $(VENV)/.dev-installed
+	DOCKYARD_REQUIRE_REAL_NODE=1 $(BIN)/pytest tests/kubernetes/test_real_node.py $(PYTEST_ARGS)
+
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests bench examples scripts
 	$(BIN)/ruff format --check src tests bench examples scripts
@@ -82,8 +103,10 @@ lint: $(VENV)/.dev-installed
 
 ## make cluster: a Kubernetes test cluster on 127.0.0.1 built from Go modules (etcd, apiserver,
 ## controller-manager, scheduler, 3 kwok nodes); KUBECONFIG=.cluster/kubeconfig (docs/kubernetes-testbed.md)
+## make cluster CLUSTER_ARGS="--real-node --nodes 0": one real node (containerd + kubelet) instead
+CLUSTER_ARGS ?=
 cluster:
-	$(PYTHON) deploy/testbed/cluster.py up
+	$(PYTHON) deploy/testbed/cluster.py up $(CLUSTER_ARGS)
 
 ## make cluster-down: stop every process of the test cluster (certificates stay, etcd data goes)
 cluster-down:

@@ -109,12 +109,11 @@ def run_latency(args: argparse.Namespace, tmp: Path, kube: httpx.Client) -> dict
                     client.post("/api/v1/apply", json={"documents": [doc]}).raise_for_status()
                     seen_job = seen_pod = None
                     while True:
-                        now = time.perf_counter()
                         if home == "kubernetes":
                             if seen_job is None and _listed(kube, namespace, name):
-                                seen_job = now
+                                seen_job = time.perf_counter()
                             if seen_pod is None and pod_running(kube, namespace, name):
-                                seen_pod = now
+                                seen_pod = time.perf_counter()
                         if phase(client, name, project) == "Running":
                             running.append((time.perf_counter() - t0) * 1000)
                             break

@@ -965,6 +965,30 @@ def real_node_tools() -> tuple[Path, Path]:
     return Path(containerd), cni_bin
 
 
+def load_image(args: argparse.Namespace) -> int:
+    """Copy an image podman built into the real node's containerd (what `kind load` does):
+    DOCKYARD_KUBE_IMAGE_LOADER="python3 deploy/testbed/cluster.py load-image"."""
+    socket_path = CLUSTER / "containerd" / "containerd.sock"
+    if not socket_path.exists() or running("containerd") is None:
+        say(f"no real node: {args.image} stays where it is (kwok nodes need no image)")
+        return 0
+    copy_image(socket_path, args.image)
+    return 0
+
+
+def copy_image(socket_path: Path, image: str) -> None:
+    archive = CLUSTER / "containerd" / f"load-{os.getpid()}.tar"
+    saved = run(["podman", "save", "--format", "docker-archive", "-o", str(archive), image])
+    if saved.returncode:
+        raise ClusterError(f"podman save {image}: {saved.stderr.strip()}")
+    base = ["ctr", "--address", str(socket_path), "-n", "k8s.io"]
+    imported = run([*base, "images", "import", str(archive)])
+    archive.unlink(missing_ok=True)
+    if imported.returncode:
+        raise ClusterError(f"ctr images import {image}: {imported.stderr.strip()}")
+    say(f"imported {image} into containerd")
+
+
 def import_images(socket_path: Path) -> None:
     """containerd cannot pull: bring the pause image (and the base image) from podman."""
     ctr = shutil.which("ctr")
@@ -983,16 +1007,8 @@ def import_images(socket_path: Path) -> None:
             continue
         if image == PAUSE_IMAGE and not pause_image_built():
             raise ClusterError("--real-node: could not build the pause image with podman")
-        archive = CLUSTER / "containerd" / "image.tar"
         # a docker-archive names its image (RepoTags): ctr keeps that name
-        saved = run(["podman", "save", "--format", "docker-archive", "-o", str(archive), image])
-        if saved.returncode:
-            raise ClusterError(f"--real-node: podman save {image}: {saved.stderr.strip()}")
-        imported = run([*base, "images", "import", str(archive)])
-        archive.unlink(missing_ok=True)
-        if imported.returncode:
-            raise ClusterError(f"--real-node: ctr images import {image}: {imported.stderr.strip()}")
-        say(f"imported {image} into containerd")
+        copy_image(socket_path, image)
 
 
 PAUSE_SOURCE = """package main
@@ -1264,6 +1280,8 @@ def main(argv: list[str] | None = None) -> int:
     p_down.add_argument("--keep-data", action="store_true", help="keep the etcd data")
     commands.add_parser("restart-apiserver", help="kill -9 the apiserver and start it again")
     commands.add_parser("status", help="which processes run; exit 0 if all are up")
+    p_load = commands.add_parser("load-image", help="copy a podman image to the real node")
+    p_load.add_argument("image")
     args = parser.parse_args(argv)
     if PORTS_FILE.exists() and (args.command != "up" or any(map(running, known_components()))):
         PORTS.update(json.loads(PORTS_FILE.read_text()))  # the ports of the running cluster
@@ -1272,6 +1290,7 @@ def main(argv: list[str] | None = None) -> int:
         "down": down,
         "restart-apiserver": restart_apiserver,
         "status": status,
+        "load-image": load_image,
     }[args.command]
     if args.command in ("up", "restart-apiserver"):
         # an interrupted start takes down what it started: Ctrl-C and SIGTERM alike

@@ -94,6 +94,20 @@ class Settings(BaseSettings):
         "ConfigMap (the API server stores an object of at most 1 MiB); bigger code belongs in "
         "the environment image.",
     )
+    kube_output_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Largest output (unpacked) a Kubernetes job sends back through its pod "
+        "log to $DOCKYARD_OUTPUT_DIR on the server (a model, its metrics); the kubelet's "
+        "containerLogMaxSize (10 MiB by default) bounds the compressed log as well.",
+    )
+    kube_image_loader: str | None = Field(
+        default=None,
+        description="A command that gets a locally built image onto the cluster's nodes, "
+        "run with the image name as its last argument (the test cluster's: python3 "
+        "deploy/testbed/cluster.py load-image); unset with no DOCKYARD_KUBE_REGISTRY = the "
+        "nodes already have it.",
+    )
     containers_conf: Path | None = Field(
         default=None, description="containers.conf for Podman (CONTAINERS_CONF)."
     )

@@ -71,6 +71,8 @@ def test_a_job_runs_on_a_node_and_completes_observed_by_watch(
     done = eventually(lambda: (s := runtime.observe(request.id)).done and s, timeout=60)
     assert done.phase == RunState.SUCCEEDED, done
     assert done.details["node"].startswith("kwok-node")
+    # a kwok pod runs no program: no log, so no outputs (said, not hidden)
+    assert done.details["outputs"].startswith("not collected: ")
     assert request.id in changed  # the watch told the control loop
     assert request.id in runtime.list_workloads()
     runtime.remove(request.id)
@@ -130,7 +132,9 @@ def test_a_new_generation_changes_the_object_and_a_conflict_is_taken_over(
         lambda: (s := runtime.observe(request.id)).details.get("ready") and s, timeout=60
     )
     assert ready.phase == RunState.RUNNING
-    assert ready.details["url"] == f"http://web.{ns}.svc:8080"
+    assert ready.details["serviceUrl"] == f"http://web.{ns}.svc:8080"
+    pod_ip = ready.details["url"].removeprefix("http://").removesuffix(":8080")
+    assert pod_ip.startswith("10.244.")  # kwok's pod addresses: this replica itself
 
 
 def test_a_restarted_runtime_adopts_what_exists_by_its_labels(

@@ -226,6 +226,13 @@ def test_interrupted_attempt_reruns_at_once() -> None:
     assert p.recheck_at is None
 
 
+@pytest.mark.parametrize("reason", ["Evicted", "Preempted"])
+def test_a_cluster_that_evicts_or_preempts_the_pod_gets_a_new_attempt(reason: str) -> None:
+    p = plan(retrying(0), observed(failed(1, reason=reason, exit_code=None, ago=0)))
+    assert p.start_attempt == 2
+    assert p.recheck_at is None
+
+
 def test_interrupted_attempts_do_not_count_against_the_limit() -> None:
     attempts = (
         failed(1, ago=500),

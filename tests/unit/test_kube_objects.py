@@ -100,13 +100,31 @@ def test_a_job_attempt_is_a_batch_job_that_kubernetes_never_retries() -> None:
     assert pod["priorityClassName"] == "dockyard-priority-10"
     env = {e["name"]: e["value"] for e in main["env"]}
     assert env["EPOCHS"] == "3" and env["DOCKYARD_VOLUME_DATA"] == "/volumes/data"
+    assert "s3cr3t-value" not in env.values()
     assert env["DOCKYARD_OUTPUT_DIR"] == "/dockyard/output"
     claim = next(m for m in main["volumeMounts"] if m["mountPath"] == "/volumes/data")
     assert claim["subPath"] == "raw"
     pvcs = {p["metadata"]["name"]: p for p in by_kind(objects.shared, "PersistentVolumeClaim")}
     assert pvcs["data"]["spec"]["storageClassName"] == "px-fast"
     assert pvcs["data"]["spec"]["resources"]["requests"]["storage"] == str(5 * 1024**3)
-    assert "storageClassName" not in pvcs[ko.OUTPUTS_CLAIM]["spec"]  # the cluster's default
+    # outputs: the pod's own directory, sent back after the command through the log
+    assert main["command"][:2] == ["/bin/sh", "-c"] and main["command"][4:] == [
+        "python",
+        "train.py",
+    ]
+    assert {"name": "outputs", "emptyDir": {}} in pod["volumes"]
+
+
+def test_a_preparation_writes_its_outputs_into_the_datasets_volume() -> None:
+    into = VolumeRef("datasets", "digits", "standard", None)
+    objects = ko.workload_objects(
+        job_request(labels={"dockyard.dev/dataset": "digits"}, output_volume=into), OPTIONS
+    )
+    main = objects.main["spec"]["template"]["spec"]["containers"][0]
+    [out] = [m for m in main["volumeMounts"] if m["mountPath"] == "/dockyard/output"]
+    assert out["subPath"] == "digits"
+    names = {p["metadata"]["name"] for p in by_kind(objects.shared, "PersistentVolumeClaim")}
+    assert "datasets" in names
 
 
 def test_secret_values_live_in_a_secret_never_in_the_pod_spec() -> None:

@@ -119,6 +119,10 @@ def test_a_replica_is_ready_when_its_pod_is() -> None:
         "ready": True,
         "pod": "job-a-x1",
     }
+    # with its IP, a replica is reached as itself (as on every home); the Service stays
+    ready["status"]["podIP"] = "10.1.2.3"
+    state = deployment_state("w", deployment, [ready], url)
+    assert (state.details["url"], state.details["serviceUrl"]) == ("http://10.1.2.3:8080", url)
     crashing = pod(
         "Running",
         containerStatuses=main_container(

@@ -18,7 +18,7 @@ from dockyard.control.world import ResourceRecord, TaskView, World
 from dockyard.data import datasets as data
 from dockyard.data.files import atomic_write_json
 from dockyard.paths import Inside
-from dockyard.runtimes.base import WorkloadRequest
+from dockyard.runtimes.base import VolumeRef, WorkloadRequest
 from dockyard.spec import DatasetSpec
 from dockyard.spec.common import split_env
 from dockyard.spec.status import ACTIVE, DatasetStatus, Phase
@@ -40,6 +40,7 @@ class Observed:
     inputs: wl.Inputs | None = None
     deleting: bool = False
     purge: bool = False
+    volume: VolumeRef | None = None  # the dataset's volume, for runtimes without host dirs
 
 
 def _waiting(obs: Observed, phase: Phase, reason: str, message: str, **extra: Any) -> Plan:
@@ -125,6 +126,7 @@ def _prepare(spec: DatasetSpec, obs: Observed, token: str, active: list[str]) ->
         environment=inputs.environment,
         mounts=inputs.mounts,
         output_dir=obs.staging[0] / obs.staging[1],
+        output_volume=obs.volume,
         cpu=need.cpu,
         cpu_limit=need.cpu_limit,
         memory=need.memory or None,
@@ -168,6 +170,7 @@ class DatasetReconciler:
 
     def observe(self, world: World, row: ResourceRecord, spec: DatasetSpec) -> Observed:
         volume, target = wl.dataset_dir(self.ctx, world, row)
+        vol = world.get("Volume", row.project, spec.volume)
         runs = [wl.run_of(w) for w in world.owned(row.uid)]
         current = row.status.get("observedGeneration") == row.generation
         mine = tuple(r for r in runs if r.generation == row.generation)
@@ -184,12 +187,13 @@ class DatasetReconciler:
             mine,
             tuple(r.id for r in runs if r.generation != row.generation and r.phase in ACTIVE),
             world.task(f"{row.uid}:commit"),
-            world.get("Volume", row.project, spec.volume) is not None,
+            vol is not None,
             wl.resolve_inputs(self.ctx, world, row, spec.prepare)
             if needs_inputs and spec.prepare is not None
             else None,
             row.deleted_at is not None,
             bool(row.control.get("purge")),
+            wl.volume_ref(world, vol, target) if vol is not None else None,
         )
 
     plan = staticmethod(plan)

@@ -24,7 +24,9 @@ from dockyard.spec.status import ACTIVE, ENDED, JobStatus, Phase
 
 # an attempt that failed for one of these will fail again: it is not retried
 NOT_RETRIED = {"CommandNotFound", "StartFailed", "DatasetChanged", "CodeMissing", "SecretMissing"}
-NOT_COUNTED = {"Interrupted"}  # ended by a server shutdown: re-run, not a failure
+# ended by something other than the job: re-run at once, not counted as a failure — a server
+# shutdown, or a cluster that evicted or preempted the pod (Kubernetes' disruptions)
+NOT_COUNTED = {"Interrupted", "Evicted", "Preempted"}
 
 
 @dataclass(frozen=True)

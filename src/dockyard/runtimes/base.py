@@ -92,6 +92,10 @@ class WorkloadRequest:
     working_dir: str | None = None
     mounts: tuple[Mount, ...] = ()
     output_dir: Path | None = None
+    # where $DOCKYARD_OUTPUT_DIR lives for runtimes whose volumes are not host directories (a
+    # dataset preparation writes into its dataset's volume); the output also comes back to
+    # ``output_dir`` on the server
+    output_volume: VolumeRef | None = None
     cpu: float | None = None  # reserved share (soft)
     cpu_limit: float | None = None  # hard cap
     memory: int | None = None  # hard limit

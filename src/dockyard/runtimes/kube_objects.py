@@ -22,6 +22,7 @@ from typing import Any
 from dockyard.runtimes.base import Mount, PreparedEnvironment, WorkloadRequest
 from dockyard.runtimes.containers import OUTPUT, WORKSPACE, container_env, working_dir
 from dockyard.runtimes.images import DEFAULT_BASE, USER_ID
+from dockyard.runtimes.kube_outputs import COLLECT
 
 Obj = dict[str, Any]
 FIELD_MANAGER = "dockyard"
@@ -33,7 +34,6 @@ GENERATION = "dockyard.dev/generation"
 WORKLOAD = "dockyard.dev/workload"  # the object name of the workload (a label value)
 WORKLOAD_ID = "dockyard.dev/workload-id"  # its full Dockyard id (an annotation)
 SERVE_PORT = 8080  # a model server's port in its pod
-OUTPUTS_CLAIM = "dockyard-outputs"  # per namespace: $DOCKYARD_OUTPUT_DIR of every workload
 GPU = "nvidia.com/gpu"
 GPU_PRODUCT = "nvidia.com/gpu.product"  # the label GPU feature discovery puts on nodes
 DEFAULT_CLAIM_BYTES = 10 * 1024**3
@@ -247,12 +247,19 @@ def workload_objects(
             }
         )
     claims: dict[str, str] = {}  # claim name -> pod volume name
+    command = list(request.command)
     if request.output_dir is not None:
-        shared.append(
-            claim_object(options, request.project, OUTPUTS_CLAIM, "standard", DEFAULT_CLAIM_BYTES)
-        )
-        claims[OUTPUTS_CLAIM] = "outputs"
-        mounts.append({"name": "outputs", "mountPath": OUTPUT, "subPath": name})
+        # $DOCKYARD_OUTPUT_DIR: the dataset's volume for a preparation, else the pod's own; it
+        # comes back to the server through the pod log, after the command (see COLLECT)
+        if request.output_volume is not None:
+            out = Mount(request.output_dir, OUTPUT, False, None, request.output_volume)
+            mounts.append(
+                _mount(options, request.project, out, len(request.mounts), claims, shared)
+            )
+        else:
+            volumes.append({"name": "outputs", "emptyDir": {}})
+            mounts.append({"name": "outputs", "mountPath": OUTPUT})
+        command = ["/bin/sh", "-c", COLLECT, "dockyard-workload", *command]
     for i, mount in enumerate(request.mounts):
         mounts.append(_mount(options, request.project, mount, i, claims, shared))
     volumes += [
@@ -265,7 +272,7 @@ def workload_objects(
         "name": "main",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "command": list(request.command),
+        "command": command,
         "workingDir": working_dir(request),
         "env": [{"name": k, "value": v} for k, v in env.items()],
         "resources": resources_of(request),

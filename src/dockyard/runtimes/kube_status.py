@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from dockyard.runtimes.base import RunState, WorkloadState
+from dockyard.runtimes.kube_objects import SERVE_PORT
 
 Obj = dict[str, Any]
 # waiting reasons of a container that will not start by itself
@@ -154,6 +155,9 @@ def deployment_state(
     if pod is None:
         return WorkloadState(workload_id, RunState.PENDING, None, "Creating", "", details=details)
     details["pod"] = pod["metadata"]["name"]
+    ip = (pod.get("status") or {}).get("podIP")
+    if ip:  # this replica's own address, as a replica's URL is on every home; the Service's
+        details.update(url=f"http://{ip}:{SERVE_PORT}", serviceUrl=url)  # is for the cluster
     started = _time((pod.get("status") or {}).get("startTime"))
     reason, message = _waiting(pod)
     if reason == "CrashLoopBackOff":  # a model server that keeps dying: this replica failed

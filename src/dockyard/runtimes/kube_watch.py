@@ -9,8 +9,10 @@ A restarted API server is waited out with a backoff, and the watch picks up wher
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -80,6 +82,7 @@ class WatchCache:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._sockets: dict[str, socket.socket] = {}  # kind -> the socket of its watch
 
     # -- reading ------------------------------------------------------------------------------
     def items(self, kind: Kind) -> list[Obj]:
@@ -116,8 +119,20 @@ class WatchCache:
             thread.start()
             self._threads.append(thread)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop watching; True when every watch thread has ended (then the HTTP client may be
+        closed: closing it under a thread still reading would let that thread read or write
+        whatever socket gets the same descriptor next)."""
         self._stop.set()
+        with self._lock:
+            sockets = list(self._sockets.values())
+        for sock in sockets:  # wakes a blocked read with EOF; the thread closes its response
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
 
     def _run(self, kind: Kind) -> None:
         while not self._stop.is_set():
@@ -186,16 +201,25 @@ class WatchCache:
         }
         timeout = httpx.Timeout(10.0, read=WATCH_SECONDS + 30)
         with self.http.stream("GET", kind.path, params=params, timeout=timeout) as answer:
-            if answer.status_code == 410:
-                raise Gone
-            answer.raise_for_status()
-            for line in answer.iter_lines():
-                if self._stop.is_set():
-                    break
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                version = self._event(kind, event, version)
+            stream = answer.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            with self._lock:
+                if sock is not None:
+                    self._sockets[kind.name] = sock
+            try:
+                if answer.status_code == 410:
+                    raise Gone
+                answer.raise_for_status()
+                for line in answer.iter_lines():
+                    if self._stop.is_set():
+                        break
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    version = self._event(kind, event, version)
+            finally:
+                with self._lock:
+                    self._sockets.pop(kind.name, None)
         return version
 
     def _event(self, kind: Kind, event: Obj, version: str) -> str:

@@ -11,11 +11,16 @@ typed models of each release; server-side apply built in) — docs/kubernetes.md
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
+import shlex
+import subprocess
 import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,7 @@ from lightkube.core.exceptions import ApiError, ConfigError
 from lightkube.utils.quantity import parse_quantity
 
 from dockyard.errors import DockyardError, EngineError
+from dockyard.paths import write_private
 from dockyard.runtimes import kube_objects as ko
 from dockyard.runtimes.base import (
     NodeCapacity,
@@ -37,6 +43,7 @@ from dockyard.runtimes.base import (
     WorkloadState,
 )
 from dockyard.runtimes.images import DEFAULT_BASE
+from dockyard.runtimes.kube_outputs import log_of, unpack_outputs
 from dockyard.runtimes.kube_status import deployment_state, job_state
 from dockyard.runtimes.kube_watch import DEPLOYMENTS, JOBS, NODES, PODS, Kind, WatchCache
 from dockyard.settings import Settings
@@ -44,6 +51,10 @@ from dockyard.spec import EnvironmentSpec
 
 Obj = dict[str, Any]
 STOPPED = "dockyard.dev/stopped"  # annotation: stopped on request (its pods are gone)
+OUTPUTS_TO = "outputs-to"  # in the run directory: where a job's outputs are unpacked
+OUTPUTS_DONE = "outputs-collected"  # …and what became of them
+OUTPUTS_TRIES = "outputs-tries"
+OUTPUT_TRIES = 5  # passes that try to read a finished job's outputs before giving up
 SYNC_SECONDS = 15.0  # how long a first observation waits for the cache's first lists
 
 
@@ -66,7 +77,40 @@ def load_config(settings: Settings) -> SingleConfig:
             f"the kubeconfig has no context {settings.kube_context!r}",
             hint="set DOCKYARD_KUBE_CONTEXT to one of its contexts",
         )
-    return single
+    return _credential_files(single, settings.home / "kube")
+
+
+def _credential_files(config: SingleConfig, directory: Path) -> SingleConfig:
+    """The kubeconfig's inline certificates and key as files of our own (0600, named by their
+    content): lightkube otherwise writes each to a temporary file that lives only as long as
+    one of its objects, and a second client made while the first is collected can find it
+    gone (ssl: "PEM lib")."""
+
+    def saved(data: str | None, name: str) -> str | None:
+        if data is None:
+            return None
+        content = base64.b64decode(data)
+        path = directory / f"{name}-{hashlib.sha256(content).hexdigest()[:16]}.pem"
+        if not path.exists():
+            write_private(path, content)
+        return str(path)
+
+    user, cluster = config.user, config.cluster
+    if user is not None and (user.client_cert_data or user.client_key_data):
+        user = replace(
+            user,
+            client_cert=saved(user.client_cert_data, "client") or user.client_cert,
+            client_cert_data=None,
+            client_key=saved(user.client_key_data, "key") or user.client_key,
+            client_key_data=None,
+        )
+    if cluster.certificate_auth_data:
+        cluster = replace(
+            cluster,
+            certificate_auth=saved(cluster.certificate_auth_data, "ca"),
+            certificate_auth_data=None,
+        )
+    return config._replace(user=user, cluster=cluster)
 
 
 def cluster_options(settings: Settings) -> ko.ClusterOptions:
@@ -250,11 +294,23 @@ class KubernetesRuntime:
         return prepared
 
     def _push(self, image: str, progress: Callable[[str], None]) -> None:
-        if not self.options.registry:
-            return  # the nodes have the image already (imported), or do not need it (kwok)
-        target = ko.pushed_name(self.options, image)
-        progress(f"pushing {target}")
-        self._oci().engine.run("push", image, target, timeout=1800)
+        """Get a built image to where the cluster's nodes find it: pushed to the registry,
+        or loaded by DOCKYARD_KUBE_IMAGE_LOADER (the way `kind load` does it)."""
+        if self.options.registry:
+            target = ko.pushed_name(self.options, image)
+            progress(f"pushing {target}")
+            self._oci().engine.run("push", image, target, timeout=1800)
+        elif self.settings.kube_image_loader:
+            progress(f"loading {image} onto the nodes")
+            command = [*shlex.split(self.settings.kube_image_loader), image]
+            done = subprocess.run(
+                command, check=False, capture_output=True, text=True, timeout=1800
+            )
+            if done.returncode != 0:
+                raise EngineError(
+                    f"DOCKYARD_KUBE_IMAGE_LOADER failed for {image}: "
+                    f"{(done.stderr or done.stdout).strip()[-500:]}"
+                )
 
     def environment_key(self, spec: EnvironmentSpec) -> str:
         key: str = self._oci().environment_key(spec)
@@ -296,6 +352,9 @@ class KubernetesRuntime:
         if request.code_dir is not None:
             code = code_archive(request.code_dir, self.settings.kube_code_bytes)
         objects = ko.workload_objects(request, self.options, code)
+        if request.output_dir is not None:  # where its outputs come back to (observe)
+            self._run_dir(request.id).mkdir(parents=True, exist_ok=True)
+            (self._run_dir(request.id) / OUTPUTS_TO).write_text(str(request.output_dir))
         services = [o for o in objects.shared if o["kind"] == "Service"]
         for obj in objects.shared:
             if obj["kind"] != "Service":
@@ -351,7 +410,36 @@ class KubernetesRuntime:
                 self.options, labels.get(ko.PROJECT, ""), labels.get(ko.NAME, name)
             )
             return deployment_state(workload_id, obj, pods, url)
-        return job_state(workload_id, obj, pods)
+        state = job_state(workload_id, obj, pods)
+        if state.phase == RunState.SUCCEEDED:
+            return self._collected(state)
+        return state
+
+    # -- outputs: back from the pod log --------------------------------------------------------
+    def _run_dir(self, workload_id: str) -> Path:
+        return self.settings.runs_dir / workload_id
+
+    def _collected(self, state: WorkloadState) -> WorkloadState:
+        """A finished job's outputs, unpacked into its output directory on the server before
+        it is reported finished (the registry reads them there)."""
+        run_dir = self._run_dir(state.id)
+        target_file, done = run_dir / OUTPUTS_TO, run_dir / OUTPUTS_DONE
+        if not target_file.exists() or done.exists():
+            return state
+        tries = run_dir / OUTPUTS_TRIES
+        tried = int(tries.read_text() or 0) if tries.exists() else 0
+        try:
+            log = b"".join(self.logs(state.id, whole=True))
+            note = unpack_outputs(
+                log, Path(target_file.read_text()), self.settings.kube_output_bytes
+            )
+        except (EngineError, ValueError, OSError) as exc:
+            if tried + 1 < OUTPUT_TRIES:  # the API server may answer the next pass
+                tries.write_text(str(tried + 1))
+                return replace(state, phase=RunState.RUNNING, finished_at=None)
+            note = f"not collected: {exc}"
+        done.write_text(note)
+        return replace(state, details={**state.details, "outputs": note})
 
     def list_workloads(self) -> list[str]:
         self._cache()
@@ -404,8 +492,9 @@ class KubernetesRuntime:
     def log_path(self, workload_id: str) -> Path | None:
         return None
 
-    def logs(self, workload_id: str, *, offset: int = 0) -> Iterator[bytes]:
-        """The log of the workload's newest pod, through the pod log API."""
+    def logs(self, workload_id: str, *, offset: int = 0, whole: bool = False) -> Iterator[bytes]:
+        """The log of the workload's newest pod, through the pod log API (without the outputs
+        that follow it, unless ``whole``)."""
         label = ko.dns_name(workload_id)
         self._cache()
         with self._lock:
@@ -418,21 +507,30 @@ class KubernetesRuntime:
         path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/log"
         try:
             answer = self.http.get(path, params={"container": "main"})
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
+            if whole:
+                raise EngineError(f"the pod log: {exc}") from exc
             return  # the API server is away: no log this time
         if answer.status_code in (401, 403):
             raise EngineError(
                 f"the cluster does not let Dockyard read pod logs: {answer.text[:300]}",
                 hint="its account needs get on pods/log (docs/kubernetes.md)",
             )
-        if answer.status_code == 200 and len(answer.content) > offset:
-            yield answer.content[offset:]
+        if answer.status_code != 200:
+            if whole:
+                raise EngineError(f"the pod log: {answer.status_code} {answer.text[:300]}")
+            return
+        content = answer.content
+        if not whole:
+            content = log_of(content)
+        if len(content) > offset:
+            yield content[offset:]
 
     def close(self) -> None:
-        """Stop watching and close the connections (a watch in flight ends with them)."""
-        self.cache.close()
-        self.http.close()
-        self.client.close()
+        """Stop watching, then close the connections once no watch thread uses them."""
+        if self.cache.close():
+            self.http.close()
+            self.client.close()
 
 
 def _object_path(kind: Kind, namespace: str, name: str) -> str:
