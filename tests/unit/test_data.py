@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
+from dockyard.archives import safe_extract
 from dockyard.data import datasets
 from dockyard.data.artifacts import ArtifactStore
 from dockyard.data.code import CODE_PREFIX, CodeStore, pack
 from dockyard.data.files import (
     manifest_digest,
-    safe_extract,
     sha256_file,
     walk_files,
 )

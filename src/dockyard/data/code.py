@@ -5,7 +5,7 @@ it refuses symbolic links (which could pull in any file of the machine) and FIFO
 and devices (which could block or never end), names the path that is wrong, and stops at
 MAX_CODE_FILES entries or MAX_CODE_BYTES before reading anything. :meth:`CodeStore.put` (the
 server) accepts an archive only if it is a tar.gz of at most MAX_CODE_BYTES whose members
-pass :class:`~dockyard.data.files.ArchiveCheck` (regular files and directories, relative
+pass :class:`~dockyard.archives.ArchiveCheck` (regular files and directories, relative
 paths without ``..``, at most MAX_CODE_FILES of them and MAX_CODE_BYTES once unpacked), while
 decompressing no more than MAX_CODE_STREAM_BYTES (a gzip bomb stops there); unpacking runs
 the same check again.
@@ -24,8 +24,9 @@ import zlib
 from pathlib import Path
 from typing import Protocol
 
+from dockyard.archives import ArchiveCheck, safe_extract, shown_name, unsafe_name
 from dockyard.data.artifacts import ArtifactStore
-from dockyard.data.files import IGNORED_NAMES, ArchiveCheck, safe_extract, shown_name, unsafe_name
+from dockyard.data.files import IGNORED_NAMES
 from dockyard.errors import InvalidRequest, InvalidSpec
 
 MAX_CODE_BYTES = 200 * 1024 * 1024

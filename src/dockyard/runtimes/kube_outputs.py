@@ -16,7 +16,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from dockyard.data.files import ArchiveCheck, safe_extract
+from dockyard.archives import ArchiveCheck, safe_extract
 from dockyard.runtimes.containers import OUTPUT
 
 OUTPUTS_MARKER = "==== dockyard: the outputs follow (tar.gz, base64) ===="
