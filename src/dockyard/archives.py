@@ -9,6 +9,9 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+# never packed from a code directory (version control, caches, environments)
+IGNORED_NAMES = {".git", "__pycache__", ".venv", ".mypy_cache", ".pytest_cache", ".DS_Store"}
+
 MAX_MEMBER_NAME_BYTES = 4096
 """Longest path inside an archive, in UTF-8 bytes (Linux's PATH_MAX)."""
 MAX_MEMBER_PART_BYTES = 255

@@ -226,11 +226,15 @@ def test_interrupted_attempt_reruns_at_once() -> None:
     assert p.recheck_at is None
 
 
-@pytest.mark.parametrize("reason", ["Evicted", "Preempted"])
-def test_a_cluster_that_evicts_or_preempts_the_pod_gets_a_new_attempt(reason: str) -> None:
-    p = plan(retrying(0), observed(failed(1, reason=reason, exit_code=None, ago=0)))
+def test_a_preempted_pod_gets_a_new_attempt_that_does_not_count() -> None:
+    p = plan(retrying(0), observed(failed(1, reason="Preempted", exit_code=None, ago=0)))
     assert p.start_attempt == 2
     assert p.recheck_at is None
+
+
+def test_an_eviction_counts_it_may_be_the_jobs_own_doing() -> None:
+    p = plan(retrying(0), observed(failed(1, reason="Evicted", exit_code=None, ago=0)))
+    assert p.phase == "Failed" and p.start_attempt is None
 
 
 def test_interrupted_attempts_do_not_count_against_the_limit() -> None:

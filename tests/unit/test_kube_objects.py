@@ -202,3 +202,45 @@ def test_a_mount_that_is_not_a_volume_cannot_go_to_a_cluster() -> None:
 def test_storage_classes_parse_from_the_setting() -> None:
     parsed = ko.ClusterOptions.parse_classes("fast=px-fast, standard = px-std,bad,=x")
     assert parsed == {"fast": "px-fast", "standard": "px-std"}
+
+
+def test_what_a_real_api_server_would_refuse_is_not_built() -> None:
+    # a Service's name starts with a letter; Dockyard's may start with a digit
+    assert ko.service_name("3d-model")[0].isalpha()
+    assert ko.service_name("web") == "web"
+    # a CPU request above its limit is refused: the request is capped
+    resources = ko.resources_of(job_request(cpu=1.0, cpu_limit=0.5))
+    assert resources["requests"]["cpu"] == "500m" and resources["limits"]["cpu"] == "500m"
+    kubernetes_validate.validate(
+        ko.workload_objects(job_request(cpu=1.0, cpu_limit=0.5), OPTIONS).main, RELEASE, True
+    )
+
+
+def test_the_rendered_control_plane_never_carries_a_known_token() -> None:
+    from dockyard.runtimes.kube_control_plane import control_plane_objects
+
+    tokens = {
+        o["stringData"]["DOCKYARD_TOKEN"]
+        for _ in range(2)
+        for o in control_plane_objects()
+        if o["kind"] == "Secret"
+    }
+    assert len(tokens) == 2 and all(len(t) >= 32 for t in tokens)
+
+
+def test_code_for_a_pod_leaves_version_control_and_caches_out(tmp_path: Path) -> None:
+    pytest.importorskip("lightkube")  # the kubernetes extra
+    import io
+    import tarfile
+
+    from dockyard.runtimes.kubernetes import code_archive
+
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "config").write_text("[credential] token=secret")
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "x.pyc").write_bytes(b"x")
+    (tmp_path / "train.py").write_text("print(1)")
+    data = code_archive(tmp_path, 900 * 1024)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert tar.getnames() == ["train.py"]
+    assert code_archive(tmp_path, 900 * 1024) == data  # reproducible

@@ -33,7 +33,7 @@ from dockyard.control.tasks import Tasks
 from dockyard.data.artifacts import ArtifactStore
 from dockyard.data.code import CodeStore
 from dockyard.data.volumes import VolumeDirs
-from dockyard.errors import RuntimeUnavailable
+from dockyard.errors import DockyardError, RuntimeUnavailable
 from dockyard.runtimes.base import Runtime
 from dockyard.runtimes.local import LocalRuntime
 from dockyard.settings import Settings
@@ -86,7 +86,15 @@ def make_runtime(settings: Settings, name: str) -> Runtime:
                 f"the kubernetes runtime needs {exc.name}",
                 hint="pip install 'dockyard[kubernetes]'",
             ) from exc
-        return KubernetesRuntime(settings)
+        try:
+            return KubernetesRuntime(settings)
+        except DockyardError:
+            raise
+        except Exception as exc:  # a kubeconfig that lightkube or ssl cannot use
+            raise RuntimeUnavailable(
+                f"the kubernetes runtime cannot use its kubeconfig: {type(exc).__name__}: {exc}",
+                hint="check DOCKYARD_KUBECONFIG / KUBECONFIG (kubectl get --raw /readyz)",
+            ) from exc
     from dockyard.runtimes.oci import OciRuntime
 
     return OciRuntime(settings, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 import sys
 from typing import Annotated
 
@@ -44,6 +45,12 @@ def render(
     database_url: Annotated[
         str | None, typer.Option(help="With --control-plane: the PostgreSQL URL in its Secret.")
     ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="With --control-plane: the API token in its Secret (default: a new random one)."
+        ),
+    ] = None,
 ) -> None:
     """Print the Kubernetes objects of DOCUMENTS (or of the control plane) as YAML.
 
@@ -59,6 +66,7 @@ def render(
         objects = kube_control_plane.control_plane_objects(
             image=image[0].split("=", 1)[-1] if image else kube_control_plane.IMAGE,
             database_url=database_url or kube_control_plane.DATABASE_URL,
+            token=token or secrets.token_urlsafe(32),
         )
     else:
         if not files:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ class Context:
     vault: Vault  # secret values, encrypted at rest
     wake: Callable[[], None] = lambda: None
     runtimes: dict[str, Runtime] = field(default_factory=dict)
+    _runtimes_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     factory: Callable[[str], Runtime] | None = None
     is_leader: Callable[[], bool] = lambda: True
 
@@ -48,11 +50,12 @@ class Context:
         """The runtime called ``name`` (None: the default), created on first use."""
         if name is None or name == self.runtime.name:
             return self.runtime
-        if name not in self.runtimes:
-            if self.factory is None:
-                raise RuntimeUnavailable(f"runtime '{name}' is not available here")
-            self.runtimes[name] = self.factory(name)
-        return self.runtimes[name]
+        with self._runtimes_lock:  # the loop and the lanes ask at once: one runtime each
+            if name not in self.runtimes:
+                if self.factory is None:
+                    raise RuntimeUnavailable(f"runtime '{name}' is not available here")
+                self.runtimes[name] = self.factory(name)
+            return self.runtimes[name]
 
     def runtime_name(self, name: str | None) -> str:
         return name or self.runtime.name

@@ -25,8 +25,9 @@ from dockyard.spec.status import ACTIVE, ENDED, JobStatus, Phase
 # an attempt that failed for one of these will fail again: it is not retried
 NOT_RETRIED = {"CommandNotFound", "StartFailed", "DatasetChanged", "CodeMissing", "SecretMissing"}
 # ended by something other than the job: re-run at once, not counted as a failure — a server
-# shutdown, or a cluster that evicted or preempted the pod (Kubernetes' disruptions)
-NOT_COUNTED = {"Interrupted", "Evicted", "Preempted"}
+# shutdown, or a cluster's scheduler that preempted the pod for a higher priority (an eviction
+# by the node counts: the job's own use of memory or disk is a usual cause)
+NOT_COUNTED = {"Interrupted", "Preempted"}
 
 
 @dataclass(frozen=True)

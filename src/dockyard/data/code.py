@@ -24,9 +24,8 @@ import zlib
 from pathlib import Path
 from typing import Protocol
 
-from dockyard.archives import ArchiveCheck, safe_extract, shown_name, unsafe_name
+from dockyard.archives import IGNORED_NAMES, ArchiveCheck, safe_extract, shown_name, unsafe_name
 from dockyard.data.artifacts import ArtifactStore
-from dockyard.data.files import IGNORED_NAMES
 from dockyard.errors import InvalidRequest, InvalidSpec
 
 MAX_CODE_BYTES = 200 * 1024 * 1024

@@ -19,7 +19,8 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 
-from dockyard.data.files import CHUNK, IGNORED_NAMES, manifest_digest
+from dockyard.archives import IGNORED_NAMES
+from dockyard.data.files import CHUNK, manifest_digest
 from dockyard.errors import ChecksumMismatch, DockyardError, NotFound, UnsafePath
 from dockyard.paths import Inside, parts
 

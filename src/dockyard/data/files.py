@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from dockyard.archives import IGNORED_NAMES
 from dockyard.paths import write_private
 
 CHUNK = 1 << 20
-IGNORED_NAMES = {".git", "__pycache__", ".venv", ".mypy_cache", ".pytest_cache", ".DS_Store"}
 
 
 def sha256_file(path: Path) -> str:

@@ -9,6 +9,7 @@ Service. Pods are as locked down as the workloads'.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from dockyard.runtimes.kube_objects import MANAGED_BY, container_security
@@ -41,12 +42,14 @@ RULES: list[Obj] = [
     },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-    # what a workload brings: its code, its secret env, its volumes, its Service
+    # what a workload brings: its code, its secret env, its Service (applied), its volumes
+    # (created once: a claim's class and size stay as made)
     {
         "apiGroups": [""],
-        "resources": ["configmaps", "secrets", "persistentvolumeclaims", "services"],
+        "resources": ["configmaps", "secrets", "services"],
         "verbs": ["create", "patch"],
     },
+    {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["create"]},
     {
         "apiGroups": ["scheduling.k8s.io"],
         "resources": ["priorityclasses"],
@@ -62,7 +65,7 @@ def control_plane_objects(
     image: str = IMAGE,
     replicas: int = 2,
     database_url: str = DATABASE_URL,
-    token: str = "CHANGE-ME",
+    token: str | None = None,
 ) -> list[Obj]:
     labels = {MANAGED_BY: "dockyard", "app.kubernetes.io/name": NAME}
     meta = {"name": NAME, "namespace": namespace, "labels": labels}
@@ -116,7 +119,10 @@ def control_plane_objects(
             "kind": "Secret",
             "metadata": meta,
             "type": "Opaque",
-            "stringData": {"DOCKYARD_DATABASE_URL": database_url, "DOCKYARD_TOKEN": token},
+            "stringData": {
+                "DOCKYARD_DATABASE_URL": database_url,
+                "DOCKYARD_TOKEN": token or secrets.token_urlsafe(32),  # never a known one
+            },
         },
         {
             "apiVersion": "v1",

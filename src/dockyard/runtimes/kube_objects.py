@@ -345,8 +345,11 @@ def _mount(
 def resources_of(request: WorkloadRequest) -> Obj:
     requests: Obj = {}
     limits: Obj = {}
-    if request.cpu:
-        requests["cpu"] = f"{round(request.cpu * 1000)}m"
+    cpu = request.cpu
+    if cpu and request.cpu_limit:  # a request above its limit is refused by the API server
+        cpu = min(cpu, request.cpu_limit)
+    if cpu:
+        requests["cpu"] = f"{round(cpu * 1000)}m"
     if request.cpu_limit:
         limits["cpu"] = f"{round(request.cpu_limit * 1000)}m"
     if request.memory:
@@ -461,7 +464,9 @@ def _deployment(
 
 
 def service_name(service: str) -> str:
-    return dns_name(service, 63)
+    """A Service's name must start with a letter (DNS-1035); Dockyard's may start with a digit."""
+    name = dns_name(service, 63)
+    return name if name[0].isalpha() else dns_name(f"svc-{service}", 63)
 
 
 def _service(ns: str, labels: dict[str, str]) -> Obj:
@@ -490,5 +495,6 @@ def owner_reference(obj: Obj, uid: str) -> Obj:
         "name": obj["metadata"]["name"],
         "uid": uid,
         "controller": True,
-        "blockOwnerDeletion": True,
+        # no blockOwnerDeletion: it needs update on finalizers where owner references are
+        # enforced (OpenShift), and background deletion does not use it
     }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import re
 import tarfile
 from pathlib import Path
 
@@ -25,11 +26,12 @@ COLLECT = (
     "trap 'kill -TERM $pid 2>/dev/null; wait $pid; exit 143' TERM INT; "
     "wait $pid; code=$?; "
     f'printf "\\n%s\\n" "{OUTPUTS_MARKER}"; '
-    f"tar -C {OUTPUT} -czf - . | base64; "
+    f"tar -C {OUTPUT} -czf - . 2>/dev/null | base64; "
     "exit $code"
 )
 MAX_OUTPUT_FILES = 10_000
 _SPLIT = b"\n" + OUTPUTS_MARKER.encode() + b"\n"
+_BASE64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
 
 
 def log_of(log: bytes) -> bytes:
@@ -43,8 +45,10 @@ def unpack_outputs(log: bytes, target: Path, limit: int) -> str:
     _, found, rest = log.partition(_SPLIT)
     if not found:
         raise ValueError("the pod log has no outputs (a node that runs no program: kwok?)")
+    # only the base64 lines: a child process still writing after its parent ended may add others
+    lines = [line for line in rest.split() if _BASE64.fullmatch(line)]
     try:
-        data = base64.b64decode(b"".join(rest.split()), validate=True)
+        data = base64.b64decode(b"".join(lines), validate=True)
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             check = ArchiveCheck(max_members=MAX_OUTPUT_FILES, max_bytes=limit)
             target.mkdir(parents=True, exist_ok=True)

@@ -71,7 +71,7 @@ def pod_end(pod: Obj) -> tuple[str, str, int | None]:
         return "Evicted", str(status.get("message") or "evicted by the node"), None
     if disruption is not None and disruption.get("status") == "True":
         reason = str(disruption.get("reason") or "Disrupted")
-        if reason == "PreemptionByScheduler":
+        if reason in ("PreemptionByScheduler", "PreemptionByKubeScheduler"):  # 1.27+, before
             reason = "Preempted"
         return reason, str(disruption.get("message") or ""), None
     terminated = (_main_status(pod).get("state") or {}).get("terminated") or {}

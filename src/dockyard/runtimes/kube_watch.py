@@ -25,6 +25,7 @@ log = logging.getLogger("dockyard.kubernetes")
 Obj = dict[str, Any]
 WATCH_SECONDS = 240  # the API server ends each watch after this; it is resumed at once
 BACKOFF = (0.2, 5.0)  # first and longest wait before trying an unreachable API server again
+REMEMBER_SECONDS = 60.0  # how long an object we wrote outlives a list that does not show it
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class WatchCache:
         self._objects: dict[str, dict[tuple[str, str], Obj]] = {k.name: {} for k in kinds}
         self._synced = {k.name: threading.Event() for k in kinds}
         self.refused: dict[str, str] = {}  # kind -> why the API server refuses to list it
+        self._remembered: dict[tuple[str, str, str], float] = {}  # written, not yet seen
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -101,9 +103,11 @@ class WatchCache:
 
     def remember(self, kind: Kind, obj: Obj) -> None:
         """An object this process just wrote, until its watch event arrives (an observation
-        right after a start must not find nothing)."""
+        right after a start must not find nothing, nor a list that began before the write)."""
+        key = _key(obj)
         with self._lock:
-            self._objects[kind.name].setdefault(_key(obj), obj)
+            self._objects[kind.name].setdefault(key, obj)
+            self._remembered[(kind.name, *key)] = time.monotonic()
         self.on_change(kind, obj)
 
     def wait_synced(self, timeout: float) -> bool:
@@ -179,6 +183,11 @@ class WatchCache:
         fresh = {(_key(o)): o for o in body.get("items") or []}
         with self._lock:
             old = self._objects[kind.name]
+            now = time.monotonic()
+            for key, obj in old.items():  # written by us while the list was on its way
+                seen = self._remembered.get((kind.name, *key))
+                if key not in fresh and seen is not None and now - seen < REMEMBER_SECONDS:
+                    fresh[key] = obj
             self._objects[kind.name] = fresh
         for key in old.keys() - fresh.keys():  # gone while nobody watched
             self.on_change(kind, {**old[key], "deleted": True})
@@ -233,6 +242,7 @@ class WatchCache:
             return new_version
         self.counters.add("events")
         with self._lock:
+            self._remembered.pop((kind.name, *_key(obj)), None)  # the watch has it now
             if kind_of_event == "DELETED":
                 self._objects[kind.name].pop(_key(obj), None)
             else:

@@ -12,8 +12,10 @@ typed models of each release; server-side apply built in) — docs/kubernetes.md
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
+import logging
 import shlex
 import subprocess
 import tarfile
@@ -32,6 +34,7 @@ from lightkube.config.kubeconfig import KubeConfig, SingleConfig
 from lightkube.core.exceptions import ApiError, ConfigError
 from lightkube.utils.quantity import parse_quantity
 
+from dockyard.archives import IGNORED_NAMES
 from dockyard.errors import DockyardError, EngineError
 from dockyard.paths import write_private
 from dockyard.runtimes import kube_objects as ko
@@ -50,10 +53,12 @@ from dockyard.settings import Settings
 from dockyard.spec import EnvironmentSpec
 
 Obj = dict[str, Any]
+log = logging.getLogger("dockyard.kubernetes")
 STOPPED = "dockyard.dev/stopped"  # annotation: stopped on request (its pods are gone)
 OUTPUTS_TO = "outputs-to"  # in the run directory: where a job's outputs are unpacked
 OUTPUTS_DONE = "outputs-collected"  # …and what became of them
 OUTPUTS_TRIES = "outputs-tries"
+OUTPUTS_REQUIRED = "outputs-required"
 OUTPUT_TRIES = 5  # passes that try to read a finished job's outputs before giving up
 SYNC_SECONDS = 15.0  # how long a first observation waits for the cache's first lists
 
@@ -127,9 +132,12 @@ def code_archive(code_dir: Path, limit: int) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
         for path in sorted(code_dir.rglob("*")):
+            rel = path.relative_to(code_dir)
             if path.name == ".dockyard-complete" or path.is_symlink():
                 continue
-            info = tar.gettarinfo(str(path), arcname=path.relative_to(code_dir).as_posix())
+            if any(part in IGNORED_NAMES for part in rel.parts):  # .git (its credentials), caches
+                continue
+            info = tar.gettarinfo(str(path), arcname=rel.as_posix())
             info.uid = info.gid = 0
             info.uname = info.gname = ""
             info.mtime = 0
@@ -191,8 +199,9 @@ class KubernetesRuntime:
     def _cache(self) -> WatchCache:
         self._start_cache()
         synced = self.cache.wait_synced(self.sync_seconds)
-        if self.cache.refused:
-            kind, why = next(iter(self.cache.refused.items()))
+        refused = dict(self.cache.refused)  # a copy: the watch threads change it
+        if refused:
+            kind, why = next(iter(refused.items()))
             raise EngineError(
                 f"the cluster does not let Dockyard watch {kind}s: {why}",
                 hint="give its account the ClusterRole of `dockyard render --target kubernetes "
@@ -337,6 +346,20 @@ class KubernetesRuntime:
         out: Obj = result.to_dict()  # type: ignore[no-untyped-call]
         return out
 
+    def _create(self, obj: Obj) -> None:
+        """Create ``obj`` unless it exists (409 is fine): for what must not change later."""
+        meta = obj["metadata"]
+        path = f"/api/v1/namespaces/{meta['namespace']}/persistentvolumeclaims"
+        try:
+            answer = self.http.post(path, json=obj)
+        except httpx.HTTPError as exc:
+            raise EngineError(f"the Kubernetes API server is unreachable: {exc}") from exc
+        if answer.status_code not in (201, 409):
+            raise EngineError(
+                f"the cluster refused {obj['kind']} {meta['name']}: {answer.text[:300]}",
+                hint="kubectl describe it; the API server's words are above",
+            )
+
     def ensure_namespace(self, project: str) -> str:
         namespace = ko.namespace_of(self.options, project)
         if namespace not in self._namespaces:
@@ -355,16 +378,28 @@ class KubernetesRuntime:
         if request.output_dir is not None:  # where its outputs come back to (observe)
             self._run_dir(request.id).mkdir(parents=True, exist_ok=True)
             (self._run_dir(request.id) / OUTPUTS_TO).write_text(str(request.output_dir))
+            if request.output_volume is not None:  # a dataset's files: nothing back is a failure
+                (self._run_dir(request.id) / OUTPUTS_REQUIRED).write_text("")
         services = [o for o in objects.shared if o["kind"] == "Service"]
         for obj in objects.shared:
-            if obj["kind"] != "Service":
+            if obj["kind"] == "PersistentVolumeClaim":
+                self._create(obj)  # a claim is made once: its class and size stay as made
+            elif obj["kind"] != "Service":
                 self._apply(obj)
         main = self._apply(objects.main)
-        self.cache.remember(DEPLOYMENTS if objects.main["kind"] == "Deployment" else JOBS, main)
+        kind = DEPLOYMENTS if objects.main["kind"] == "Deployment" else JOBS
+        self.cache.remember(kind, main)
         uid = main["metadata"]["uid"]
-        for obj in objects.owned:
-            obj["metadata"]["ownerReferences"] = [ko.owner_reference(objects.main, uid)]
-            self._apply(obj)
+        try:
+            for obj in objects.owned:
+                obj["metadata"]["ownerReferences"] = [ko.owner_reference(objects.main, uid)]
+                self._apply(obj)
+        except EngineError:  # without its code or secrets it would wait forever: take it back
+            self.http.delete(
+                _object_path(kind, main["metadata"]["namespace"], main["metadata"]["name"]),
+                params={"propagationPolicy": "Background"},
+            )
+            raise
         for obj in services:  # each replica co-owns its Service: the last one gone takes it
             owner = {**ko.owner_reference(objects.main, uid), "controller": False}
             obj["metadata"]["ownerReferences"] = [owner]
@@ -409,11 +444,29 @@ class KubernetesRuntime:
             url = ko.service_url(
                 self.options, labels.get(ko.PROJECT, ""), labels.get(ko.NAME, name)
             )
-            return deployment_state(workload_id, obj, pods, url)
+            state = deployment_state(workload_id, obj, pods, url)
+            if state.phase == RunState.FAILED:  # crash-looping: it ends here, as on every home
+                self._scale_down(namespace, name)
+            return state
         state = job_state(workload_id, obj, pods)
         if state.phase == RunState.SUCCEEDED:
-            return self._collected(state)
+            try:
+                return self._collected(state)
+            except Exception as exc:  # never the whole observation pass
+                return replace(state, phase=RunState.FAILED, reason="OutputsLost", message=str(exc))
         return state
+
+    def _scale_down(self, namespace: str, name: str) -> None:
+        patch: Obj = {
+            "metadata": {"annotations": {STOPPED: datetime.now(UTC).isoformat()}},
+            "spec": {"replicas": 0},
+        }
+        with contextlib.suppress(httpx.HTTPError):
+            self.http.patch(
+                _object_path(DEPLOYMENTS, namespace, name),
+                json=patch,
+                headers={"Content-Type": "application/merge-patch+json"},
+            )
 
     # -- outputs: back from the pod log --------------------------------------------------------
     def _run_dir(self, workload_id: str) -> Path:
@@ -438,6 +491,9 @@ class KubernetesRuntime:
                 tries.write_text(str(tried + 1))
                 return replace(state, phase=RunState.RUNNING, finished_at=None)
             note = f"not collected: {exc}"
+            if (run_dir / OUTPUTS_REQUIRED).exists():  # a dataset must not commit nothing
+                done.write_text(note)
+                return replace(state, phase=RunState.FAILED, reason="OutputsLost", message=note)
         done.write_text(note)
         return replace(state, details={**state.details, "outputs": note})
 
@@ -512,10 +568,13 @@ class KubernetesRuntime:
                 raise EngineError(f"the pod log: {exc}") from exc
             return  # the API server is away: no log this time
         if answer.status_code in (401, 403):
-            raise EngineError(
-                f"the cluster does not let Dockyard read pod logs: {answer.text[:300]}",
-                hint="its account needs get on pods/log (docs/kubernetes.md)",
-            )
+            why = f"the cluster does not let Dockyard read pod logs: {answer.text[:300]}"
+            if whole:
+                raise EngineError(
+                    why, hint="its account needs get on pods/log (docs/kubernetes.md)"
+                )
+            log.warning("%s", why)  # a log stream already answering 200 cannot turn into a 403
+            return
         if answer.status_code != 200:
             if whole:
                 raise EngineError(f"the pod log: {answer.status_code} {answer.text[:300]}")
