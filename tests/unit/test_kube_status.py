@@ -97,6 +97,13 @@ def test_deadline_eviction_and_preemption_end_the_attempt_with_their_reason() ->
     assert state.reason == "Preempted"
 
 
+def test_a_pod_gone_before_it_was_seen_leaves_the_jobs_own_words() -> None:
+    gone = failed_job("PodFailurePolicy", "Pod default/x has condition DisruptionTarget")
+    state = job_state("w", gone, [])
+    assert (state.phase, state.reason) == (RunState.FAILED, "PodFailurePolicy")
+    assert "DisruptionTarget" in state.message
+
+
 def test_a_pod_that_ended_before_its_job_noticed() -> None:
     ended = pod("Failed", containerStatuses=main_container({"terminated": {"exitCode": 1}}))
     state = job_state("w", JOB, [ended])

@@ -117,7 +117,11 @@ def job_state(workload_id: str, job: Obj | None, pods: list[Obj]) -> WorkloadSta
                 finished,
                 details,
             )
-        reason, message, code = pod_end(pod) if pod is not None else ("Error", "", None)
+        if pod is None:  # gone before it was seen (a drain, a preemption): the Job's words
+            why = str(failed.get("reason") or "Error")
+            reason, message, code = why, str(failed.get("message") or "the pod is gone"), None
+        else:
+            reason, message, code = pod_end(pod)
         if reason == "Completed":  # the pod says so, the Job disagrees: the Job's words win
             reason, message = str(failed.get("reason") or "Error"), str(failed.get("message"))
         return WorkloadState(
