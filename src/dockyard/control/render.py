@@ -12,13 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dockyard.control.services import serving_env
 from dockyard.control.workloads import env_var
 from dockyard.runtimes import kube_objects as ko
 from dockyard.runtimes.base import Mount, PreparedEnvironment, VolumeRef, WorkloadRequest
 from dockyard.runtimes.images import env_tag, image_hash
 from dockyard.runtimes.kubernetes import code_archive
-from dockyard.serving.limits import TOKEN_ENV as SERVING_TOKEN_ENV
-from dockyard.spec import EnvironmentSpec
+from dockyard.spec import EnvironmentSpec, Resources
 from dockyard.spec.common import WorkloadSpec, split_env
 from dockyard.spec.datasets import DatasetSpec
 from dockyard.spec.jobs import JobSpec
@@ -140,14 +140,10 @@ class Renderer:
             working_dir=spec.working_dir,
             mounts=tuple(mounts),
             output_dir=Path("/"),
-            cpu=spec.resources.cpu,
-            cpu_limit=spec.resources.cpu_limit,
-            memory=spec.resources.memory,
+            **_placement(spec.resources),
             timeout=spec.timeout_seconds,
             labels={"dockyard.dev/job": name},
             security=spec.security.model_dump(mode="json", by_alias=True),
-            gpus=tuple(range(spec.resources.gpu)),
-            gpu_type=spec.resources.gpu_type,
             project=project,
             priority=spec.priority,
         )
@@ -173,12 +169,8 @@ class Renderer:
             secrets=secrets,
             environment=self._environment(project, prepare.environment),
             mounts=(into,),
-            cpu=prepare.resources.cpu,
-            cpu_limit=prepare.resources.cpu_limit,
-            memory=prepare.resources.memory,
+            **_placement(prepare.resources),
             labels={"dockyard.dev/dataset": name},
-            gpus=tuple(range(prepare.resources.gpu)),
-            gpu_type=prepare.resources.gpu_type,
             project=project,
         )
         code = self._code(project, "Dataset", name, prepare.code)
@@ -188,11 +180,7 @@ class Renderer:
         ref = spec.model_ref()
         version = ref.alias or (str(ref.version) if ref.version else "latest")
         image = self.images.get(name, f"localhost/dockyard/serve-{ref.name}:{version}")
-        plain, secrets = split_env(spec.env)
-        if spec.auth is not None:  # as the control plane starts replicas (control/services)
-            secrets[SERVING_TOKEN_ENV] = spec.auth.token.secret_ref
-            if spec.auth.inference:
-                plain["DOCKYARD_SERVING_AUTH_INFERENCE"] = "1"
+        plain, secrets = serving_env(spec)  # as the control plane starts replicas
         command = ["python", "-m", "dockyard.serving", "--host", "0.0.0.0"]
         command += ["--model", f"{ref.name}:{ref.version or 1}=/model"]
         request = WorkloadRequest(
@@ -201,12 +189,19 @@ class Renderer:
             env=plain,
             secrets=secrets,
             environment=PreparedEnvironment("", image, "python"),
-            cpu=spec.resources.cpu,
-            cpu_limit=spec.resources.cpu_limit,
-            memory=spec.resources.memory,
+            **_placement(spec.resources),
             labels={"dockyard.dev/service": name},
-            gpus=tuple(range(spec.resources.gpu)),
-            gpu_type=spec.resources.gpu_type,
             project=project,
         )
         return ko.workload_objects(request, self.options, replicas=spec.replicas)
+
+
+def _placement(resources: Resources) -> dict[str, Any]:
+    """What a request says of its resources, as the reconcilers put it."""
+    return {
+        "cpu": resources.cpu,
+        "cpu_limit": resources.cpu_limit,
+        "memory": resources.memory,
+        "gpus": tuple(range(resources.gpu)),
+        "gpu_type": resources.gpu_type,
+    }

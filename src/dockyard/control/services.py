@@ -217,6 +217,17 @@ def _image(obs: Observed, result: Plan) -> tuple[PreparedEnvironment | None, str
     return None, f"building the serving image of {model.name}@{model.version}"
 
 
+def serving_env(spec: ServiceSpec) -> tuple[dict[str, str], dict[str, str]]:
+    """(plain env, secret references) of a model server: spec.env and spec.auth, which the
+    model server reads both (dockyard.serving.settings)."""
+    env, secrets = split_env(spec.env)
+    if spec.auth is not None:
+        secrets[SERVING_TOKEN_ENV] = spec.auth.token.secret_ref
+        if spec.auth.inference:
+            env["DOCKYARD_SERVING_AUTH_INFERENCE"] = "1"
+    return env, secrets
+
+
 def _replica(
     spec: ServiceSpec,
     obs: Observed,
@@ -228,11 +239,7 @@ def _replica(
 ) -> Start:
     wid = f"svc-{obs.name}-{obs.uid[:8]}-g{obs.generation}-v{model.version}-r{number}-{restarts}"
     steps: tuple[Step, ...] = ()
-    env, secrets = split_env(spec.env)
-    if spec.auth is not None:  # the model server reads both (dockyard.serving.settings)
-        secrets[SERVING_TOKEN_ENV] = spec.auth.token.secret_ref
-        if spec.auth.inference:
-            env["DOCKYARD_SERVING_AUTH_INFERENCE"] = "1"
+    env, secrets = serving_env(spec)
     if obs.containers:  # the serving image holds the model at /model and Dockyard itself
         main = "/model" if model.path == "." else f"/model/{model.path}"
         command = ["python", "-m", "dockyard.serving", "--host", "0.0.0.0"]
