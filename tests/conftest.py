@@ -213,6 +213,61 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+# -- S3 ----------------------------------------------------------------------------------
+@dataclass
+class S3Server:
+    """moto's S3 server (a real HTTP server speaking the S3 protocol) on 127.0.0.1."""
+
+    endpoint: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a Dockyard server or CLI needs to reach it."""
+        return {
+            "DOCKYARD_S3_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def client(self) -> object:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+
+    def bucket(self) -> str:
+        """A new, empty bucket."""
+        name = f"b{time.monotonic_ns()}"
+        self.client().create_bucket(Bucket=name)  # type: ignore[attr-defined]
+        return name
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: http_ok(f"{endpoint}/moto-api/"), 60, message="moto's S3 server")
+        yield S3Server(endpoint)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
 def wait_until(
     predicate: object, timeout: float = 30.0, interval: float = 0.05, message: str = "condition"
 ) -> None:

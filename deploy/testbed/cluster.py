@@ -587,6 +587,39 @@ def api(method: str, path: str, body: dict | None = None, timeout: float = 5) ->
         return status, {"text": raw.decode(errors="replace")}
 
 
+# the CRDs of CSI snapshots (snapshot.storage.k8s.io/v1), from the external-snapshotter module
+SNAPSHOTTER = "github.com/kubernetes-csi/external-snapshotter/client/v8"
+SNAPSHOTTER_VERSION = "v8.2.0"
+
+
+def snapshot_crds() -> list[Path]:
+    """The VolumeSnapshot CRD files of the external-snapshotter module (the Go module cache,
+    downloaded from the module proxy once)."""
+    done = subprocess.run(
+        ["go", "mod", "download", "-json", f"{SNAPSHOTTER}@{SNAPSHOTTER_VERSION}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=CLUSTER,
+        env={**os.environ, "GOFLAGS": "-mod=mod", "GO111MODULE": "on"},
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"cluster: go mod download {SNAPSHOTTER}: {done.stderr.strip()[-400:]}")
+    crds = Path(json.loads(done.stdout)["Dir"]) / "config" / "crd"
+    return sorted(crds.glob("snapshot.storage.k8s.io_*.yaml"))
+
+
+def install_snapshot_crds() -> None:
+    import yaml  # python3-yaml (Debian): the CRDs are YAML
+
+    for path in snapshot_crds():
+        body = yaml.safe_load(path.read_text())
+        status, answer = api("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body)
+        if status not in (201, 409):
+            raise SystemExit(f"cluster: CRD {path.name}: {status} {answer}")
+
+
 def readyz() -> bool:
     status, _ = api("GET", "/readyz", timeout=3)
     return status == 200
@@ -748,6 +781,22 @@ def controller_manager_argv(bin_dir: Path) -> list[str]:
     ]
 
 
+# Dockyard's placement extender (src/dockyard/placement, docs/placement.md): the scheduler calls
+# http://127.0.0.1:PORT/placement/{filter,prioritize} for every pod. Ignorable: while nothing
+# listens there (connection refused at once), pods are scheduled as if it were not configured.
+EXTENDER_PORT_ENV = "DOCKYARD_TESTBED_EXTENDER_PORT"
+EXTENDER_PORT = 26290
+
+
+def extender_port() -> int:
+    value = os.environ.get(EXTENDER_PORT_ENV, "")
+    if not value:
+        return EXTENDER_PORT
+    if not (value.isdigit() and 0 < int(value) < 65536):
+        raise ClusterError(f"{EXTENDER_PORT_ENV}={value!r} is not a TCP port")
+    return int(value)
+
+
 def scheduler_argv(bin_dir: Path) -> list[str]:
     kubeconfig = write_kubeconfig(
         CLUSTER / "scheduler.kubeconfig", "scheduler", "system:kube-scheduler"
@@ -763,6 +812,14 @@ def scheduler_argv(bin_dir: Path) -> list[str]:
         "  leaderElect: false\n"
         "profiles:\n"
         "- schedulerName: default-scheduler\n"
+        "extenders:\n"
+        f"- urlPrefix: http://127.0.0.1:{extender_port()}/placement\n"
+        "  filterVerb: filter\n"
+        "  prioritizeVerb: prioritize\n"
+        "  weight: 5\n"
+        "  nodeCacheCapable: true\n"
+        "  ignorable: true\n"
+        "  httpTimeout: 2s\n"
     )
     return [
         str(bin_dir / "kube-scheduler"),
@@ -1149,6 +1206,13 @@ def up(args: argparse.Namespace) -> int:
             lambda: api("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200,
             60,
             "kube-controller-manager",
+        )
+        install_snapshot_crds()
+        launcher.wait(
+            "snapshot.storage.k8s.io/v1 (the external-snapshotter's CRDs)",
+            lambda: api("GET", "/apis/snapshot.storage.k8s.io/v1")[0] == 200,
+            30,
+            "kube-apiserver",
         )
         if "provisioner" in CONTROL_PLANE:
             launcher.wait(

@@ -30,6 +30,7 @@ from dockyard.errors import (
 )
 from dockyard.settings import Settings
 from dockyard.spec import DESCRIPTOR, Dataset, Job, JobSpec, Service, plural_of
+from dockyard.spec.common import API_VERSION
 from dockyard.spec.loader import FieldError, Loaded, load_paths, raise_errors
 from dockyard.tokens import client_token
 
@@ -343,6 +344,107 @@ class Client:
                     f"after {timeout:.0f}s: {status.get('message', '')}"
                 )
             time.sleep(0.2)
+
+    # -- volumes: snapshots, restores, backups ------------------------------------------
+    def snapshot_volume(
+        self,
+        name: str,
+        project: str = "default",
+        *,
+        wait: bool = True,
+        timeout: float = 3600.0,
+        on_status: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Ask for a snapshot; with ``wait``, the volume once it was taken (its status
+        names it: ``lastSnapshot``)."""
+        path = f"/api/v1/volumes/{name}/snapshots"
+        asked = int(self.request("POST", path, params={"project": project})["request"])
+        if not wait:
+            return self.get("Volume", name, project)
+        return self._until(
+            name,
+            project,
+            lambda s: int(s.get("snapshotRequest", 0)) >= asked,
+            "snapshot",
+            timeout,
+            on_status,
+        )
+
+    def volume_snapshots(self, name: str, project: str = "default") -> Items:
+        path = f"/api/v1/volumes/{name}/snapshots"
+        result: Items = self.request("GET", path, params={"project": project})["items"]
+        return result
+
+    def restore_volume(
+        self,
+        name: str,
+        snapshot: str,
+        project: str = "default",
+        *,
+        to: str | None = None,
+        timeout: float = 3600.0,
+        on_status: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Restore ``snapshot`` of volume ``name`` into a new volume ``to`` (same spec,
+        started from the snapshot), or in place once nothing mounts it; waits until done."""
+        if to is not None:
+            source = self.get("Volume", name, project)
+            spec = {k: v for k, v in source["spec"].items() if k in ("size", "tier", "replicas")}
+            spec["source"] = {"volume": name, "snapshot": snapshot}
+            doc = {
+                "apiVersion": API_VERSION,
+                "kind": "Volume",
+                "metadata": {"name": to, "project": project},
+                "spec": spec,
+            }
+            self.apply([doc])
+            return self.wait("Volume", to, project, timeout=timeout, on_status=on_status)
+        path = f"/api/v1/volumes/{name}/restore"
+        body = {"snapshot": snapshot}
+        asked = int(self.request("POST", path, params={"project": project}, json=body)["request"])
+        return self._until(
+            name,
+            project,
+            lambda s: int(s.get("restoreRequest", 0)) >= asked,
+            "restore",
+            timeout,
+            on_status,
+        )
+
+    def _until(
+        self,
+        name: str,
+        project: str,
+        done: Callable[[dict[str, Any]], bool],
+        what: str,
+        timeout: float,
+        on_status: Callable[[dict[str, Any]], None] | None,
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            volume = self.get("Volume", name, project)
+            if on_status is not None:
+                on_status(volume)
+            if done(volume.get("status", {})):
+                return volume
+            if time.monotonic() > deadline:
+                raise DockyardError(
+                    f"the {what} of volume '{name}' did not finish in {timeout:.0f}s: "
+                    f"{volume.get('status', {}).get('message', '')}"
+                )
+            time.sleep(0.2)
+
+    def backup(self, target: str, passphrase: str | None = None) -> dict[str, Any]:
+        """Snapshot the control plane's store and every volume and push them to ``target``."""
+        body = {"target": target, "passphrase": passphrase}
+        result: dict[str, Any] = self.request("POST", "/api/v1/backup", json=body, timeout=None)
+        return result
+
+    def dataset_diff(self, a: str, b: str, project: str = "default") -> dict[str, Any]:
+        """What changed between two dataset versions (``NAME`` or ``NAME@vN`` each)."""
+        params = {"a": a, "b": b, "project": project}
+        result: dict[str, Any] = self.request("GET", "/api/v1/datasets:diff", params=params)
+        return result
 
     # -- registry -----------------------------------------------------------------------
     def model_versions(self, name: str, project: str = "default") -> Items:

@@ -142,6 +142,30 @@ class ChecksumMismatch(DockyardError):
     status = 409
 
 
+class ChunkDamaged(DockyardError):
+    """A stored chunk of a snapshot is missing or its bytes no longer match their checksum.
+
+    409: retrying cannot help; the message names the file the chunk belongs to.
+    """
+
+    code = "chunk-damaged"
+    status = 409
+
+
+class HookFailed(DockyardError):
+    """A snapshot hook (spec.snapshots.hooks) failed or cannot run where the workload runs."""
+
+    code = "hook-failed"
+    status = 409
+
+
+class BackupError(DockyardError):
+    """A backup target (S3) refused or failed a request; the message says what to change."""
+
+    code = "backup-error"
+    status = 502
+
+
 class ModelArtifactMissing(DockyardError):
     """A job succeeded but its output directory lacks the model its spec promised.
 

@@ -78,7 +78,8 @@ class Settings(BaseSettings):
     kube_storage_classes: str = Field(
         default="",
         description="StorageClass per volume tier, e.g. fast=px-fast,standard=px-standard,"
-        "archive=px-archive; a tier not named uses the cluster's default class.",
+        "archive=px-archive, and per tier and replicas (fast/3=px-fast-r3); a tier not named "
+        "uses the cluster's default class.",
     )
     kube_registry: str | None = Field(
         default=None,
@@ -107,6 +108,33 @@ class Settings(BaseSettings):
         "run with the image name as its last argument (the test cluster's: python3 "
         "deploy/testbed/cluster.py load-image); unset with no DOCKYARD_KUBE_REGISTRY = the "
         "nodes already have it.",
+    )
+    tier_fast_path: Path | None = Field(
+        default=None,
+        description="Root directory of volumes of tier 'fast' (e.g. an NVMe mount); unset = "
+        "DOCKYARD_HOME/volumes.",
+    )
+    tier_standard_path: Path | None = Field(
+        default=None, description="Root directory of tier 'standard' volumes; unset = home."
+    )
+    tier_archive_path: Path | None = Field(
+        default=None,
+        description="Root directory of tier 'archive' volumes (e.g. a large, slow disk); "
+        "unset = DOCKYARD_HOME/volumes.",
+    )
+    snapshot_path: Path | None = Field(
+        default=None,
+        description="The snapshot store (chunks and manifests of every volume, deduplicated); "
+        "unset = DOCKYARD_HOME/snapshots. Put it on another disk than the volumes.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible store for backups (MinIO, Ceph, moto); "
+        "unset = AWS. Credentials: the usual AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/"
+        "AWS_PROFILE.",
+    )
+    backup_workers: int = Field(
+        default=8, ge=1, le=64, description="Parallel uploads and downloads of a backup."
     )
     containers_conf: Path | None = Field(
         default=None, description="containers.conf for Podman (CONTAINERS_CONF)."
@@ -169,6 +197,15 @@ class Settings(BaseSettings):
     @property
     def volumes_dir(self) -> Path:
         return self.home / "volumes"
+
+    def tier_dir(self, tier: str) -> Path:
+        """Root of the volumes of ``tier`` (fast, standard, archive)."""
+        path: Path | None = getattr(self, f"tier_{tier}_path", None)
+        return path if path is not None else self.volumes_dir
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.snapshot_path or self.home / "snapshots"
 
     @property
     def artifacts_dir(self) -> Path:

@@ -169,7 +169,7 @@ def commit(state: str, **extra: Any) -> TaskView:
 def test_a_source_is_fetched_by_a_commit_task() -> None:
     p = datasets.plan(SOURCE, ds())
     assert [(t.name, t.token, t.args) for t in p.tasks] == [
-        ("commit", "g3", {"fetch": "https://example.com/d.csv"})
+        ("commit", "g3", {"fetch": "https://example.com/d.csv", "tier": "standard"})
     ]
     assert (p.status.phase, p.status.message) == ("Fetching", "fetching https://example.com/d.csv")
 
@@ -216,7 +216,7 @@ def run(number: int, phase: str, **extra: Any) -> Run:
 
 def test_a_succeeded_preparation_is_committed() -> None:
     p = datasets.plan(PREPARE, ds(runs=(run(1, "Succeeded"),)))
-    assert [(t.name, t.args) for t in p.tasks] == [("commit", {})]
+    assert [(t.name, t.args) for t in p.tasks] == [("commit", {"tier": "standard"})]
     assert p.status.phase == "Checksumming"
 
 

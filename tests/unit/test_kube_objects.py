@@ -204,6 +204,29 @@ def test_storage_classes_parse_from_the_setting() -> None:
     assert parsed == {"fast": "px-fast", "standard": "px-std"}
 
 
+def test_a_tier_with_replicas_picks_its_own_class_else_the_tiers() -> None:
+    options = ko.ClusterOptions(
+        storage_classes=ko.ClusterOptions.parse_classes("fast=px-fast,fast/3=px-fast-r3")
+    )
+    three = ko.claim_object(options, "p", "ckpt", "fast", 1024, replicas=3)
+    assert three["spec"]["storageClassName"] == "px-fast-r3"
+    assert three["metadata"]["annotations"]["dockyard.dev/replicas"] == "3"
+    two = ko.claim_object(options, "p", "ckpt", "fast", 1024, replicas=2)
+    assert two["spec"]["storageClassName"] == "px-fast"
+    archive = ko.claim_object(options, "p", "old", "archive", 1024)
+    assert "storageClassName" not in archive["spec"]  # the cluster's default class
+
+
+def test_a_pod_says_which_volumes_it_reads_for_the_scheduler_extender() -> None:
+    from dockyard.placement.labels import NEEDS, needs_of
+
+    pod = ko.workload_objects(job_request(), OPTIONS).main["spec"]["template"]
+    needs = needs_of(pod["metadata"]["annotations"])
+    assert [(n.kind, n.project, n.name) for n in needs] == [("Volume", "vision", "data")]
+    bare = ko.workload_objects(job_request(mounts=()), OPTIONS).main["spec"]["template"]
+    assert NEEDS not in bare["metadata"]["annotations"]
+
+
 def test_what_a_real_api_server_would_refuse_is_not_built() -> None:
     # a Service's name starts with a letter; Dockyard's may start with a digit
     assert ko.service_name("3d-model")[0].isalpha()

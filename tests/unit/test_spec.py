@@ -375,7 +375,10 @@ def test_unknown_nested_field_suggests_camel_case() -> None:
 
 def test_unknown_field_without_close_match() -> None:
     message = data_error(doc("Volume", {"zzzzzz": 1}))
-    assert "unknown field 'zzzzzz'; valid fields: size, tier" in message
+    assert (
+        "unknown field 'zzzzzz'; valid fields: backup, replicas, size, snapshots, source, tier"
+        in message
+    )
     assert "did you mean" not in message
 
 
@@ -568,18 +571,36 @@ def test_dataset_needs_exactly_one_origin() -> None:
     assert prepared.prepare.command == ["make"]
 
 
-@pytest.mark.parametrize("source", ["file:///srv/data", "https://x.org/d.csv", "http://h/d"])
+@pytest.mark.parametrize(
+    "source",
+    ["file:///srv/data", "https://x.org/d.csv", "http://h/d", "s3://bucket/x", "volume://raw/a"],
+)
 def test_dataset_sources(source: str) -> None:
     assert DatasetSpec.model_validate({"volume": "v", "source": source}).source == source
 
 
-@pytest.mark.parametrize("source", ["s3://bucket/x", "/srv/data", "ftp://h/x", "HTTPS://x"])
+@pytest.mark.parametrize("source", ["/srv/data", "ftp://h/x", "HTTPS://x"])
 def test_dataset_bad_sources(source: str) -> None:
     message = data_error(doc("Dataset", {"volume": "v", "source": source}))
     assert message == (
-        f"req:1 spec.source: expected a URI starting with file://, https:// or http://, "
-        f"got {source!r}"
+        "req:1 spec.source: expected a URI starting with file://, https://, http://, s3:// or "
+        f"volume://, got {source!r}"
     )
+
+
+@pytest.mark.parametrize("source", ["volume://Bad_Name/x", "volume://raw/../etc"])
+def test_dataset_bad_volume_sources(source: str) -> None:
+    message = data_error(doc("Dataset", {"volume": "v", "source": source}))
+    assert message.startswith("req:1 spec.source: expected")
+
+
+def test_a_pinned_dataset_version() -> None:
+    from dockyard.spec.common import DatasetMount
+
+    assert DatasetMount.model_validate({"name": "digits@v2"}).version == 2
+    assert DatasetMount.model_validate({"name": "digits"}).version is None
+    message = data_error(doc("Job", {"command": ["x"], "datasets": [{"name": "digits@latest"}]}))
+    assert "expected NAME@vN" in message
 
 
 def test_dataset_sha256() -> None:

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dockyard.api import (
     apply,
+    datasets,
     errors,
     images,
     jobs,
@@ -21,6 +22,7 @@ from dockyard.api import (
     resources,
     secrets,
     system,
+    volumes,
 )
 from dockyard.api.guard import OPEN, Guard
 from dockyard.api.state import ServerState
@@ -34,6 +36,8 @@ from dockyard.data.artifacts import ArtifactStore
 from dockyard.data.code import CodeStore
 from dockyard.data.volumes import VolumeDirs
 from dockyard.errors import DockyardError, RuntimeUnavailable
+from dockyard.placement.extender import extender_router
+from dockyard.placement.nodes import CachedNodeLabels
 from dockyard.runtimes.base import Runtime
 from dockyard.runtimes.local import LocalRuntime
 from dockyard.settings import Settings
@@ -62,7 +66,7 @@ def build_state(settings: Settings) -> ServerState:
         runtime=make_runtime(settings, settings.runtime),
         artifacts=artifacts,
         code=CodeStore(artifacts, settings.home / "code"),
-        volumes=VolumeDirs(settings.volumes_dir),
+        volumes=VolumeDirs(settings.volumes_dir, settings.tier_dir),
         lanes=lanes,
         tasks=Tasks(store, lanes, identity.holder, settings.task_lease_seconds),
         identity=identity,
@@ -130,8 +134,17 @@ def create_app(
         description="Run AI workloads together with their data.",
     )
     errors.install(app)
-    for module in (system, apply, images, jobs, models, secrets, resources):
+    for module in (system, apply, images, jobs, models, secrets, volumes, datasets, resources):
         app.include_router(module.router, responses=errors.RESPONSES)
+
+    def cluster_nodes() -> list[dict[str, Any]]:
+        """The Kubernetes runtime's watched nodes (the extender is for its cluster only)."""
+        state: ServerState = app.state.dockyard
+        runtime = state.ctx.runtime_for("kubernetes")
+        return list(runtime.node_objects())  # type: ignore[attr-defined]
+
+    nodes = CachedNodeLabels(cluster_nodes, ttl=2.0)
+    app.include_router(extender_router(nodes), responses=errors.RESPONSES)
     app.add_middleware(Guard, settings=settings)
     app.openapi = lambda: _with_security(app)  # type: ignore[method-assign]
     return app

@@ -35,7 +35,18 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-OPEN = frozenset({"/api/v1/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+OPEN = frozenset(
+    {
+        "/api/v1/healthz",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        # the kube-scheduler's extender calls carry no token (they answer scores, hold no
+        # secret, bound their own bodies: dockyard.placement.extender)
+        "/placement/filter",
+        "/placement/prioritize",
+    }
+)
 CHANGES = frozenset({b"POST", b"PUT", b"PATCH", b"DELETE"})
 UPLOADS = {"/api/v1/code": (b"application/gzip", b"application/octet-stream")}
 LOCAL = frozenset({"localhost", "127.0.0.1", "::1"})

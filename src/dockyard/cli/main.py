@@ -7,7 +7,17 @@ import sys
 import typer
 from rich.markup import escape
 
-from dockyard.cli import images, models, predict, render, resources, secrets, serve, server
+from dockyard.cli import (
+    images,
+    models,
+    predict,
+    render,
+    resources,
+    secrets,
+    serve,
+    server,
+    volumes,
+)
 from dockyard.cli.output import err_console
 from dockyard.errors import DockyardError
 
@@ -23,10 +33,13 @@ resources.register(app)
 predict.register(app)
 serve.register(app)
 render.register(app)
+volumes.register(app)
 app.add_typer(models.app, name="models", help="The model registry: versions, metrics, aliases.")
 app.add_typer(server.app, name="server", help="The embedded control plane.")
 app.add_typer(images.app, name="images", help="Container images of environments.")
 app.add_typer(secrets.app, name="secrets", help="Values for workloads, encrypted at rest.")
+app.add_typer(volumes.app, name="volumes", help="Snapshots and restores of volumes.")
+app.add_typer(volumes.datasets_app, name="datasets", help="Versions of datasets.")
 
 
 def _printable(text: str) -> str:

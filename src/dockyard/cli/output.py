@@ -89,6 +89,11 @@ COLUMNS: dict[str, list[tuple[str, Any]]] = {
         ("TIER", lambda r: r["spec"].get("tier")),
         ("SIZE", lambda r: size(r["spec"].get("size"))),
         ("USED", lambda r: size(r["status"].get("usedBytes"))),
+        ("SNAPSHOTS", lambda r: r["status"].get("snapshots", "-")),
+        (
+            "LAST BACKUP",
+            lambda r: age(r["status"]["lastBackupAt"]) if r["status"].get("lastBackupAt") else "-",
+        ),
     ],
     "Environment": [
         ("PACKAGES", lambda r: len(r["spec"].get("packages", []))),

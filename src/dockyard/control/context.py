@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from dockyard.control.lanes import Lanes
 from dockyard.control.tasks import Tasks
 from dockyard.data.artifacts import ArtifactStore
 from dockyard.data.code import CodeStore
+from dockyard.data.snapshots import SnapshotStore
 from dockyard.data.volumes import VolumeDirs
 from dockyard.errors import RuntimeUnavailable
 from dockyard.runtimes.base import Runtime
@@ -41,6 +43,11 @@ class Context:
     _runtimes_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     factory: Callable[[str], Runtime] | None = None
     is_leader: Callable[[], bool] = lambda: True
+
+    @functools.cached_property
+    def snapshots(self) -> SnapshotStore:
+        """Every volume's snapshots (and the home's), in one deduplicated store."""
+        return SnapshotStore(self.settings.snapshots_dir)
 
     @property
     def holder(self) -> str:

@@ -8,20 +8,26 @@ succeeds. ``plan`` is pure; the commit task writes the manifest and reports a su
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from dockyard.control import workloads as wl
 from dockyard.control.context import Context
 from dockyard.control.plan import Delete, FreshDir, Plan, Run, Start, TaskRequest, Within
 from dockyard.control.tasks import TaskHandle, Work
+from dockyard.control.volumes import tier_of, volume_root
 from dockyard.control.world import ResourceRecord, TaskView, World
+from dockyard.data import backups
 from dockyard.data import datasets as data
 from dockyard.data.files import atomic_write_json
+from dockyard.data.snapshots import dataset_key
 from dockyard.paths import Inside
 from dockyard.runtimes.base import VolumeRef, WorkloadRequest
 from dockyard.spec import DatasetSpec
 from dockyard.spec.common import split_env
-from dockyard.spec.status import ACTIVE, DatasetStatus, Phase
+from dockyard.spec.datasets import MAX_VERSIONS
+from dockyard.spec.status import ACTIVE, DatasetStatus, DatasetVersion, Phase
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,10 @@ class Observed:
     deleting: bool = False
     purge: bool = False
     volume: VolumeRef | None = None  # the dataset's volume, for runtimes without host dirs
+    versions: tuple[DatasetVersion, ...] = ()  # of every generation so far
+    at: datetime | None = None
+    origin: Within | None = None  # the directory of a volume:// source
+    tier: str = "standard"  # of the dataset's volume
 
 
 def _waiting(obs: Observed, phase: Phase, reason: str, message: str, **extra: Any) -> Plan:
@@ -51,6 +61,38 @@ def _waiting(obs: Observed, phase: Phase, reason: str, message: str, **extra: An
 
 
 def plan(spec: DatasetSpec, obs: Observed) -> Plan:
+    """The plan, with the versions known so far carried in every status."""
+    result = _plan(spec, obs)
+    status = result.status
+    if isinstance(status, DatasetStatus) and not status.versions and obs.versions:
+        result.status = status.but(versions=list(obs.versions))
+    return result
+
+
+def next_versions(
+    versions: tuple[DatasetVersion, ...], r: dict[str, Any], generation: int, at: datetime | None
+) -> tuple[int, list[DatasetVersion]]:
+    """(the current version, all versions) after a commit whose result is ``r``: a new
+    version when the checksum differs from the last one's."""
+    known = list(versions)
+    if known and known[-1].sha256 == r["sha256"]:
+        return known[-1].version, known
+    number = known[-1].version + 1 if known else 1
+    known.append(
+        DatasetVersion(
+            version=number,
+            sha256=r["sha256"],
+            files=r["files"],
+            bytes=r["bytes"],
+            snapshot=r.get("snapshot"),
+            generation=generation,
+            created=at or datetime.now(UTC),
+        )
+    )
+    return number, known[-MAX_VERSIONS:]
+
+
+def _plan(spec: DatasetSpec, obs: Observed) -> Plan:
     active = [r.id for r in obs.runs if r.phase in ACTIVE]
     token = f"g{obs.generation}"
     commit = obs.commit if obs.commit is not None and obs.commit.token == token else None
@@ -62,10 +104,13 @@ def plan(spec: DatasetSpec, obs: Observed) -> Plan:
         return Plan(status, stops=active + list(obs.stale), delete=Delete(purge=purge))
     if commit is not None and commit.state == "succeeded":
         r = commit.result
+        version, versions = next_versions(obs.versions, r, obs.generation, commit.finished_at)
         status = DatasetStatus(
             phase=Phase.READY,
             reason="Checksummed",
-            message=f"{r['files']} file(s), sha256 {r['sha256'][:12]}…",
+            message=f"v{version}: {r['files']} file(s), sha256 {r['sha256'][:12]}…",
+            version=version,
+            versions=versions,
             observed_generation=obs.generation,
             sha256=r["sha256"],
             files=r["files"],
@@ -87,8 +132,13 @@ def plan(spec: DatasetSpec, obs: Observed) -> Plan:
         return _waiting(
             obs, Phase.PENDING, "Waiting", f"volume '{spec.volume}' not found: apply it"
         )
+    if (origin := spec.source_volume()) is not None and obs.origin is None:
+        return _waiting(obs, Phase.PENDING, "Waiting", f"source volume '{origin[0]}' not found")
     if spec.source is not None:
-        fetch = TaskRequest("commit", token, {"fetch": spec.source})
+        args: dict[str, Any] = {"fetch": spec.source, "tier": obs.tier}
+        if obs.origin is not None:
+            args["origin"] = [str(obs.origin[0]), obs.origin[1]]
+        fetch = TaskRequest("commit", token, args)
         return _waiting(obs, Phase.FETCHING, "Fetching", f"fetching {spec.source}", tasks=[fetch])
     return _prepare(spec, obs, token, active)
 
@@ -104,7 +154,7 @@ def _prepare(spec: DatasetSpec, obs: Observed, token: str, active: list[str]) ->
     if last is not None and last.phase in ACTIVE:
         return _waiting(obs, Phase.PREPARING, "Running", running)
     if last is not None and last.phase == Phase.SUCCEEDED:
-        commit = TaskRequest("commit", token, {})
+        commit = TaskRequest("commit", token, {"tier": obs.tier})
         return _waiting(obs, Phase.CHECKSUMMING, "Checksumming", "checksumming", tasks=[commit])
     if last is not None:
         tail = last.details.get("logTail") or ""
@@ -194,16 +244,31 @@ class DatasetReconciler:
             row.deleted_at is not None,
             bool(row.control.get("purge")),
             wl.volume_ref(world, vol, target) if vol is not None else None,
+            tuple(DatasetStatus.model_validate(row.status).versions),
+            world.at,
+            self._origin(world, row, spec),
+            tier_of(vol.status, world.spec(vol)) if vol is not None else "standard",
         )
+
+    def _origin(self, world: World, row: ResourceRecord, spec: DatasetSpec) -> Within | None:
+        origin = spec.source_volume()
+        vol = world.get("Volume", row.project, origin[0]) if origin is not None else None
+        if origin is None or vol is None:
+            return None
+        return volume_root(self.ctx, world, vol), origin[1]
 
     plan = staticmethod(plan)
 
     def work(self, row: ResourceRecord, spec: DatasetSpec, task: TaskRequest) -> Work:
-        volume = Inside(self.ctx.volumes.path(row.project, spec.volume))
+        root = self.ctx.volumes.path(row.project, spec.volume, str(task.args["tier"]))
+        volume = Inside(root)
         target = spec.target(row.name)
         manifest = wl.manifest_path(self.ctx, row)
         what, source = f"dataset '{row.name}'", task.args.get("fetch")
         allowed = self.ctx.settings.file_source_dirs
+        origin = task.args.get("origin")
+        settings = self.ctx.settings
+        snapshots = self.ctx.snapshots
 
         def commit(handle: TaskHandle) -> dict[str, Any]:
             directory = staging_of(target, row.generation)
@@ -215,7 +280,15 @@ class DatasetReconciler:
                     handle.progress(f"{done >> 10} KiB{of}")
 
                 try:
-                    data.fetch(source, volume, directory, progress, allowed)
+                    data.fetch(
+                        source,
+                        volume,
+                        directory,
+                        progress,
+                        allowed,
+                        origin=Inside(Path(origin[0]) / origin[1]) if origin else None,
+                        s3=lambda: backups.client(settings),
+                    )
                 except BaseException:
                     volume.remove(directory)
                     raise
@@ -223,11 +296,18 @@ class DatasetReconciler:
             result = data.commit(volume, directory, target, spec.sha256, what)
             files = result["files"]
             atomic_write_json(manifest, files)
+            handle.progress("keeping this version", every=0)
+            kept = snapshots.snapshot(
+                volume.path(target),
+                dataset_key(row.project, row.name),
+                tags=["dataset", f"g{row.generation}"],
+            )
             return {
                 "sha256": result["sha256"],
                 "files": len(files),
                 "bytes": sum(f["size"] for f in files.values()),
                 "manifest": str(manifest),
+                "snapshot": kept.id,
             }
 
         return commit

@@ -23,7 +23,14 @@ from dockyard.spec.common import split_env
 from dockyard.spec.status import ACTIVE, ENDED, JobStatus, Phase
 
 # an attempt that failed for one of these will fail again: it is not retried
-NOT_RETRIED = {"CommandNotFound", "StartFailed", "DatasetChanged", "CodeMissing", "SecretMissing"}
+NOT_RETRIED = {
+    "CommandNotFound",
+    "StartFailed",
+    "DatasetChanged",
+    "DatasetUnavailable",
+    "CodeMissing",
+    "SecretMissing",
+}
 # ended by something other than the job: re-run at once, not counted as a failure — a server
 # shutdown, or a cluster's scheduler that preempted the pod for a higher priority (an eviction
 # by the node counts: the job's own use of memory or disk is a usual cause)
@@ -190,6 +197,7 @@ def _start(spec: JobSpec, obs: Observed, number: int, message: str) -> Plan:
             "DOCKYARD_JOB_NAME": obs.name,
             "DOCKYARD_ATTEMPT": str(number),
             "DOCKYARD_PROJECT": obs.project,
+            **inputs.env,
             **plain,
         },
         secrets=secrets,

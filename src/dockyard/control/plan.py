@@ -86,7 +86,35 @@ class Materialize:
     version: int
 
 
-Step = MakeDirs | FreshDir | UnpackCode | VerifyDatasets | Materialize
+@dataclass(frozen=True)
+class PruneCheckpoints:
+    """A job's checkpoint directory before an attempt: what is not a complete checkpoint
+    goes, the newest ``keep`` complete ones stay, and the newest is named to the workload
+    (``$DOCKYARD_CHECKPOINT_LATEST``; ``data/checkpoints.py``)."""
+
+    path: Within
+    keep: int
+
+
+@dataclass(frozen=True)
+class RestoreVersion:
+    """A pinned older version of a dataset (``name@vN``) restored from the snapshot store
+    into ``path`` (every chunk checked), unless an earlier job left it there."""
+
+    key: str
+    snapshot: str
+    path: Within
+
+
+Step = (
+    MakeDirs
+    | FreshDir
+    | UnpackCode
+    | VerifyDatasets
+    | Materialize
+    | PruneCheckpoints
+    | RestoreVersion
+)
 
 
 @dataclass(frozen=True)

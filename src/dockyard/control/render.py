@@ -71,7 +71,8 @@ class Renderer:
         for (kind, project, name), spec in self.specs.items():
             if kind == "Volume":
                 size = spec.size or ko.DEFAULT_CLAIM_BYTES
-                add([ko.claim_object(self.options, project, name, spec.tier, size)])
+                claim = ko.claim_object(self.options, project, name, spec.tier, size, spec.replicas)
+                add([claim])
             elif kind == "Job":
                 add(self._workload("job", project, name, spec).all())
             elif kind == "Dataset" and spec.prepare is not None:
@@ -85,7 +86,7 @@ class Renderer:
         spec: VolumeSpec | None = self.specs.get(("Volume", project, name))
         if spec is None:
             return VolumeRef(name, sub_path)
-        return VolumeRef(name, sub_path, spec.tier, spec.size)
+        return VolumeRef(name, sub_path, spec.tier, spec.size, spec.replicas)
 
     def _environment(self, project: str, name: str | None) -> PreparedEnvironment | None:
         if name is None:

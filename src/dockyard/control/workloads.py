@@ -12,19 +12,22 @@ import json
 import logging
 import re
 import socket
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from dockyard import checkpoints as protocol
 from dockyard.control.context import Context, now
 from dockyard.control.plan import (
     FreshDir,
     MakeDirs,
     Materialize,
     Need,
+    PruneCheckpoints,
+    RestoreVersion,
     Run,
     Start,
     Step,
@@ -33,8 +36,11 @@ from dockyard.control.plan import (
     Within,
 )
 from dockyard.control.tasks import TaskHandle
+from dockyard.control.volumes import tier_of, volume_root
 from dockyard.control.world import ResourceRecord, WorkloadRecord, World
+from dockyard.data import checkpoints as checkpoint_dirs
 from dockyard.data import datasets as data
+from dockyard.data.snapshots import dataset_key
 from dockyard.errors import DockyardError
 from dockyard.paths import Inside
 from dockyard.registry import models as registry
@@ -49,7 +55,7 @@ from dockyard.serving.limits import TOKEN_ENV as SERVING_TOKEN_ENV
 from dockyard.serving.settings import MIN_TOKEN_LENGTH
 from dockyard.spec import Phase, Resources
 from dockyard.spec.common import WorkloadSpec
-from dockyard.spec.datasets import DatasetSpec, PrepareSpec
+from dockyard.spec.datasets import VERSIONS_DIR, DatasetSpec, PrepareSpec
 from dockyard.spec.jobs import CheckpointPolicy
 from dockyard.spec.status import ACTIVE
 from dockyard.spec.volumes import VolumeSpec
@@ -64,6 +70,8 @@ STEP_REASON = {  # how a workload that could not even start is reported
     UnpackCode: "CodeMissing",
     VerifyDatasets: "DatasetChanged",
     Materialize: "ModelUnavailable",
+    PruneCheckpoints: "StartFailed",
+    RestoreVersion: "DatasetUnavailable",
 }
 
 
@@ -108,6 +116,7 @@ class Inputs:
     datasets: tuple[tuple[str, str | None], ...] = ()  # (name, sha256) for lineage
     blocked: str = ""
     fatal: str = ""
+    env: dict[str, str] = field(default_factory=dict)  # e.g. $DOCKYARD_CHECKPOINT_EVERY
 
 
 def resolve_environment(
@@ -133,13 +142,32 @@ def resolve_environment(
 def volume_ref(world: World, vol: ResourceRecord, sub_path: str) -> VolumeRef:
     """What a runtime whose volumes are not host directories needs to know of one."""
     spec: VolumeSpec = world.spec(vol)
-    return VolumeRef(vol.name, sub_path, spec.tier, spec.size)
+    return VolumeRef(vol.name, sub_path, tier_of(vol.status, spec), spec.size, spec.replicas)
+
+
+def pinned_version(
+    ctx: Context, world: World, ds: ResourceRecord, version: int
+) -> tuple[Within, str, RestoreVersion] | str:
+    """Where version ``version`` of a dataset is mounted from, its checksum and the step that
+    restores it there; or why it cannot be (a message)."""
+    versions = ds.status.get("versions") or []
+    found = next((v for v in versions if v.get("version") == version), None)
+    if found is None or not found.get("snapshot"):
+        known = ", ".join(f"v{v['version']}" for v in versions) or "none yet"
+        return f"dataset '{ds.name}' has no version {version} (its versions: {known})"
+    root, _target = dataset_dir(ctx, world, ds)
+    where = (root, f"{VERSIONS_DIR}/{ds.name}/v{version}")
+    step = RestoreVersion(dataset_key(ds.project, ds.name), found["snapshot"], where)
+    return where, str(found["sha256"]), step
 
 
 def dataset_dir(ctx: Context, world: World, ds: ResourceRecord) -> Within:
     """The dataset's directory: its volume and the path inside it."""
     spec: DatasetSpec = world.spec(ds)
-    return ctx.volumes.path(ds.project, spec.volume), spec.target(ds.name)
+    vol = world.get("Volume", ds.project, spec.volume)
+    if vol is None:
+        return ctx.volumes.path(ds.project, spec.volume), spec.target(ds.name)
+    return volume_root(ctx, world, vol), spec.target(ds.name)
 
 
 def manifest_path(ctx: Context, ds: ResourceRecord) -> Path:
@@ -163,12 +191,14 @@ def resolve_inputs(
     mounts: list[Mount] = []
     dirs: list[Within] = []
     steps: list[Step] = []
+    env: dict[str, str] = {}
+    prune: PruneCheckpoints | None = None
     for vm in spec.volumes if isinstance(spec, WorkloadSpec) else []:
         vol = world.get("Volume", project, vm.name)
         if vol is None:
             blocked = blocked or f"volume '{vm.name}' not found: apply it"
             continue
-        root, rel = ctx.volumes.path(project, vm.name), vm.sub_path or ""
+        root, rel = volume_root(ctx, world, vol), vm.sub_path or ""
         dirs.append((root, rel))
         ref = volume_ref(world, vol, rel)
         var = env_var("VOLUME", vm.name)
@@ -178,17 +208,34 @@ def resolve_inputs(
         if vol is None:
             blocked = blocked or f"checkpoint volume '{checkpoint.volume}' not found: apply it"
         else:
-            root = ctx.volumes.path(project, checkpoint.volume)
+            root = volume_root(ctx, world, vol)
             rel = f"checkpoints/{row.name}/g{row.generation}"
             dirs.append((root, rel))
             ref = volume_ref(world, vol, rel)
-            mounts.append(Mount(root / rel, checkpoint.path, False, "DOCKYARD_CHECKPOINT_DIR", ref))
+            mounts.append(Mount(root / rel, checkpoint.path, False, protocol.DIR_ENV, ref))
+            prune = PruneCheckpoints((root, rel), checkpoint.keep)
+            env[protocol.KEEP_ENV] = str(checkpoint.keep)
+            if checkpoint.every is not None:
+                env[protocol.EVERY_ENV] = str(checkpoint.every)
     verify: list[tuple[str, Within, Path]] = []
     datasets: list[tuple[str, str | None]] = []
     for dm in spec.datasets if isinstance(spec, WorkloadSpec) else []:
         ds = world.get("Dataset", project, dm.name)
         if ds is None:
             blocked = blocked or f"dataset '{dm.name}' not found: apply it"
+            continue
+        if dm.version is not None and dm.version != ds.status.get("version"):
+            pinned = pinned_version(ctx, world, ds, dm.version)
+            if isinstance(pinned, str):
+                blocked = blocked or pinned
+                continue
+            where, sha, step = pinned
+            var = env_var("DATA", dm.name)
+            holder = world.get("Volume", project, world.spec(ds).volume)
+            held = volume_ref(world, holder, where[1]) if holder is not None else None
+            mounts.append(Mount(where[0] / where[1], dm.mount_path(), True, var, held))
+            datasets.append((dm.name, sha))
+            steps.append(step)
             continue
         if ds.status.get("phase") != Phase.READY or (
             ds.status.get("observedGeneration") != ds.generation
@@ -208,6 +255,8 @@ def resolve_inputs(
             verify.append((dm.name, target, Path(ds.status["manifest"])))
     if dirs:
         steps.append(MakeDirs(tuple(dirs)))
+    if prune is not None:  # after its directory exists
+        steps.append(prune)
     if verify:
         steps.append(VerifyDatasets(tuple(verify)))
     fatal = ""
@@ -215,7 +264,7 @@ def resolve_inputs(
         if not ctx.code.exists(spec.code):
             fatal = f"code snapshot {spec.code} is missing from the server: apply again"
         steps.append(UnpackCode(spec.code))
-    return Inputs(environment, tuple(mounts), tuple(steps), tuple(datasets), blocked, fatal)
+    return Inputs(environment, tuple(mounts), tuple(steps), tuple(datasets), blocked, fatal, env)
 
 
 # -- starting (a task body) ---------------------------------------------------------------
@@ -232,7 +281,8 @@ def _port(wanted: int) -> int:
         return int(sock.getsockname()[1])
 
 
-def _perform(ctx: Context, step: Step, code_dir: Path | None) -> Path | None:
+def _perform(ctx: Context, step: Step, code_dir: Path | None, env: dict[str, str]) -> Path | None:
+    """Carry out one step before a start; what the workload must be told goes into ``env``."""
     if isinstance(step, MakeDirs):  # a planted link on the way is refused, never followed
         for root, rel in step.paths:
             Inside(root).mkdirs(rel)
@@ -260,6 +310,18 @@ def _perform(ctx: Context, step: Step, code_dir: Path | None) -> Path | None:
         if version is None:
             raise DockyardError(f"model '{step.model}' has no version {step.version} any more")
         registry.materialize(ctx.artifacts, ctx.settings.home, version)
+    elif isinstance(step, RestoreVersion):
+        root, rel = step.path
+        if not Inside(root).is_dir(rel):
+            Inside(root).mkdirs(str(PurePosixPath(rel).parent))
+            ctx.snapshots.restore(step.key, step.snapshot, Inside(root).path(rel))
+    elif isinstance(step, PruneCheckpoints):  # only complete checkpoints are offered
+        root, rel = step.path
+        pruned = checkpoint_dirs.prune(Inside(root), rel, step.keep)
+        if pruned.failed:
+            log.warning("could not remove %s from %s", ", ".join(pruned.failed), root / rel)
+        if pruned.latest is not None:
+            env[protocol.LATEST_ENV] = pruned.latest
     return code_dir
 
 
@@ -267,11 +329,12 @@ def run_start(ctx: Context, start: Start, gpus: tuple[int, ...], handle: TaskHan
     """Prepare what the workload needs, start it, and record that it runs (or why not)."""
     wid = start.workload_id
     request, details = start.request, dict(start.details)
+    env: dict[str, str] = {}
     try:
         code_dir = request.code_dir
         for step in start.steps:
             try:
-                code_dir = _perform(ctx, step, code_dir)
+                code_dir = _perform(ctx, step, code_dir, env)
             except DockyardError as exc:
                 raise _NotStarted(STEP_REASON[type(step)], str(exc)) from exc
         port = None
@@ -290,6 +353,7 @@ def run_start(ctx: Context, start: Start, gpus: tuple[int, ...], handle: TaskHan
             _check_serving_token(request.secrets, secret_env)
         request = replace(
             request,
+            env={**request.env, **env},
             code_dir=code_dir,
             gpus=gpus,
             port=port,

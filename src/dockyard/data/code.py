@@ -231,8 +231,10 @@ class CodeStore:
             with tarfile.open(blob, mode="r:gz") as tar:
                 safe_extract(tar, tmp, check())
             (tmp / ".dockyard-complete").write_text("")
+            if (dest / ".dockyard-complete").exists():
+                return dest  # another start unpacked it meanwhile: keep theirs (in use)
             if dest.exists():
-                shutil.rmtree(dest)
+                shutil.rmtree(dest)  # a half copy of a crashed unpack
             os.replace(tmp, dest)
         except ValueError as exc:  # only from safe_extract: put() refuses such archives
             raise InvalidRequest(f"code {ref}: {exc}") from exc

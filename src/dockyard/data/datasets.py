@@ -60,10 +60,30 @@ def allowed_source(path: Path, allowed: list[Path], source: str) -> Path:
 
 
 def fetch(
-    source: str, volume: Inside, staging: str, progress: Progress, allowed: list[Path]
+    source: str,
+    volume: Inside,
+    staging: str,
+    progress: Progress,
+    allowed: list[Path],
+    *,
+    origin: Inside | None = None,
+    s3: Callable[[], Any] | None = None,
 ) -> None:
-    """Copy or download ``source`` into the (empty) directory ``staging`` on the volume."""
+    """Copy or download ``source`` into the (empty) directory ``staging`` on the volume;
+    ``origin`` is the directory a ``volume://`` source names, ``s3`` makes an S3 client."""
     url = urlparse(source)
+    if url.scheme == "volume":
+        if origin is None or not origin.root.is_dir():
+            raise NotFound(f"dataset source {source}: the volume has no such directory")
+        files = origin.files(ignore=IGNORED)  # a link in it is refused, not followed
+        for n, rel in enumerate(files, 1):
+            with origin.open(rel) as src:
+                _write(volume, f"{staging}/{rel}", src, lambda _n: None)
+            progress(n, len(files))
+        return
+    if url.scheme == "s3":
+        _fetch_s3(source, url.netloc, url.path.strip("/"), volume, staging, progress, s3)
+        return
     if url.scheme == "file":
         if url.netloc not in ("", "localhost"):
             raise DockyardError(
@@ -107,6 +127,45 @@ def fetch(
         raise DockyardError(
             f"downloading {source} failed: {exc}", hint="check that the URL is right and reachable"
         ) from exc
+
+
+def _fetch_s3(
+    source: str,
+    bucket: str,
+    prefix: str,
+    volume: Inside,
+    staging: str,
+    progress: Progress,
+    s3: Callable[[], Any] | None,
+) -> None:
+    """Every object under ``prefix`` (a single object if it names one), keys below the
+    prefix becoming paths; a key with ``..`` or an absolute path is refused."""
+    if s3 is None:
+        raise DockyardError(f"dataset source {source}: S3 is not configured on this server")
+    from dockyard.data.backups import explain
+
+    client = s3()
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        keys = [(o["Key"], o["Size"]) for page in pages for o in page.get("Contents", [])]
+        if not keys:
+            raise NotFound(f"dataset source {source}: no objects under it")
+        total, done = sum(size for _, size in keys), [0]
+
+        def count(n: int) -> None:
+            done[0] += n
+            progress(done[0], total)
+
+        single = len(keys) == 1 and keys[0][0] == prefix  # the prefix names one object
+        for key, _size in keys:
+            rel = PurePosixPath(key).name if single else key[len(prefix) :].lstrip("/")
+            parts(rel)  # refuses '..' and absolute names
+            body = client.get_object(Bucket=bucket, Key=key)["Body"]
+            _write(volume, f"{staging}/{rel}", body, count)
+    except DockyardError:
+        raise
+    except Exception as exc:  # botocore's, explained
+        raise explain(exc, source) from exc
 
 
 class _Chunks:

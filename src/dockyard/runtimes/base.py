@@ -47,6 +47,7 @@ class VolumeRef:
     sub_path: str = ""
     tier: str = "standard"
     size: int | None = None
+    replicas: int = 1
 
 
 @dataclass(frozen=True)

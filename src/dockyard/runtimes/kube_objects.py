@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from dockyard.placement.labels import Need, needs_annotation
 from dockyard.runtimes.base import Mount, PreparedEnvironment, WorkloadRequest
 from dockyard.runtimes.containers import OUTPUT, WORKSPACE, container_env, working_dir
 from dockyard.runtimes.images import DEFAULT_BASE, USER_ID
@@ -51,13 +52,13 @@ class ClusterOptions:
     """How Dockyard uses a cluster (settings DOCKYARD_KUBE_*)."""
 
     namespace_prefix: str = "dockyard-"
-    storage_classes: dict[str, str] = field(default_factory=dict)  # tier -> StorageClass
+    storage_classes: dict[str, str] = field(default_factory=dict)  # tier[/replicas] -> class
     registry: str | None = None
     default_image: str = DEFAULT_BASE
 
     @staticmethod
     def parse_classes(text: str) -> dict[str, str]:
-        """``fast=px-fast,standard=px-std`` → {tier: class}."""
+        """``fast=px-fast,fast/3=px-fast-r3,standard=px-std`` → {tier[/replicas]: class}."""
         pairs = (p.split("=", 1) for p in text.split(",") if "=" in p)
         return {tier.strip(): cls.strip() for tier, cls in pairs if tier.strip() and cls.strip()}
 
@@ -154,13 +155,22 @@ def namespace_objects(options: ClusterOptions, project: str) -> list[Obj]:
     ]
 
 
-def claim_object(options: ClusterOptions, project: str, name: str, tier: str, size: int) -> Obj:
+def storage_class(options: ClusterOptions, tier: str, replicas: int = 1) -> str | None:
+    """The class of a tier with ``replicas`` copies: ``tier/replicas`` if the table names
+    one (a Portworx class with ``repl: "3"``), else the tier's, else the cluster's default."""
+    classes = options.storage_classes
+    return classes.get(f"{tier}/{replicas}") or classes.get(tier)
+
+
+def claim_object(
+    options: ClusterOptions, project: str, name: str, tier: str, size: int, replicas: int = 1
+) -> Obj:
     spec: Obj = {
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": str(size)}},
     }
-    if tier in options.storage_classes:
-        spec["storageClassName"] = options.storage_classes[tier]
+    if (cls := storage_class(options, tier, replicas)) is not None:
+        spec["storageClassName"] = cls
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -168,7 +178,7 @@ def claim_object(options: ClusterOptions, project: str, name: str, tier: str, si
             dns_name(name, 63),
             namespace_of(options, project),
             {MANAGED_BY: "dockyard", PROJECT: project, KIND: "volume", NAME: name},
-            annotations={"dockyard.dev/tier": tier},
+            annotations={"dockyard.dev/tier": tier, "dockyard.dev/replicas": str(replicas)},
         ),
         "spec": spec,
     }
@@ -308,8 +318,16 @@ def workload_objects(
             "periodSeconds": 2,
             "failureThreshold": 3,
         }
+    needs = sorted(
+        {m.volume.name for m in request.mounts if m.volume is not None}
+    )  # the volumes it reads: the scheduler extender prefers nodes that hold them
+    pod_annotations = dict(annotations)
+    if needs:
+        pod_annotations |= needs_annotation(
+            Need(kind="Volume", project=request.project, name=n) for n in needs
+        )
     pod: Obj = {
-        "metadata": {"labels": labels, "annotations": annotations},
+        "metadata": {"labels": labels, "annotations": pod_annotations},
         "spec": _pod_spec(request, options, kind, container, init, volumes, shared),
     }
     main = _job(request, name, ns, labels, annotations, pod)
@@ -334,7 +352,9 @@ def _mount(
     if claim not in claims:
         claims[claim] = f"vol-{index}"
         shared.append(
-            claim_object(options, project, ref.name, ref.tier, ref.size or DEFAULT_CLAIM_BYTES)
+            claim_object(
+                options, project, ref.name, ref.tier, ref.size or DEFAULT_CLAIM_BYTES, ref.replicas
+            )
         )
     out: Obj = {"name": claims[claim], "mountPath": mount.target, "readOnly": mount.read_only}
     if ref.sub_path:

@@ -35,8 +35,11 @@ from lightkube.core.exceptions import ApiError, ConfigError
 from lightkube.utils.quantity import parse_quantity
 
 from dockyard.archives import IGNORED_NAMES
-from dockyard.errors import DockyardError, EngineError
+from dockyard.errors import DockyardError, EngineError, TemporaryError
 from dockyard.paths import write_private
+from dockyard.placement.labels import needs_of
+from dockyard.placement.nodes import labels_by_name
+from dockyard.placement.scores import distances
 from dockyard.runtimes import kube_objects as ko
 from dockyard.runtimes.base import (
     NodeCapacity,
@@ -245,6 +248,13 @@ class KubernetesRuntime:
         self._listener = callback
 
     # -- node ---------------------------------------------------------------------------------
+    def node_objects(self) -> list[Obj]:
+        """The cluster's Node objects from the watch cache (for the scheduler extender)."""
+        self._start_cache()
+        if not self.cache.synced(NODES):
+            raise TemporaryError("the cluster's nodes are not listed yet", delay=1.0)
+        return list(self.cache.items(NODES))
+
     def node(self) -> NodeCapacity:
         """What the cluster's Ready nodes can hold (allocatable, summed; from the watch cache,
         never a request). The cluster's scheduler places each pod; Dockyard only admits
@@ -448,13 +458,32 @@ class KubernetesRuntime:
             if state.phase == RunState.FAILED:  # crash-looping: it ends here, as on every home
                 self._scale_down(namespace, name)
             return state
-        state = job_state(workload_id, obj, pods)
+        state = self._near_data(job_state(workload_id, obj, pods), pods)
         if state.phase == RunState.SUCCEEDED:
             try:
                 return self._collected(state)
             except Exception as exc:  # never the whole observation pass
                 return replace(state, phase=RunState.FAILED, reason="OutputsLost", message=str(exc))
         return state
+
+    def _near_data(self, state: WorkloadState, pods: list[Obj]) -> WorkloadState:
+        """A running job whose pod landed away from its data says so (docs/placement.md)."""
+        if state.phase != RunState.RUNNING or not pods:
+            return state
+        pod = pods[-1]
+        node = (pod.get("spec") or {}).get("nodeName")
+        try:
+            needs = needs_of((pod.get("metadata") or {}).get("annotations"))
+        except DockyardError:
+            return state
+        if not node or not needs:
+            return state
+        nodes = labels_by_name(self.cache.items(NODES))
+        far = [d.message(node) for d in distances(needs, node, nodes) if d.level is not None]
+        far = [m for m in far if " is not on " in m]
+        if not far:
+            return state
+        return replace(state, message="; ".join(filter(None, [state.message, *far])))
 
     def _scale_down(self, namespace: str, name: str) -> None:
         patch: Obj = {

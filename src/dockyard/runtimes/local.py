@@ -302,6 +302,26 @@ class LocalRuntime:
             details=details,
         )
 
+    def exec(self, workload_id: str, argv: list[str], timeout: float) -> tuple[int, str]:
+        """Run ``argv`` beside a running workload: its environment, its working directory
+        (a snapshot hook: ``sync``, a database's checkpoint command)."""
+        spec = _read_json(self._dir(workload_id) / "spec.json")
+        if spec is None or (self._dir(workload_id) / "status.json").exists():
+            return 1, f"workload {workload_id} is not running"
+        try:
+            done = subprocess.run(
+                argv,
+                env=spec["env"],
+                cwd=spec["cwd"],
+                capture_output=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return 1, str(exc)
+        return done.returncode, (done.stdout + done.stderr).decode(errors="replace")
+
     def list_workloads(self) -> list[str]:
         if not self.runs.exists():
             return []

@@ -325,6 +325,14 @@ class OciRuntime:
             for name in raw.split(",") if isinstance(raw, str) else raw:  # Docker: "a,b"
                 yield name.lstrip("/"), item
 
+    def exec(self, workload_id: str, argv: list[str], timeout: float) -> tuple[int, str]:
+        """Run ``argv`` inside the workload's container (a snapshot hook)."""
+        try:
+            done = self.engine.run("exec", workload_id, *argv, check=False, timeout=timeout)
+        except EngineError as exc:
+            return 1, exc.message
+        return done.returncode, (done.stdout + done.stderr).decode(errors="replace")
+
     def list_workloads(self) -> list[str]:
         return sorted(name for name, _ in self._ps("--all"))
 

@@ -23,6 +23,7 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
@@ -475,8 +476,27 @@ class VolumeMount(SpecModel):
 
 
 class DatasetMount(SpecModel):
-    name: Name = Field(description="Name of a Dataset.")
+    name: Name = Field(description="Name of a Dataset; NAME@vN pins its version N.")
+    version: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Version to mount; unset: the current."
+    )
     path: MountPath | None = Field(default=None, description="Mount path; default /data/NAME.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pinned(cls, value: Any) -> Any:
+        """``name: digits@v2`` is ``name: digits, version: 2``."""
+        if isinstance(value, dict) and isinstance(value.get("name"), str):
+            name, at, version = value["name"].partition("@")
+            if at:
+                if not re.fullmatch(r"v[1-9][0-9]{0,6}", version):
+                    raise PydanticCustomError(
+                        "dataset_version",
+                        "expected NAME@vN (a version number, such as digits@v2), got {got}",
+                        {"got": describe(value["name"])},
+                    )
+                value = {**value, "name": name, "version": int(version[1:])}
+        return value
 
     def mount_path(self) -> str:
         return self.path or f"/data/{self.name}"

@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from dockyard.spec.common import (
     COMMAND_BOUNDS,
+    NAME_RE,
     WORKLOAD_ENV,
     Command,
     Name,
@@ -26,8 +27,11 @@ from dockyard.spec.common import (
 )
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-SOURCE_SCHEMES = ("file://", "https://", "http://")
+SOURCE_SCHEMES = ("file://", "https://", "http://", "s3://", "volume://")
 RESERVED = "checkpoints"  # the top-level directory of a volume where job checkpoints live
+VERSIONS_DIR = ".dockyard-versions"  # where pinned older versions of datasets are restored
+MAX_VERSIONS = 1000
+"""Versions a dataset keeps (the oldest are forgotten beyond it)."""
 MAX_SOURCE_CHARS = 4096
 """Longest ``source`` URI."""
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -53,8 +57,9 @@ class DatasetSpec(SpecModel):
     source: str | None = Field(
         default=None,
         max_length=MAX_SOURCE_CHARS,
-        description="file://, https:// or http:// URI of a file or directory; at most "
-        f"{MAX_SOURCE_CHARS} characters, no control characters.",
+        description="file://, https://, http:// URI of a file or directory, s3://BUCKET/PREFIX "
+        "(every object under it) or volume://VOLUME/PATH (a directory of another volume of the "
+        f"project); at most {MAX_SOURCE_CHARS} characters, no control characters.",
     )
     sha256: str | None = Field(
         default=None, description="Expected checksum of the data (its manifest); pins content."
@@ -71,7 +76,8 @@ class DatasetSpec(SpecModel):
         if not value.startswith(SOURCE_SCHEMES):
             raise PydanticCustomError(
                 "source",
-                "expected a URI starting with file://, https:// or http://, got {got}",
+                "expected a URI starting with file://, https://, http://, s3:// or volume://, "
+                "got {got}",
                 {"got": describe(value)},
             )
         if _CONTROL_RE.search(value):
@@ -80,7 +86,17 @@ class DatasetSpec(SpecModel):
                 "expected a URI without control characters (tab, newline …), got {got}",
                 {"got": describe(value)},
             )
-        if value.startswith("file://"):
+        if value.startswith("volume://"):
+            volume, _, path = value[len("volume://") :].partition("/")
+            if not NAME_RE.match(volume):
+                raise PydanticCustomError(
+                    "source",
+                    "expected volume://VOLUME/PATH with the name of a volume, got {got}",
+                    {"got": describe(value)},
+                )
+            if path:
+                check_rel_path(path)
+        elif value.startswith("file://"):
             if not value[len("file://") :]:
                 raise PydanticCustomError(
                     "source", "expected a path after file://, such as file:///srv/data"
@@ -114,16 +130,26 @@ class DatasetSpec(SpecModel):
         if value is None:
             return None
         path = check_rel_path(value)
-        if path.split("/")[0] == RESERVED:
+        if path.split("/")[0] in (RESERVED, VERSIONS_DIR):
             raise PydanticCustomError(
                 "reserved_path",
-                "'{reserved}/' holds job checkpoints; choose another path",
-                {"reserved": RESERVED},
+                "'{reserved}/' is Dockyard's (job checkpoints, pinned dataset versions); "
+                "choose another path",
+                {"reserved": path.split("/")[0]},
             )
         return path
 
+    def source_volume(self) -> tuple[str, str] | None:
+        """(volume, path) of a ``volume://`` source."""
+        if self.source is None or not self.source.startswith("volume://"):
+            return None
+        volume, _, path = self.source[len("volume://") :].partition("/")
+        return volume, path.strip("/")
+
     def references(self) -> list[Ref]:
         refs = [Ref("spec.volume", "Volume", self.volume)]
+        if (origin := self.source_volume()) is not None:
+            refs.append(Ref("spec.source", "Volume", origin[0]))
         if self.prepare is not None and self.prepare.environment:
             refs.append(Ref("spec.prepare.environment", "Environment", self.prepare.environment))
         if self.prepare is not None:

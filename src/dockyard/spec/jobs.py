@@ -31,6 +31,10 @@ MAX_PRIORITY = 1_000_000
 """Priorities run from -1,000,000 to 1,000,000."""
 MAX_TIMEOUT_SECONDS = 30 * 86_400
 """Longest per-attempt time limit: 30 days (``timeoutSeconds``)."""
+MAX_CHECKPOINT_EVERY = 1_000_000
+"""Largest ``checkpoint.every``: steps or epochs between two checkpoints."""
+MAX_CHECKPOINTS_KEPT = 1_000
+"""Most complete checkpoints kept across attempts (``checkpoint.keep``)."""
 
 ExitCode = Annotated[int, Field(ge=-255, le=255)]
 
@@ -83,8 +87,26 @@ class RetryPolicy(SpecModel):
 
 
 class CheckpointPolicy(SpecModel):
+    """Checkpoints that resume: ``$DOCKYARD_CHECKPOINT_DIR/<name>/`` is a checkpoint, complete
+    once ``<name>/.complete`` exists (``dockyard.checkpoints`` has the protocol)."""
+
     volume: Name = Field(description="Volume that keeps checkpoints across attempts.")
     path: MountPath = Field(default="/checkpoints", description="Mount path in the workload.")
+    every: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_CHECKPOINT_EVERY,
+        description="How often the workload should write a checkpoint, in its own steps or "
+        f"epochs, 1 to {MAX_CHECKPOINT_EVERY:,}; passed as $DOCKYARD_CHECKPOINT_EVERY "
+        "(unset = the workload decides).",
+    )
+    keep: int = Field(
+        default=2,
+        ge=1,
+        le=MAX_CHECKPOINTS_KEPT,
+        description="Complete checkpoints kept before each attempt (the newest), 1 to "
+        f"{MAX_CHECKPOINTS_KEPT:,}; half-written ones are removed.",
+    )
 
 
 class ModelOutput(SpecModel):
@@ -127,7 +149,9 @@ class JobSpec(WorkloadSpec):
         "(30 days).",
     )
     checkpoint: CheckpointPolicy | None = Field(
-        default=None, description="A volume directory kept across attempts."
+        default=None,
+        description="Checkpoints kept across attempts: the next attempt resumes from the "
+        "newest complete one.",
     )
     outputs: JobOutputs = Field(
         default_factory=JobOutputs, description="What to register after success."

@@ -79,9 +79,20 @@ class Status(BaseModel):
 
 class VolumeStatus(Status):
     path: str | None = None
+    tier: str | None = None  # where the data lives (a tier change does not move it)
     files: int | None = None
     used_bytes: int | None = None
     usage_at: datetime | None = None
+    snapshots: int | None = None  # how many the store keeps
+    last_snapshot: str | None = None
+    last_snapshot_at: datetime | None = None
+    snapshot_request: int = 0  # the last `dockyard volumes snapshot` carried out
+    scheduled_at: datetime | None = None  # the last schedule tick carried out
+    restore_request: int = 0  # the last in-place restore carried out
+    restored_from: str | None = None  # spec.source, once restored
+    last_backup: str | None = None
+    last_backup_at: datetime | None = None
+    backup_target: str | None = None
 
 
 class PreparedInfo(BaseModel):
@@ -103,7 +114,23 @@ class EnvironmentStatus(Status):
     hash: str | None = None
 
 
+class DatasetVersion(BaseModel):
+    """One content of a dataset: a new version each time its checksum changes."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    version: int
+    sha256: str
+    files: int
+    bytes: int
+    snapshot: str | None = None  # in the snapshot store: a pinned job restores it from there
+    generation: int
+    created: datetime
+
+
 class DatasetStatus(Status):
+    version: int | None = None  # the current content's
+    versions: list[DatasetVersion] = Field(default_factory=list)
     sha256: str | None = None
     files: int | None = None
     bytes: int | None = None

@@ -1,0 +1,154 @@
+"""The background work of a Volume's tasks: usage, snapshot (with hooks and retention),
+restore and backup. Each returns the result its plan reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dockyard.control.context import Context
+from dockyard.control.plan import TaskRequest
+from dockyard.control.tasks import TaskHandle, Work
+from dockyard.control.volumes import tier_of
+from dockyard.control.workloads import resolve_secrets
+from dockyard.control.world import ResourceRecord
+from dockyard.data import retention
+from dockyard.data.backups import Target
+from dockyard.data.snapshots import Snapshot, SnapshotStore, volume_key
+from dockyard.errors import HookFailed, NotFound
+from dockyard.spec import VolumeSpec
+from dockyard.spec.status import VolumeStatus
+from dockyard.spec.volumes import Hook
+
+
+def run_hooks(
+    ctx: Context, hooks: list[Hook], users: list[list[str]], when: str, handle: TaskHandle
+) -> None:
+    """Run each hook in every running workload that mounts the volume; a failing pre hook
+    fails the snapshot (nothing is taken), a failing post hook is reported."""
+    for wid, runtime in users:
+        engine = ctx.runtime_for(runtime)
+        run = getattr(engine, "exec", None)
+        for hook in hooks:
+            if run is None:
+                raise HookFailed(
+                    f"{when} hook: the {runtime} runtime cannot run commands in workloads",
+                    hint="remove spec.snapshots.hooks or run the workload on local or podman",
+                )
+            handle.progress(f"{when} hook in {wid}: {' '.join(hook.command)[:80]}", every=0)
+            code, output = run(wid, list(hook.command), hook.timeout_seconds)
+            if code != 0:
+                raise HookFailed(
+                    f"{when} hook {hook.command[0]!r} in workload {wid} exited with {code}: "
+                    f"{output.strip()[-400:]}",
+                    hint="fix the hook command; nothing was snapshotted",
+                )
+
+
+def _bytes_progress(handle: TaskHandle, total: int, verb: str) -> Any:
+    done = [0]
+
+    def step(n: int) -> None:
+        done[0] += n
+        if total:
+            handle.progress(f"{verb} {done[0] * 100 // max(total, 1)}% of {total} B")
+
+    return step
+
+
+def take(
+    ctx: Context, row: ResourceRecord, spec: VolumeSpec, task: TaskRequest, handle: TaskHandle
+) -> Snapshot:
+    store = ctx.snapshots
+    status = VolumeStatus.model_validate(row.status)
+    path = ctx.volumes.ensure(row.project, row.name, tier_of(status, spec))
+    hooks = spec.snapshots.hooks if spec.snapshots is not None else None
+    users: list[list[str]] = list(task.args.get("users", []))
+    scheduled = task.token.startswith("c")
+    if hooks is not None and hooks.pre:
+        run_hooks(ctx, hooks.pre, users, "pre", handle)
+    try:
+        total = status.used_bytes or 0
+        snap = store.snapshot(
+            path,
+            volume_key(row.project, row.name),
+            tags=["scheduled" if scheduled else "manual"],
+            progress=_bytes_progress(handle, total, "read"),
+        )
+    finally:
+        if hooks is not None and hooks.post:
+            run_hooks(ctx, hooks.post, users, "post", handle)
+    if scheduled and spec.snapshots is not None:
+        forget(store, volume_key(row.project, row.name), spec)
+    return snap
+
+
+def forget(store: SnapshotStore, key: str, spec: VolumeSpec) -> None:
+    """Apply the retention to the scheduled snapshots of ``key`` and free unused chunks."""
+    assert spec.snapshots is not None
+    scheduled = []
+    for sid in store.ids(key):
+        snap = store.load(key, sid)
+        if "scheduled" in snap.tags:
+            scheduled.append((sid, snap.created))
+    keep = retention.kept(scheduled, spec.snapshots.retention)
+    gone = [sid for sid, _ in scheduled if sid not in keep]
+    if gone:
+        store.forget(key, gone)
+        store.prune()
+
+
+def work(ctx: Context, row: ResourceRecord, spec: VolumeSpec, task: TaskRequest) -> Work:
+    volumes = ctx.volumes
+    status = VolumeStatus.model_validate(row.status)
+    tier = tier_of(status, spec)
+    key = volume_key(row.project, row.name)
+
+    def usage(_handle: TaskHandle) -> dict[str, Any]:
+        volumes.ensure(row.project, row.name, tier)
+        files, used = volumes.usage(row.project, row.name, tier)
+        return {"files": files, "bytes": used}
+
+    def snapshot(handle: TaskHandle) -> dict[str, Any]:
+        snap = take(ctx, row, spec, task, handle)
+        return snap.summary() | {"count": len(ctx.snapshots.ids(key))}
+
+    def restore(handle: TaskHandle) -> dict[str, Any]:
+        source = task.args.get("volume")
+        from_key = volume_key(row.project, source) if source else key
+        sid = str(task.args["snapshot"])
+        if not ctx.snapshots.ids(from_key).count(sid):
+            raise NotFound(
+                f"snapshot '{sid}' of volume '{from_key.split('/')[1]}' not found",
+                hint=f"list them with: dockyard volumes snapshots {from_key.split('/')[1]}",
+            )
+        snap = ctx.snapshots.load(from_key, sid)
+        path = volumes.path(row.project, row.name, tier)
+        ctx.snapshots.restore(
+            from_key,
+            sid,
+            path,
+            in_place=source is None,
+            progress=_bytes_progress(handle, snap.size, "restored"),
+        )
+        return {"snapshot": sid, "files": snap.files, "bytes": snap.size}
+
+    def backup(handle: TaskHandle) -> dict[str, Any]:
+        assert spec.backup is not None
+        passphrase = None
+        if spec.backup.encryption is not None:
+            ref = {"spec.backup.encryption": spec.backup.encryption.secret_ref}
+            passphrase = resolve_secrets(ctx, row.project, ref)["spec.backup.encryption"]
+        target = Target.open(ctx.settings, spec.backup.target, passphrase)
+        sid = str(task.args["snapshot"])
+        pushed = target.push(ctx.snapshots, key, [sid], progress=handle.progress)
+        if spec.snapshots is not None:
+            target.forget_except(key, ctx.snapshots.ids(key))
+        return pushed
+
+    works: dict[str, Work] = {
+        "usage": usage,
+        "snapshot": snapshot,
+        "restore": restore,
+        "backup": backup,
+    }
+    return works[task.name]
