@@ -96,6 +96,11 @@ def test_a_job_writes_to_its_volume_with_safe_defaults(pod_server: ServerProcess
     assert host_file.read_text() == "uid=1000"
     assert "root fs read-only" in log and "cwd /workspace data /volumes/data" in log
     assert "token [secret] 21" in log  # given to the container, masked in its log
+    # the volume is the engine's named volume, bound to its tier's directory
+    inspected = json.loads(podman("volume", "inspect", "dockyard-default-data").stdout)[0]
+    assert inspected["Options"]["device"] == str(host_file.parent)
+    assert inspected["Labels"]["dev.dockyard.tier"] == "standard"
+    podman("volume", "rm", "--force", "dockyard-default-data", check=False)
 
 
 def test_security_defaults_of_a_running_container(

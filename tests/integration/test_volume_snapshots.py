@@ -128,3 +128,25 @@ def test_a_bad_schedule_is_refused_at_apply(server: ServerProcess, schedule: str
 
     with pytest.raises(InvalidSpec, match="cron expression"):
         server.client.apply([volume("data", snapshots={"schedule": schedule})])
+
+
+def test_the_scheduler_extender_of_a_local_control_plane_has_no_nodes(
+    server: ServerProcess,
+) -> None:
+    import httpx
+
+    from dockyard.placement.labels import Need, needs_annotation
+
+    url = f"{server.client.url}/placement/prioritize"
+    pod = {"metadata": {"name": "p", "namespace": "n", "annotations": {}}}
+    body = {"Pod": pod, "Nodes": None, "NodeNames": ["node-a"]}
+    # no token: the kube-scheduler sends none; a pod that needs nothing scores 0 everywhere
+    answer = httpx.post(url, json=body, timeout=10)
+    assert answer.json() == [{"Host": "node-a", "Score": 0}]
+    # one that needs data: no node list to place by, and nothing Kubernetes is made on the
+    # extender's behalf (the scheduler keeps its own choice: every node scores the same)
+    pod["metadata"]["annotations"] = needs_annotation([Need(kind="Volume", name="data")])
+    answer = httpx.post(url, json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == [{"Host": "node-a", "Score": 0}]
+    assert "runs nothing on Kubernetes" in server.log_tail(50)

@@ -192,10 +192,46 @@ def account_kubeconfig(kube: httpx.Client, tmp_path: Path, rules: list[dict[str,
     return path
 
 
-def exercise(kubeconfig: Path, tmp_path: Path, project: str, priority: int) -> None:
+@pytest.fixture(scope="module")
+def csi_class(kube: httpx.Client) -> Iterator[str]:
+    """A StorageClass of a CSI driver and its VolumeSnapshotClass (no driver runs: the API
+    server stores what the runtime makes, which is what RBAC is about)."""
+    name = f"csi-rbac-{uuid.uuid4().hex[:6]}"
+    driver = f"{name}.csi.example.com"
+    kube.post(
+        "/apis/storage.k8s.io/v1/storageclasses",
+        json={
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": name},
+            "provisioner": driver,
+        },
+    ).raise_for_status()
+    kube.post(
+        "/apis/snapshot.storage.k8s.io/v1/volumesnapshotclasses",
+        json={
+            "apiVersion": "snapshot.storage.k8s.io/v1",
+            "kind": "VolumeSnapshotClass",
+            "metadata": {"name": name},
+            "driver": driver,
+            "deletionPolicy": "Delete",
+        },
+    ).raise_for_status()
+    yield name
+    kube.delete(f"/apis/storage.k8s.io/v1/storageclasses/{name}")
+    kube.delete(f"/apis/snapshot.storage.k8s.io/v1/volumesnapshotclasses/{name}")
+
+
+def exercise(kubeconfig: Path, tmp_path: Path, project: str, priority: int, csi: str) -> None:
     """Every call the runtime makes: node, start (code, secret env, volume, priority; a
-    replica and its Service), observe, logs, stop, remove."""
-    settings = Settings(home=tmp_path / "h", kubeconfig=kubeconfig, kube_namespace_prefix="dyr-")
+    replica and its Service), observe, logs, stop, remove; a volume's CSI snapshot, the
+    list of them and a claim restored from one."""
+    settings = Settings(
+        home=tmp_path / "h",
+        kubeconfig=kubeconfig,
+        kube_namespace_prefix="dyr-",
+        kube_storage_classes=f"fast={csi}",
+    )
     runtime = KubernetesRuntime(settings)
     runtime.sync_seconds = 5
     try:
@@ -232,6 +268,12 @@ def exercise(kubeconfig: Path, tmp_path: Path, project: str, priority: int) -> N
         assert runtime.observe(job.id).reason == "Stopped"
         runtime.remove(job.id)
         runtime.remove(replica.id)
+        fast = VolumeRef("ckpt", "", "fast")
+        runtime.snapshot_volume(project, fast, "20261201-160000-abcdef")
+        assert [s["id"] for s in runtime.volume_snapshots(project, "ckpt")]
+        runtime.restore_volume(
+            project, VolumeRef("ckpt-copy", "", "fast"), "ckpt", "20261201-160000-abcdef"
+        )
     finally:
         runtime.close()
 
@@ -245,21 +287,26 @@ def cleanup(kube: httpx.Client) -> Iterator[list[str]]:
 
 
 def test_the_control_planes_role_is_enough(
-    kube: httpx.Client, tmp_path: Path, project: str, cleanup: list[str]
+    kube: httpx.Client, tmp_path: Path, project: str, cleanup: list[str], csi_class: str
 ) -> None:
     config = account_kubeconfig(kube, tmp_path, RULES)
     cleanup += [
         f"/api/v1/namespaces/dyr-{project}",
         "/apis/scheduling.k8s.io/v1/priorityclasses/dockyard-priority-77001",
     ]
-    exercise(config, tmp_path, project, 77001)
+    exercise(config, tmp_path, project, 77001, csi_class)
 
 
 @pytest.mark.parametrize(
     "dropped", range(len(RULES)), ids=lambda i: "-".join(RULES[i]["resources"])
 )
 def test_less_than_the_role_is_refused(
-    kube: httpx.Client, tmp_path: Path, project: str, cleanup: list[str], dropped: int
+    kube: httpx.Client,
+    tmp_path: Path,
+    project: str,
+    cleanup: list[str],
+    dropped: int,
+    csi_class: str,
 ) -> None:
     rules = [r for i, r in enumerate(RULES) if i != dropped]
     config = account_kubeconfig(kube, tmp_path, rules)
@@ -269,4 +316,4 @@ def test_less_than_the_role_is_refused(
         f"/apis/scheduling.k8s.io/v1/priorityclasses/dockyard-priority-{priority}",
     ]
     with pytest.raises(EngineError, match=r"(?i)forbidden|does not let"):
-        exercise(config, tmp_path, project, priority)
+        exercise(config, tmp_path, project, priority, csi_class)

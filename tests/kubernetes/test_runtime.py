@@ -196,3 +196,40 @@ def test_the_cache_reads_without_a_request_per_workload(
             runtime.observe(request.id)
     assert (counters.lists, counters.watches) == before
     assert runtime.cache.items(PODS)
+
+
+def test_a_running_job_away_from_its_data_says_where_the_data_is(
+    runtime: KubernetesRuntime, kube: httpx.Client, project: str, tmp_path: Path
+) -> None:
+    from dockyard.placement.labels import data_label
+
+    holder = f"holder-{project}"
+    node = {  # holds the volume, but takes no pods: the job lands elsewhere
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": holder,
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "labels": {"type": "kwok", data_label(project, "Volume", "data"): "true"},
+        },
+        "spec": {"unschedulable": True},
+    }
+    assert kube.post("/api/v1/nodes", json=node).status_code == 201
+    try:
+        volume = VolumeRef("data", "", "fast", 1024**3)
+        request = request_for(
+            project,
+            mounts=(Mount(tmp_path, "/volumes/data", False, None, volume),),
+            env={"KWOK_DURATION": "60s"},  # kwok keeps its pod running that long
+        )
+        runtime.start(request)
+
+        def running_message() -> str:
+            state = runtime.observe(request.id)
+            return state.message if state.phase == RunState.RUNNING else ""
+
+        message = eventually(running_message, timeout=60)
+        assert f"Volume {project}/data is not on kwok-node-" in message
+        assert f"the nearest copy is elsewhere ({holder})" in message
+    finally:
+        kube.delete(f"/api/v1/nodes/{holder}")

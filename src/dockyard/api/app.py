@@ -140,7 +140,14 @@ def create_app(
     def cluster_nodes() -> list[dict[str, Any]]:
         """The Kubernetes runtime's watched nodes (the extender is for its cluster only)."""
         state: ServerState = app.state.dockyard
-        runtime = state.ctx.runtime_for("kubernetes")
+        ctx = state.ctx
+        runtime = ctx.runtime if ctx.runtime.name == "kubernetes" else None
+        runtime = runtime or ctx.runtimes.get("kubernetes")  # made for a workload already
+        if runtime is None:  # never made on behalf of an (unauthenticated) extender call
+            raise RuntimeUnavailable(
+                "this control plane runs nothing on Kubernetes: no nodes to place on",
+                hint="serve the extender from a control plane with DOCKYARD_RUNTIME=kubernetes",
+            )
         return list(runtime.node_objects())  # type: ignore[attr-defined]
 
     nodes = CachedNodeLabels(cluster_nodes, ttl=2.0)

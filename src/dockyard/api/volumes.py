@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +11,7 @@ from dockyard.api.state import ServerState, get_state
 from dockyard.control import home_backup
 from dockyard.data.snapshots import volume_key
 from dockyard.errors import Conflict, NotFound
+from dockyard.runtimes.base import ClusterVolumes
 from dockyard.spec.common import NAME_RE, SECRET_REF_RE
 from dockyard.spec.volumes import S3_RE, SNAPSHOT_ID_RE
 from dockyard.store import events
@@ -78,12 +79,6 @@ class BackupDone(BaseModel):
 @router.post("/volumes/{name}/snapshots", response_model=SnapshotRequested, status_code=202)
 def snapshot(name: Name, state: State, project: Project = "default") -> dict[str, Any]:
     """Ask for a snapshot now; it is taken in the background (see the volume's status)."""
-    if state.ctx.runtime.name == "kubernetes":
-        raise Conflict(
-            "the volumes of this control plane live in Kubernetes claims, which Dockyard "
-            "cannot snapshot yet",
-            hint="use a CSI driver's VolumeSnapshots (docs/data.md, 'Left for later')",
-        )
     with state.ctx.store.session() as session:
         row = repo.require(session, repo.Key("Volume", project, name))
         if row.deleted_at is not None:
@@ -101,6 +96,10 @@ def list_snapshots(name: Name, state: State, project: Project = "default") -> di
     with state.ctx.store.session() as session:
         row = repo.require(session, repo.Key("Volume", project, name))
         backed = str(row.status.get("lastBackup") or "")
+    runtime = state.ctx.runtime
+    if runtime.name == "kubernetes":  # CSI VolumeSnapshots of the claim
+        found = cast(ClusterVolumes, runtime).volume_snapshots(project, name)
+        return {"items": [s | {"backedUp": False} for s in found]}
     store = state.ctx.snapshots
     items = []
     for sid in store.ids(volume_key(project, name)):
@@ -114,6 +113,11 @@ def restore(
     name: Name, body: RestoreRequest, state: State, project: Project = "default"
 ) -> dict[str, Any]:
     """Restore a snapshot in place, once no workload mounts the volume."""
+    if state.ctx.runtime.name == "kubernetes":
+        raise Conflict(
+            "an in-place restore of a volume on Kubernetes would replace its claim",
+            hint=f"restore to a new volume: dockyard volumes restore {name} -s ID --to NEW",
+        )
     if body.snapshot not in state.ctx.snapshots.ids(volume_key(project, name)):
         raise NotFound(
             f"volume '{name}' has no snapshot '{body.snapshot}'",

@@ -3,7 +3,8 @@ restore and backup. Each returns the result its plan reads."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 from dockyard.control.context import Context
 from dockyard.control.plan import TaskRequest
@@ -13,8 +14,9 @@ from dockyard.control.workloads import resolve_secrets
 from dockyard.control.world import ResourceRecord
 from dockyard.data import retention
 from dockyard.data.backups import Target
-from dockyard.data.snapshots import Snapshot, SnapshotStore, volume_key
-from dockyard.errors import HookFailed, NotFound
+from dockyard.data.snapshots import Snapshot, SnapshotStore, new_id, volume_key
+from dockyard.errors import HookFailed, InvalidRequest, NotFound
+from dockyard.runtimes.base import ClusterVolumes, VolumeRef
 from dockyard.spec import VolumeSpec
 from dockyard.spec.status import VolumeStatus
 from dockyard.spec.volumes import Hook
@@ -102,6 +104,8 @@ def work(ctx: Context, row: ResourceRecord, spec: VolumeSpec, task: TaskRequest)
     status = VolumeStatus.model_validate(row.status)
     tier = tier_of(status, spec)
     key = volume_key(row.project, row.name)
+    on_cluster = cast(ClusterVolumes, ctx.runtime) if ctx.runtime.name == "kubernetes" else None
+    ref = VolumeRef(row.name, "", tier, spec.size, spec.replicas)
 
     def usage(_handle: TaskHandle) -> dict[str, Any]:
         volumes.ensure(row.project, row.name, tier)
@@ -109,6 +113,23 @@ def work(ctx: Context, row: ResourceRecord, spec: VolumeSpec, task: TaskRequest)
         return {"files": files, "bytes": used}
 
     def snapshot(handle: TaskHandle) -> dict[str, Any]:
+        if on_cluster is not None:  # the data is in a claim: a CSI VolumeSnapshot of it
+            if spec.snapshots is not None and (
+                spec.snapshots.hooks.pre or spec.snapshots.hooks.post
+            ):
+                run_hooks(ctx, [], [], "pre", handle)  # refused below with the runtime's words
+            created = datetime.now(UTC)
+            sid = new_id(created)
+            made = on_cluster.snapshot_volume(row.project, ref, sid)
+            count = len(on_cluster.volume_snapshots(row.project, row.name))
+            return {
+                "id": sid,
+                "created": created.isoformat(),
+                "files": status.files or 0,
+                "bytes": status.used_bytes or 0,
+                "count": count,
+                "volumeSnapshot": made["name"],
+            }
         snap = take(ctx, row, spec, task, handle)
         return snap.summary() | {"count": len(ctx.snapshots.ids(key))}
 
@@ -116,6 +137,13 @@ def work(ctx: Context, row: ResourceRecord, spec: VolumeSpec, task: TaskRequest)
         source = task.args.get("volume")
         from_key = volume_key(row.project, source) if source else key
         sid = str(task.args["snapshot"])
+        if on_cluster is not None:
+            if not source:
+                raise InvalidRequest(
+                    "an in-place restore of a volume on Kubernetes replaces its claim",
+                    hint="restore to a new volume: dockyard volumes restore NAME -s ID --to NEW",
+                )
+            return on_cluster.restore_volume(row.project, ref, source, sid)
         if not ctx.snapshots.ids(from_key).count(sid):
             raise NotFound(
                 f"snapshot '{sid}' of volume '{from_key.split('/')[1]}' not found",
@@ -134,6 +162,12 @@ def work(ctx: Context, row: ResourceRecord, spec: VolumeSpec, task: TaskRequest)
 
     def backup(handle: TaskHandle) -> dict[str, Any]:
         assert spec.backup is not None
+        if on_cluster is not None:
+            raise InvalidRequest(
+                "backups of a volume on Kubernetes are its storage system's (CSI snapshots "
+                "exported by Portworx CloudSnap, Velero): Dockyard cannot read the claim",
+                hint="remove spec.backup, or use `dockyard backup` for the control plane",
+            )
         passphrase = None
         if spec.backup.encryption is not None:
             ref = {"spec.backup.encryption": spec.backup.encryption.secret_ref}

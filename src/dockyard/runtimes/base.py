@@ -169,6 +169,18 @@ class Runtime(Protocol):
         ...
 
 
+class ClusterVolumes(Protocol):
+    """A runtime whose volumes are claims on a cluster (Kubernetes): CSI snapshots of them."""
+
+    def snapshot_volume(self, project: str, ref: VolumeRef, snapshot_id: str) -> dict[str, Any]: ...
+
+    def volume_snapshots(self, project: str, name: str) -> list[dict[str, Any]]: ...
+
+    def restore_volume(
+        self, project: str, ref: VolumeRef, source: str, snapshot_id: str
+    ) -> dict[str, Any]: ...
+
+
 @runtime_checkable
 class ServingImages(Protocol):
     """Optional power: package a model version with its environment as a serving image."""

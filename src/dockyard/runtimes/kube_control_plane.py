@@ -49,7 +49,20 @@ RULES: list[Obj] = [
         "resources": ["configmaps", "secrets", "services"],
         "verbs": ["create", "patch"],
     },
-    {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["create", "get"]},
+    # CSI snapshots of a volume's claim: its class's driver, a VolumeSnapshotClass for it,
+    # the VolumeSnapshots (kube_snapshots.py)
+    {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get"]},
+    {
+        "apiGroups": ["snapshot.storage.k8s.io"],
+        "resources": ["volumesnapshotclasses"],
+        "verbs": ["list"],
+    },
+    {
+        "apiGroups": ["snapshot.storage.k8s.io"],
+        "resources": ["volumesnapshots"],
+        "verbs": ["create", "list", "get"],
+    },
     {
         "apiGroups": ["scheduling.k8s.io"],
         "resources": ["priorityclasses"],

@@ -163,12 +163,25 @@ def storage_class(options: ClusterOptions, tier: str, replicas: int = 1) -> str 
 
 
 def claim_object(
-    options: ClusterOptions, project: str, name: str, tier: str, size: int, replicas: int = 1
+    options: ClusterOptions,
+    project: str,
+    name: str,
+    tier: str,
+    size: int,
+    replicas: int = 1,
+    snapshot: str | None = None,
 ) -> Obj:
+    """A Volume's claim; ``snapshot``: the VolumeSnapshot its first contents come from."""
     spec: Obj = {
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": str(size)}},
     }
+    if snapshot is not None:
+        spec["dataSource"] = {
+            "apiGroup": "snapshot.storage.k8s.io",
+            "kind": "VolumeSnapshot",
+            "name": snapshot,
+        }
     if (cls := storage_class(options, tier, replicas)) is not None:
         spec["storageClassName"] = cls
     return {

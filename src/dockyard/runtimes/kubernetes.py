@@ -41,10 +41,12 @@ from dockyard.placement.labels import needs_of
 from dockyard.placement.nodes import labels_by_name
 from dockyard.placement.scores import distances
 from dockyard.runtimes import kube_objects as ko
+from dockyard.runtimes import kube_snapshots
 from dockyard.runtimes.base import (
     NodeCapacity,
     PreparedEnvironment,
     RunState,
+    VolumeRef,
     WorkloadRequest,
     WorkloadState,
 )
@@ -377,6 +379,31 @@ class KubernetesRuntime:
                 self._apply(obj)
             self._namespaces.add(namespace)
         return namespace
+
+    # -- volumes: CSI snapshots ----------------------------------------------------------------
+    def _claim(self, project: str, ref: VolumeRef, snapshot: str | None = None) -> None:
+        self.ensure_namespace(project)
+        size = ref.size or ko.DEFAULT_CLAIM_BYTES
+        claim = ko.claim_object(
+            self.options, project, ref.name, ref.tier, size, ref.replicas, snapshot
+        )
+        self._create(claim)
+
+    def snapshot_volume(self, project: str, ref: VolumeRef, snapshot_id: str) -> dict[str, Any]:
+        """A VolumeSnapshot of the volume's claim (made first if no workload made it yet)."""
+        self._claim(project, ref)
+        return kube_snapshots.take(self.http, self.options, project, ref.name, snapshot_id)
+
+    def volume_snapshots(self, project: str, name: str) -> list[dict[str, Any]]:
+        return kube_snapshots.listed(self.http, self.options, project, name)
+
+    def restore_volume(
+        self, project: str, ref: VolumeRef, source: str, snapshot_id: str
+    ) -> dict[str, Any]:
+        """The claim of a new volume, made from the VolumeSnapshot of ``source``."""
+        name = kube_snapshots.require(self.http, self.options, project, source, snapshot_id)
+        self._claim(project, ref, name)
+        return {"snapshot": snapshot_id, "volumeSnapshot": name, "files": 0, "bytes": 0}
 
     def start(self, request: WorkloadRequest) -> WorkloadState:
         self._cache()

@@ -26,6 +26,7 @@ from typing import Any
 from dockyard.errors import EngineError
 from dockyard.paths import Inside
 from dockyard.runtimes.base import (
+    Mount,
     NodeCapacity,
     PreparedEnvironment,
     RunState,
@@ -190,10 +191,8 @@ class OciRuntime:
             with contextlib.suppress(OSError):
                 if not mount.read_only:
                     _chown_tree(mount.source, deep=False)
-            args += [
-                "--volume",
-                f"{mount.source}:{mount.target}:{'ro' if mount.read_only else 'rw'}",
-            ]
+            source = self._named_volume(request.project, mount) or str(mount.source)
+            args += ["--volume", f"{source}:{mount.target}:{'ro' if mount.read_only else 'rw'}"]
         env.update(placement_env(request))
         env.update(request.env)
         for key, value in env.items():
@@ -324,6 +323,44 @@ class OciRuntime:
             raw = item.get("Names") or item.get("Name") or []
             for name in raw.split(",") if isinstance(raw, str) else raw:  # Docker: "a,b"
                 yield name.lstrip("/"), item
+
+    def _named_volume(self, project: str, mount: Mount) -> str | None:
+        """A whole Volume mounts as the engine's named volume ``dockyard-PROJECT-NAME``, bound
+        to its tier's directory and labelled with its tier (``podman volume ls``); a sub path,
+        or a named volume bound elsewhere, mounts the directory itself."""
+        ref = mount.volume
+        if ref is None or ref.sub_path:
+            return None
+        name = f"dockyard-{project}-{ref.name}"
+        found = self.engine.run("volume", "inspect", name, check=False, timeout=60)
+        if found.returncode == 0:
+            try:
+                options = json.loads(found.stdout)[0].get("Options") or {}
+            except (ValueError, IndexError, AttributeError):
+                return None
+            return name if options.get("device") == str(mount.source) else None
+        created = self.engine.run(
+            "volume",
+            "create",
+            "--driver",
+            "local",
+            "--opt",
+            "type=none",
+            "--opt",
+            "o=bind",
+            "--opt",
+            f"device={mount.source}",
+            "--label",
+            "dev.dockyard.managed=true",
+            "--label",
+            f"dev.dockyard.tier={ref.tier}",
+            "--label",
+            f"dev.dockyard.replicas={ref.replicas}",
+            name,
+            check=False,
+            timeout=60,
+        )
+        return name if created.returncode == 0 else None
 
     def exec(self, workload_id: str, argv: list[str], timeout: float) -> tuple[int, str]:
         """Run ``argv`` inside the workload's container (a snapshot hook)."""
