@@ -268,6 +268,8 @@ def exercise(kubeconfig: Path, tmp_path: Path, project: str, priority: int, csi:
         assert runtime.observe(job.id).reason == "Stopped"
         runtime.remove(job.id)
         runtime.remove(replica.id)
+        # the job's claim, bound by the test cluster's hostPath provisioner, lies here
+        eventually(lambda: runtime.volume_host_path(project, VolumeRef("v")), timeout=30)
         fast = VolumeRef("ckpt", "", "fast")
         runtime.snapshot_volume(project, fast, "20261201-160000-abcdef")
         assert [s["id"] for s in runtime.volume_snapshots(project, "ckpt")]

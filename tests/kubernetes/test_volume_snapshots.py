@@ -131,3 +131,46 @@ def test_dockyard_volumes_snapshot_on_a_kubernetes_control_plane(
         assert claim["spec"]["dataSource"]["name"] == name
     finally:
         kube.delete(f"/api/v1/namespaces/{namespace}")
+
+
+def test_without_a_snapshot_class_a_claim_lying_here_gets_dockyards_own_snapshots(
+    server_factory: Any, kube: httpx.Client, project: str, tmp_path: Path
+) -> None:
+    """The test cluster's hostPath class has no VolumeSnapshotClass, and its volumes lie on
+    this machine: a snapshot is Dockyard's own (chunked, verified), a restore --to NEW fills
+    the new claim's directory, owners kept."""
+    import os
+
+    from tests.kubernetes.test_control_plane import PREFIX, k8s_server
+
+    srv: ServerProcess = k8s_server(server_factory, DOCKYARD_RUNTIME="kubernetes")
+    client = srv.start()
+    admin = KubernetesRuntime(
+        Settings(home=tmp_path / "admin", kubeconfig=KUBECONFIG, kube_namespace_prefix=PREFIX)
+    )
+    try:
+        doc = {
+            "apiVersion": "dockyard.dev/v1",
+            "kind": "Volume",
+            "metadata": {"name": "data", "project": project},
+            "spec": {"size": "1Gi"},
+        }
+        client.apply([doc])
+        client.wait("Volume", "data", project)
+        where = eventually(lambda: admin.volume_host_path(project, VolumeRef("data")))
+        (where / "weights.bin").write_bytes(b"w" * 300_000)
+        os.chown(where / "weights.bin", 1000, 1000)  # as a pod (uid 1000) wrote it
+        status = client.snapshot_volume("data", project, timeout=60)["status"]
+        assert "failed" not in status.get("message", ""), status
+        [listed] = client.volume_snapshots("data", project)
+        assert listed["id"] == status["lastSnapshot"] and "host" in listed["tags"]
+        assert listed["files"] == 1 and listed["bytes"] == 300_000
+        copy = client.restore_volume("data", listed["id"], project, to="copy", timeout=90)
+        assert copy["status"]["phase"] == "Ready", copy["status"]
+        there = admin.volume_host_path(project, VolumeRef("copy"))
+        assert there is not None and there != where
+        assert (there / "weights.bin").read_bytes() == b"w" * 300_000
+        assert (there / "weights.bin").stat().st_uid == 1000
+    finally:
+        admin.close()
+        kube.delete(f"/api/v1/namespaces/{PREFIX}{project}")

@@ -231,3 +231,17 @@ def test_a_changed_file_is_cut_along_its_previous_chunks(tmp_path: Path, volume:
     shifted = store.snapshot(volume, "p/v")
     store.restore("p/v", shifted.id, tmp_path / "shifted")
     assert (tmp_path / "shifted" / "big.bin").read_bytes() == big.read_bytes()
+
+
+def test_owners_come_back_when_the_restore_runs_as_root(tmp_path: Path, volume: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root gives files to other users")
+    os.chown(volume / "models" / "a.txt", 1000, 1000)  # written by a container's user
+    os.chown(volume / "models", 1000, 1000)
+    store = SnapshotStore(tmp_path / "store")
+    snap = store.snapshot(volume, "p/v")
+    store.restore("p/v", snap.id, tmp_path / "out")
+    st = (tmp_path / "out" / "models" / "a.txt").stat()
+    assert (st.st_uid, st.st_gid) == (1000, 1000)
+    assert (tmp_path / "out" / "models").stat().st_uid == 1000
+    assert (tmp_path / "out" / "big.bin").stat().st_uid == 0

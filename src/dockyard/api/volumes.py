@@ -97,15 +97,15 @@ def list_snapshots(name: Name, state: State, project: Project = "default") -> di
         row = repo.require(session, repo.Key("Volume", project, name))
         backed = str(row.status.get("lastBackup") or "")
     runtime = state.ctx.runtime
+    items = []
     if runtime.name == "kubernetes":  # CSI VolumeSnapshots of the claim
         found = cast(ClusterVolumes, runtime).volume_snapshots(project, name)
-        return {"items": [s | {"backedUp": False} for s in found]}
+        items += [s | {"backedUp": False} for s in found]
     store = state.ctx.snapshots
-    items = []
     for sid in store.ids(volume_key(project, name)):
         summary = store.load(volume_key(project, name), sid).summary()
         items.append(summary | {"backedUp": bool(backed) and sid <= backed})
-    return {"items": items}
+    return {"items": sorted(items, key=lambda s: str(s["id"]))}
 
 
 @router.post("/volumes/{name}/restore", response_model=RestoreRequested, status_code=202)

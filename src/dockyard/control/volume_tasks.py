@@ -3,7 +3,10 @@ restore and backup. Each returns the result its plan reads."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 from dockyard.control.context import Context
@@ -15,11 +18,26 @@ from dockyard.control.world import ResourceRecord
 from dockyard.data import retention
 from dockyard.data.backups import Target
 from dockyard.data.snapshots import Snapshot, SnapshotStore, new_id, volume_key
-from dockyard.errors import HookFailed, InvalidRequest, NotFound
+from dockyard.errors import EngineError, HookFailed, InvalidRequest, NotFound
 from dockyard.runtimes.base import ClusterVolumes, VolumeRef
+from dockyard.runtimes.kube_snapshots import NoSnapshotClass
 from dockyard.spec import VolumeSpec
 from dockyard.spec.status import VolumeStatus
 from dockyard.spec.volumes import Hook
+
+
+def _bound(find: Callable[[], Path | None], timeout: float = 60.0) -> Path:
+    """The directory of a new claim once its provisioner bound it (on this machine)."""
+    deadline = time.monotonic() + timeout
+    while (path := find()) is None:
+        if time.monotonic() > deadline:
+            raise EngineError(
+                f"the new claim was not bound to a directory on this machine within {timeout:g} s",
+                hint="a class that binds at first use (WaitForFirstConsumer) cannot be restored "
+                "into before a pod mounts it; use a CSI class with snapshots",
+            )
+        time.sleep(0.5)
+    return path
 
 
 def run_hooks(
@@ -112,22 +130,41 @@ def work(ctx: Context, row: ResourceRecord, spec: VolumeSpec, task: TaskRequest)
         files, used = volumes.usage(row.project, row.name, tier)
         return {"files": files, "bytes": used}
 
+    def on_cluster_count() -> int:
+        assert on_cluster is not None
+        return len(on_cluster.volume_snapshots(row.project, row.name)) + len(ctx.snapshots.ids(key))
+
     def snapshot(handle: TaskHandle) -> dict[str, Any]:
         if on_cluster is not None:  # the data is in a claim: a CSI VolumeSnapshot of it
-            if spec.snapshots is not None and (
-                spec.snapshots.hooks.pre or spec.snapshots.hooks.post
-            ):
-                run_hooks(ctx, [], [], "pre", handle)  # refused below with the runtime's words
+            hooks = spec.snapshots.hooks if spec.snapshots is not None else None
+            if hooks is not None and (hooks.pre or hooks.post):
+                raise HookFailed(
+                    "snapshot hooks cannot run in pods yet (no exec into the cluster)",
+                    hint="remove spec.snapshots.hooks, or flush from the workload itself",
+                )
             created = datetime.now(UTC)
             sid = new_id(created)
-            made = on_cluster.snapshot_volume(row.project, ref, sid)
-            count = len(on_cluster.volume_snapshots(row.project, row.name))
+            try:
+                made = on_cluster.snapshot_volume(row.project, ref, sid)
+            except NoSnapshotClass as exc:  # Dockyard's own, where the claim lies here
+                try:
+                    path = _bound(lambda: on_cluster.volume_host_path(row.project, ref), 15)
+                except EngineError:
+                    raise EngineError(
+                        f"{exc.message}, and its claim does not lie on this machine for "
+                        "Dockyard's own snapshots",
+                        hint=exc.hint,
+                    ) from exc
+                snap = ctx.snapshots.snapshot(
+                    path, key, tags=["manual", "host"], progress=_bytes_progress(handle, 0, "")
+                )
+                return snap.summary() | {"count": on_cluster_count()}
             return {
                 "id": sid,
                 "created": created.isoformat(),
                 "files": status.files or 0,
                 "bytes": status.used_bytes or 0,
-                "count": count,
+                "count": on_cluster_count(),
                 "volumeSnapshot": made["name"],
             }
         snap = take(ctx, row, spec, task, handle)
@@ -143,7 +180,11 @@ def work(ctx: Context, row: ResourceRecord, spec: VolumeSpec, task: TaskRequest)
                     "an in-place restore of a volume on Kubernetes replaces its claim",
                     hint="restore to a new volume: dockyard volumes restore NAME -s ID --to NEW",
                 )
-            return on_cluster.restore_volume(row.project, ref, source, sid)
+            if sid not in ctx.snapshots.ids(from_key):  # a CSI snapshot
+                return on_cluster.restore_volume(row.project, ref, source, sid)
+            path = _bound(lambda: on_cluster.volume_host_path(row.project, ref))
+            snap = ctx.snapshots.restore(from_key, sid, path, in_place=True)
+            return {"snapshot": sid, "files": snap.files, "bytes": snap.size}
         if not ctx.snapshots.ids(from_key).count(sid):
             raise NotFound(
                 f"snapshot '{sid}' of volume '{from_key.split('/')[1]}' not found",

@@ -78,6 +78,8 @@ class Entry:
     chunks: list[str] = field(default_factory=list)
     target: str = ""  # a link's text
     lengths: list[int] = field(default_factory=list)  # of each chunk, for parallel restore
+    uid: int = -1  # the owner (-1: unknown); restored when the restore runs as root
+    gid: int = -1
 
     def same_file(self, st: os.stat_result) -> bool:
         return (
@@ -91,6 +93,8 @@ class Entry:
 
     def dump(self) -> dict[str, Any]:
         out: dict[str, Any] = {"p": self.path, "t": self.type, "m": self.mode, "mt": self.mtime_ns}
+        if self.uid >= 0:
+            out |= {"u": self.uid, "g": self.gid}
         if self.type == "f":
             out |= {"s": self.size, "ct": self.ctime_ns, "i": self.ino}
             out |= {"c": self.chunks, "z": self.lengths}
@@ -111,6 +115,8 @@ class Entry:
             list(raw.get("c", [])),
             raw.get("l", ""),
             list(raw.get("z", [])),
+            raw.get("u", -1),
+            raw.get("g", -1),
         )
 
 
@@ -305,7 +311,9 @@ class SnapshotStore:
                 walker = _Walker(self.chunks, pool, before, snap, progress, attempts, only)
                 with Inside(source).dir() as fd:
                     st = os.fstat(fd)
-                    snap.entries.append(Entry("", "d", stat.S_IMODE(st.st_mode), st.st_mtime_ns))
+                    root = Entry("", "d", stat.S_IMODE(st.st_mode), st.st_mtime_ns)
+                    root.uid, root.gid = st.st_uid, st.st_gid
+                    snap.entries.append(root)
                     walker.walk(fd, "")
                 walker.resolve()
             snap.files = sum(1 for e in snap.entries if e.type == "f")
@@ -404,14 +412,17 @@ class _Walker:
             if stat.S_ISLNK(st.st_mode):
                 with contextlib.suppress(FileNotFoundError):
                     target = os.readlink(entry.name, dir_fd=fd)
-                    self.snap.entries.append(Entry(rel, "l", mode, st.st_mtime_ns, target=target))
+                    link = Entry(rel, "l", mode, st.st_mtime_ns, target=target)
+                    link.uid, link.gid = st.st_uid, st.st_gid
+                    self.snap.entries.append(link)
             elif stat.S_ISDIR(st.st_mode):
                 try:
                     child = os.open(entry.name, DIR, dir_fd=fd)
                 except OSError:
                     continue  # replaced by a link or removed since it was listed
                 try:
-                    self.snap.entries.append(Entry(rel, "d", mode, st.st_mtime_ns))
+                    folder = Entry(rel, "d", mode, st.st_mtime_ns, uid=st.st_uid, gid=st.st_gid)
+                    self.snap.entries.append(folder)
                     self.walk(child, rel)
                 finally:
                     os.close(child)
@@ -470,6 +481,8 @@ class _Walker:
                         last.st_ino,
                         names,
                         lengths=lengths,
+                        uid=last.st_uid,
+                        gid=last.st_gid,
                     )
                     self.snap.entries.append(entry)
                     if futures:
@@ -642,7 +655,11 @@ def _restore_into(
         with where.dir(parent) as dfd:
             return os.open(name, flags, 0o600, dir_fd=dfd)
 
+    owners = os.geteuid() == 0  # only root can give files to others
+
     def finish(fd: int, entry: Entry) -> None:
+        if owners and entry.uid >= 0:
+            os.fchown(fd, entry.uid, entry.gid)
         os.fchmod(fd, entry.mode)
         os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
 
@@ -696,8 +713,12 @@ def _restore_into(
             parent, _, name = entry.path.rpartition("/")
             with where.dir(parent) as dfd:
                 os.symlink(entry.target, name, dir_fd=dfd)
+                if owners and entry.uid >= 0:
+                    os.chown(name, entry.uid, entry.gid, dir_fd=dfd, follow_symlinks=False)
     for entry in reversed(dirs):
         with where.dir(entry.path) as dfd:
+            if owners and entry.uid >= 0:
+                os.fchown(dfd, entry.uid, entry.gid)
             os.chmod(dfd, entry.mode)
             os.utime(dfd, ns=(entry.mtime_ns, entry.mtime_ns))
 

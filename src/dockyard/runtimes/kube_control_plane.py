@@ -53,6 +53,8 @@ RULES: list[Obj] = [
     # CSI snapshots of a volume's claim: its class's driver, a VolumeSnapshotClass for it,
     # the VolumeSnapshots (kube_snapshots.py)
     {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get"]},
+    # without a VolumeSnapshotClass: where a claim's volume lies, for Dockyard's own snapshots
+    {"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["get"]},
     {
         "apiGroups": ["snapshot.storage.k8s.io"],
         "resources": ["volumesnapshotclasses"],

@@ -10,6 +10,7 @@ snapshot the claim, the error says which StorageClass and provisioner lack one.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,6 +41,30 @@ def _get(http: httpx.Client, path: str) -> Obj | None:
     return data
 
 
+class NoSnapshotClass(EngineError):
+    """The claim's StorageClass has no VolumeSnapshotClass: Dockyard's own snapshots may
+    still read the volume where it lies on this machine (``host_path``)."""
+
+
+def host_path(
+    http: httpx.Client, options: ko.ClusterOptions, project: str, volume: str
+) -> Path | None:
+    """Where the volume's bound claim lies on this machine (a hostPath or local
+    PersistentVolume whose directory the control plane can read), else None."""
+    namespace = ko.namespace_of(options, project)
+    claim = ko.dns_name(volume, 63)
+    pvc = _get(http, f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}") or {}
+    bound = (pvc.get("spec") or {}).get("volumeName")
+    if not bound:
+        return None
+    pv = _get(http, f"/api/v1/persistentvolumes/{bound}") or {}
+    spec = pv.get("spec") or {}
+    where = (spec.get("hostPath") or spec.get("local") or {}).get("path")
+    if not where or not Path(where).is_dir():
+        return None
+    return Path(where)
+
+
 def snapshot_class(http: httpx.Client, namespace: str, claim: str) -> str:
     """The VolumeSnapshotClass that can snapshot ``claim``: one whose driver is the
     provisioner of the claim's StorageClass (the default one first)."""
@@ -64,7 +89,7 @@ def snapshot_class(http: httpx.Client, namespace: str, claim: str) -> str:
         key=lambda c: (c["metadata"].get("annotations") or {}).get(DEFAULT_CLASS) != "true"
     )
     if not classes:
-        raise EngineError(
+        raise NoSnapshotClass(
             f"StorageClass {storage} (provisioner {driver}) has no VolumeSnapshotClass: its "
             "volumes cannot be snapshotted on the cluster",
             hint="create a VolumeSnapshotClass for that driver, or use a CSI class",

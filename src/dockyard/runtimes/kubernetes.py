@@ -394,6 +394,11 @@ class KubernetesRuntime:
         self._claim(project, ref)
         return kube_snapshots.take(self.http, self.options, project, ref.name, snapshot_id)
 
+    def volume_host_path(self, project: str, ref: VolumeRef) -> Path | None:
+        """Where the volume's claim lies on this machine, if it does (hostPath, local)."""
+        self._claim(project, ref)
+        return kube_snapshots.host_path(self.http, self.options, project, ref.name)
+
     def volume_snapshots(self, project: str, name: str) -> list[dict[str, Any]]:
         return kube_snapshots.listed(self.http, self.options, project, name)
 
