@@ -155,9 +155,12 @@ def work(ctx: Context, row: ResourceRecord, spec: VolumeSpec, task: TaskRequest)
                         "Dockyard's own snapshots",
                         hint=exc.hint,
                     ) from exc
+                kind = "scheduled" if task.token.startswith("c") else "manual"
                 snap = ctx.snapshots.snapshot(
-                    path, key, tags=["manual", "host"], progress=_bytes_progress(handle, 0, "")
+                    path, key, tags=[kind, "host"], progress=_bytes_progress(handle, 0, "")
                 )
+                if kind == "scheduled" and spec.snapshots is not None:
+                    forget(ctx.snapshots, key, spec)
                 return snap.summary() | {"count": on_cluster_count()}
             return {
                 "id": sid,
@@ -211,8 +214,8 @@ def work(ctx: Context, row: ResourceRecord, spec: VolumeSpec, task: TaskRequest)
             )
         passphrase = None
         if spec.backup.encryption is not None:
-            ref = {"spec.backup.encryption": spec.backup.encryption.secret_ref}
-            passphrase = resolve_secrets(ctx, row.project, ref)["spec.backup.encryption"]
+            refs = {"spec.backup.encryption": spec.backup.encryption.secret_ref}
+            passphrase = resolve_secrets(ctx, row.project, refs)["spec.backup.encryption"]
         target = Target.open(ctx.settings, spec.backup.target, passphrase)
         sid = str(task.args["snapshot"])
         pushed = target.push(ctx.snapshots, key, [sid], progress=handle.progress)
