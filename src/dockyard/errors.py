@@ -191,6 +191,14 @@ class EngineError(DockyardError):
     status = 503
 
 
+class NoSnapshotClass(EngineError):
+    """A Kubernetes claim's StorageClass has no VolumeSnapshotClass (409: the cluster must
+    change); Dockyard's own snapshots may still read a claim that lies on its machine."""
+
+    code = "no-snapshot-class"
+    status = 409
+
+
 class ServerUnavailable(DockyardError):
     """The control plane cannot be reached."""
 

@@ -245,3 +245,15 @@ def test_owners_come_back_when_the_restore_runs_as_root(tmp_path: Path, volume: 
     assert (st.st_uid, st.st_gid) == (1000, 1000)
     assert (tmp_path / "out" / "models").stat().st_uid == 1000
     assert (tmp_path / "out" / "big.bin").stat().st_uid == 0
+
+
+def test_ids_sort_as_the_snapshots_were_taken() -> None:
+    from datetime import UTC, datetime
+
+    from dockyard.data.snapshots import new_id
+    from dockyard.spec.volumes import SNAPSHOT_ID_RE
+
+    times = [datetime(2026, 12, 1, 16, 0, 0, us, tzinfo=UTC) for us in (999_999, 5, 70_000)]
+    ids = [new_id(t) for t in times]
+    assert sorted(ids) == [ids[1], ids[2], ids[0]]
+    assert all(SNAPSHOT_ID_RE.match(i) for i in ids)

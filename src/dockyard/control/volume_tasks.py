@@ -18,9 +18,8 @@ from dockyard.control.world import ResourceRecord
 from dockyard.data import retention
 from dockyard.data.backups import Target
 from dockyard.data.snapshots import Snapshot, SnapshotStore, new_id, volume_key
-from dockyard.errors import EngineError, HookFailed, InvalidRequest, NotFound
+from dockyard.errors import EngineError, HookFailed, InvalidRequest, NoSnapshotClass, NotFound
 from dockyard.runtimes.base import ClusterVolumes, VolumeRef
-from dockyard.runtimes.kube_snapshots import NoSnapshotClass
 from dockyard.spec import VolumeSpec
 from dockyard.spec.status import VolumeStatus
 from dockyard.spec.volumes import Hook

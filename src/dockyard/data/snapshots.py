@@ -192,7 +192,8 @@ def dataset_key(project: str, name: str) -> str:
 
 
 def new_id(at: datetime) -> str:
-    return f"{at:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    """``YYYYMMDD-HHMMSS-uuuuuu`` (the microseconds in hex): ids sort as they were taken."""
+    return f"{at:%Y%m%d-%H%M%S}-{at.microsecond:06x}"
 
 
 class SnapshotStore:

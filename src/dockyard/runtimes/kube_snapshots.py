@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from lightkube.utils.quantity import parse_quantity
 
-from dockyard.errors import EngineError, NotFound
+from dockyard.errors import EngineError, NoSnapshotClass, NotFound
 from dockyard.runtimes import kube_objects as ko
 
 Obj = dict[str, Any]
@@ -39,11 +39,6 @@ def _get(http: httpx.Client, path: str) -> Obj | None:
         raise EngineError(f"GET {path}: {answer.status_code} {answer.text[:300]}")
     data: Obj = answer.json()
     return data
-
-
-class NoSnapshotClass(EngineError):
-    """The claim's StorageClass has no VolumeSnapshotClass: Dockyard's own snapshots may
-    still read the volume where it lies on this machine (``host_path``)."""
 
 
 def host_path(
