@@ -110,6 +110,35 @@ def runtime(
     kube.delete(f"/api/v1/namespaces/{namespace}")
 
 
+@pytest.fixture(scope="module")
+def csi_class(kube: httpx.Client) -> Iterator[str]:
+    """A StorageClass of a CSI driver and a VolumeSnapshotClass for the same driver. No such
+    driver runs: the API server validates and stores what Dockyard makes, which is what the
+    tests look at."""
+    name = f"csi-{uuid.uuid4().hex[:8]}"
+    driver = f"{name}.csi.example.com"
+    storage = {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": name},
+        "provisioner": driver,
+    }
+    snapshot = {
+        "apiVersion": "snapshot.storage.k8s.io/v1",
+        "kind": "VolumeSnapshotClass",
+        "metadata": {"name": name},
+        "driver": driver,
+        "deletionPolicy": "Delete",
+    }
+    kube.post("/apis/storage.k8s.io/v1/storageclasses", json=storage).raise_for_status()
+    kube.post(
+        "/apis/snapshot.storage.k8s.io/v1/volumesnapshotclasses", json=snapshot
+    ).raise_for_status()
+    yield name
+    kube.delete(f"/apis/storage.k8s.io/v1/storageclasses/{name}")
+    kube.delete(f"/apis/snapshot.storage.k8s.io/v1/volumesnapshotclasses/{name}")
+
+
 def eventually(check: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
     """The first truthy value of ``check()`` within ``timeout`` seconds (else the last)."""
     deadline = time.monotonic() + timeout

@@ -192,36 +192,6 @@ def account_kubeconfig(kube: httpx.Client, tmp_path: Path, rules: list[dict[str,
     return path
 
 
-@pytest.fixture(scope="module")
-def csi_class(kube: httpx.Client) -> Iterator[str]:
-    """A StorageClass of a CSI driver and its VolumeSnapshotClass (no driver runs: the API
-    server stores what the runtime makes, which is what RBAC is about)."""
-    name = f"csi-rbac-{uuid.uuid4().hex[:6]}"
-    driver = f"{name}.csi.example.com"
-    kube.post(
-        "/apis/storage.k8s.io/v1/storageclasses",
-        json={
-            "apiVersion": "storage.k8s.io/v1",
-            "kind": "StorageClass",
-            "metadata": {"name": name},
-            "provisioner": driver,
-        },
-    ).raise_for_status()
-    kube.post(
-        "/apis/snapshot.storage.k8s.io/v1/volumesnapshotclasses",
-        json={
-            "apiVersion": "snapshot.storage.k8s.io/v1",
-            "kind": "VolumeSnapshotClass",
-            "metadata": {"name": name},
-            "driver": driver,
-            "deletionPolicy": "Delete",
-        },
-    ).raise_for_status()
-    yield name
-    kube.delete(f"/apis/storage.k8s.io/v1/storageclasses/{name}")
-    kube.delete(f"/apis/snapshot.storage.k8s.io/v1/volumesnapshotclasses/{name}")
-
-
 def exercise(kubeconfig: Path, tmp_path: Path, project: str, priority: int, csi: str) -> None:
     """Every call the runtime makes: node, start (code, secret env, volume, priority; a
     replica and its Service), observe, logs, stop, remove; a volume's CSI snapshot, the

@@ -8,8 +8,6 @@ Dockyard makes; no controller will make them ready, which the test does not wait
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,31 +23,6 @@ from tests.conftest import ServerProcess
 from tests.kubernetes.conftest import KUBECONFIG, eventually, get
 
 SNAPSHOTS = "/apis/snapshot.storage.k8s.io/v1"
-
-
-@pytest.fixture
-def csi_class(kube: httpx.Client) -> Iterator[str]:
-    """A StorageClass of a CSI driver and a VolumeSnapshotClass for the same driver."""
-    name = f"csi-{uuid.uuid4().hex[:8]}"
-    driver = f"{name}.csi.example.com"
-    storage = {
-        "apiVersion": "storage.k8s.io/v1",
-        "kind": "StorageClass",
-        "metadata": {"name": name},
-        "provisioner": driver,
-    }
-    snapshot = {
-        "apiVersion": "snapshot.storage.k8s.io/v1",
-        "kind": "VolumeSnapshotClass",
-        "metadata": {"name": name},
-        "driver": driver,
-        "deletionPolicy": "Delete",
-    }
-    assert kube.post("/apis/storage.k8s.io/v1/storageclasses", json=storage).status_code == 201
-    assert kube.post(f"{SNAPSHOTS}/volumesnapshotclasses", json=snapshot).status_code == 201
-    yield name
-    kube.delete(f"/apis/storage.k8s.io/v1/storageclasses/{name}")
-    kube.delete(f"{SNAPSHOTS}/volumesnapshotclasses/{name}")
 
 
 def test_a_snapshot_is_a_volume_snapshot_and_a_restore_a_claim_from_it(
