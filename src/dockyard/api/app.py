@@ -151,7 +151,9 @@ def create_app(
         return list(runtime.node_objects())  # type: ignore[attr-defined]
 
     nodes = CachedNodeLabels(cluster_nodes, ttl=2.0)
-    app.include_router(extender_router(nodes), responses=errors.RESPONSES)
+    # no token on these paths: their bodies are bounded by the same setting as the API's
+    router = extender_router(nodes, max_body_bytes=settings.max_request_bytes)
+    app.include_router(router, responses=errors.RESPONSES)
     app.add_middleware(Guard, settings=settings)
     app.openapi = lambda: _with_security(app)  # type: ignore[method-assign]
     return app
