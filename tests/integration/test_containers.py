@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from dockyard.errors import DockyardError
+from dockyard.runtimes.oci import volume_name
 from tests import factories as f
 from tests.conftest import BASE, CONF, ServerProcess, podman, wait_until
 
@@ -38,6 +39,13 @@ def pod_server(server_factory: Any, base_image: str) -> Iterator[ServerProcess]:
     for item in srv.client.list("Job") + srv.client.list("Service"):
         srv.client.delete(item["kind"], item["metadata"]["name"])
     wait_until(lambda: not srv.client.list("Job") and not srv.client.list("Service"), 120)
+    # and the named volumes bound to this home's directories (a Volume's outlive its jobs)
+    listed = podman("volume", "ls", "--filter", "label=dev.dockyard.managed=true", "-q").stdout
+    for name in listed.split():
+        found = podman("volume", "inspect", name, check=False).stdout
+        device = (json.loads(found or "[{}]")[0].get("Options") or {}).get("device", "")
+        if device.startswith(str(srv.home)):
+            podman("volume", "rm", "--force", name, check=False)
 
 
 def test_images_are_built_once_and_rendered(pod_server: ServerProcess) -> None:
@@ -97,10 +105,10 @@ def test_a_job_writes_to_its_volume_with_safe_defaults(pod_server: ServerProcess
     assert "root fs read-only" in log and "cwd /workspace data /volumes/data" in log
     assert "token [secret] 21" in log  # given to the container, masked in its log
     # the volume is the engine's named volume, bound to its tier's directory
-    inspected = json.loads(podman("volume", "inspect", "dockyard-default-data").stdout)[0]
+    named = volume_name("default", "data", host_file.parent)
+    inspected = json.loads(podman("volume", "inspect", named).stdout)[0]
     assert inspected["Options"]["device"] == str(host_file.parent)
     assert inspected["Labels"]["dev.dockyard.tier"] == "standard"
-    podman("volume", "rm", "--force", "dockyard-default-data", check=False)
 
 
 def test_security_defaults_of_a_running_container(

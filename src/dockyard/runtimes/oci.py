@@ -325,13 +325,13 @@ class OciRuntime:
                 yield name.lstrip("/"), item
 
     def _named_volume(self, project: str, mount: Mount) -> str | None:
-        """A whole Volume mounts as the engine's named volume ``dockyard-PROJECT-NAME``, bound
-        to its tier's directory and labelled with its tier (``podman volume ls``); a sub path,
-        or a named volume bound elsewhere, mounts the directory itself."""
+        """A whole Volume mounts as the engine's named volume (``volume_name``), bound to its
+        tier's directory and labelled with its tier (``podman volume ls``); a sub path, or a
+        named volume bound elsewhere, mounts the directory itself."""
         ref = mount.volume
         if ref is None or ref.sub_path:
             return None
-        name = f"dockyard-{project}-{ref.name}"
+        name = volume_name(project, ref.name, mount.source)
         found = self.engine.run("volume", "inspect", name, check=False, timeout=60)
         if found.returncode == 0:
             try:
@@ -402,6 +402,13 @@ class OciRuntime:
         data = result.stdout + result.stderr if result.returncode == 0 else b""
         if len(data) > offset:
             yield data[offset:]
+
+
+def volume_name(project: str, name: str, source: Path) -> str:
+    """``dockyard-PROJECT-NAME-HASH``: the hash of its directory keeps two Dockyard homes on
+    one machine (or a test's) from sharing a named volume."""
+    digest = hashlib.sha256(str(source).encode()).hexdigest()[:8]
+    return f"dockyard-{project}-{name}-{digest}"
 
 
 def _read(path: Path) -> dict[str, Any]:
