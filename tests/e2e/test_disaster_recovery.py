@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import S3Server
-from tests.e2e.test_cli import CLI, DOCKYARD
+from tests.e2e.conftest import CLI
 
 
 def checksums(root: Path) -> dict[str, str]:
@@ -25,20 +24,10 @@ def checksums(root: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_backup_lose_the_home_restore_and_serve_the_same(
-    home: Path, env_cache: Path, s3_server: S3Server
+    cli: CLI, home: Path, s3_server: S3Server
 ) -> None:
-    cli = CLI(home, env_cache, **s3_server.env)
-    bucket = s3_server.bucket()
-    try:
-        drill(cli, home, bucket)
-    finally:
-        subprocess.run(
-            [*DOCKYARD, "server", "stop"],
-            env=cli.env,
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
+    cli.env.update(s3_server.env)  # the fixture stops the server whatever happens
+    drill(cli, home, s3_server.bucket())
 
 
 def drill(cli: CLI, home: Path, bucket: str) -> None:

@@ -123,3 +123,21 @@ def test_a_missing_bucket_fails_the_backup_and_says_so(
         return "backup failed" in message and "does not exist" in message
 
     wait_until(says, 60, message="the backup failure in the status")
+
+
+def test_a_large_object_goes_up_in_parts_and_comes_back_whole(
+    tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dockyard.data import backups
+
+    for key, value in s3_server.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(backups, "MULTIPART", 5 * 1024 * 1024)  # S3's smallest part
+    bucket = s3_server.bucket()
+    target = Target.open(Settings(home=tmp_path / "home"), f"s3://{bucket}/big", None)
+    data = bytes(range(256)) * (11 * 1024 * 1024 // 256)  # 11 MiB: three parts
+    target.put_object("store.db", data)
+    client: Any = s3_server.client()
+    etag = client.head_object(Bucket=bucket, Key="big/store.db")["ETag"]
+    assert etag.strip('"').endswith("-3")  # a multipart upload's ETag counts its parts
+    assert target.get_object("store.db") == data

@@ -103,7 +103,7 @@ def list_snapshots(name: Name, state: State, project: Project = "default") -> di
         items += [s | {"backedUp": False} for s in found]
     store = state.ctx.snapshots
     for sid in store.ids(volume_key(project, name)):
-        summary = store.load(volume_key(project, name), sid).summary()
+        summary = store.summary(volume_key(project, name), sid)
         items.append(summary | {"backedUp": bool(backed) and sid <= backed})
     return {"items": sorted(items, key=lambda s: str(s["id"]))}
 

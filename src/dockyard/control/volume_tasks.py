@@ -106,9 +106,9 @@ def forget(store: SnapshotStore, key: str, spec: VolumeSpec) -> None:
     assert spec.snapshots is not None
     scheduled = []
     for sid in store.ids(key):
-        snap = store.load(key, sid)
-        if "scheduled" in snap.tags:
-            scheduled.append((sid, snap.created))
+        summary = store.summary(key, sid)
+        if "scheduled" in summary["tags"]:
+            scheduled.append((sid, datetime.fromisoformat(summary["created"])))
     keep = retention.kept(scheduled, spec.snapshots.retention)
     gone = [sid for sid, _ in scheduled if sid not in keep]
     if gone:

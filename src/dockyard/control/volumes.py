@@ -85,7 +85,10 @@ def _tick(schedules: list[str], since: datetime, at: datetime) -> tuple[datetime
     return latest, min(upcoming)
 
 
-def _usage(spec: VolumeSpec, obs: Observed, status: VolumeStatus) -> tuple[Any, Any]:
+def _usage(
+    obs: Observed, status: VolumeStatus
+) -> tuple[VolumeStatus, TaskRequest | None, datetime | None]:
+    """The status with the last measurement, the measurement to ask for, when to look again."""
     token = f"g{obs.generation}"
     usage = obs.usage
     newer = (
@@ -112,7 +115,7 @@ def _usage(spec: VolumeSpec, obs: Observed, status: VolumeStatus) -> tuple[Any, 
     if stale and (usage is None or not usage.running_for(token)):
         task = TaskRequest("usage", token)
     recheck = measured + every if measured is not None and not stale else None
-    return (status, task), recheck
+    return status, task, recheck
 
 
 def plan(spec: VolumeSpec, obs: Observed) -> Plan:
@@ -233,7 +236,7 @@ def plan(spec: VolumeSpec, obs: Observed) -> Plan:
     if obs.snapshot is not None and obs.snapshot.state == "running" and obs.snapshot.progress:
         notes.append(f"snapshot: {obs.snapshot.progress}")
 
-    (status, usage_task), recheck = _usage(spec, obs, status)
+    status, usage_task, recheck = _usage(obs, status)
     if usage_task is not None:
         tasks.append(usage_task)
     if recheck is not None:

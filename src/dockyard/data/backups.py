@@ -246,9 +246,6 @@ class Target:
     def ids(self, key: str) -> list[str]:
         return sorted(rel for rel in self._list(f"snapshots/{key}/") if "/" not in rel)
 
-    def keys(self) -> list[str]:
-        return sorted({rel.rpartition("/")[0] for rel in self._list("snapshots/")})
-
     def push(
         self,
         store: SnapshotStore,

@@ -43,7 +43,6 @@ from fastcdc import fastcdc
 
 from dockyard.data.chunks import ChunkStore, decode, digest, encode, write_atomic
 from dockyard.errors import ChunkDamaged, Conflict, NotFound
-from dockyard.filelock import held
 from dockyard.paths import DIR, FILE, Inside
 
 MIN_CHUNK = 256 << 10
@@ -204,6 +203,7 @@ class SnapshotStore:
         self.chunks = ChunkStore(root)
         self.manifests = root / "snapshots"
         self.lock_timeout = lock_timeout
+        self._summaries: dict[tuple[str, str], dict[str, Any]] = {}
 
     # manifests --------------------------------------------------------------------------
     def _manifest_path(self, key: str, snapshot_id: str) -> Path:
@@ -239,6 +239,14 @@ class SnapshotStore:
 
     def load(self, key: str, snapshot_id: str) -> Snapshot:
         return Snapshot.load(self.read_manifest(key, snapshot_id))
+
+    def summary(self, key: str, snapshot_id: str) -> dict[str, Any]:
+        """A snapshot's summary (no entries); manifests never change, so each is read once
+        per process for it (listing and the retention ask often)."""
+        cached = self._summaries.get((key, snapshot_id))
+        if cached is None:
+            cached = self._summaries[(key, snapshot_id)] = self.load(key, snapshot_id).summary()
+        return cached
 
     def latest(self, key: str) -> Snapshot | None:
         ids = self.ids(key)
@@ -282,9 +290,6 @@ class SnapshotStore:
                 yield
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-    def busy(self) -> bool:
-        return held(self.root / "lock")
 
     # snapshot ----------------------------------------------------------------------------
     def snapshot(
