@@ -10,7 +10,7 @@ OLDEST_VENV ?= .venv-oldest
 # the interpreter of .venv (or the one that will create it)
 MAIN_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 
-.PHONY: demo test test-oldest test-real-node lint bench install dev clean check-python cluster cluster-down
+.PHONY: demo test fresh-machine test-oldest test-real-node lint bench install dev clean check-python cluster cluster-down
 
 ## the one line to read when the interpreter is too old, before anything is installed
 check-python:
@@ -65,8 +65,11 @@ else
 	  scripts/demo.sh
 endif
 
-## make test: the whole test suite (unit, integration with SQLite and PostgreSQL, end to end)
+## make test: the whole test suite (unit, integration with SQLite and PostgreSQL, end to end);
+## as root with apt-get it first installs the Debian libraries the test dependencies load
+## (scripts/test-packages.sh); lanes whose part is missing are skipped with one line each
 test: $(VENV)/.dev-installed
+	@scripts/test-packages.sh $(BIN)/python
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## make test-oldest: the unit tests and the digits example (tests/e2e/test_cli.py) on
@@ -94,6 +97,11 @@ $(OLDEST_VENV)/.installed: pyproject.toml
 ## make cluster CLUSTER_ARGS="--real-node --nodes 0"; .ci/run does both)
 test-real-node: $(VENV)/.dev-installed
 	DOCKYARD_REQUIRE_REAL_NODE=1 $(BIN)/pytest tests/kubernetes/test_real_node.py $(PYTEST_ARGS)
+
+## make fresh-machine: the README's two commands on a clean clone of HEAD in a bare Debian 12
+## root file system (a Podman container; scripts/fresh-machine.sh), as CI runs them
+fresh-machine:
+	scripts/fresh-machine.sh
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests bench examples scripts

@@ -20,6 +20,7 @@ import pytest
 
 from dockyard.client import Client
 from dockyard.settings import Settings
+from tests.lanes import missing
 from tests.pg import pg_bin, throwaway_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,11 +186,11 @@ def postgres_server() -> Iterator[str]:
         return
     bindir = pg_bin()
     if bindir is None:
-        if os.environ.get("DOCKYARD_REQUIRE_POSTGRES"):
-            pytest.fail(
-                "PostgreSQL is required here but not installed (apt-get install postgresql)"
-            )
-        pytest.skip("PostgreSQL is not installed")
+        missing(
+            "postgres",
+            "PostgreSQL is not installed: apt-get install postgresql "
+            "(the tests start a throwaway server of their own)",
+        )
     with throwaway_postgres(bindir) as url:
         yield url
 
@@ -305,9 +306,7 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="session")
 def base_image() -> str:
     if shutil.which("podman") is None:
-        if os.environ.get("DOCKYARD_REQUIRE_PODMAN"):
-            pytest.fail("Podman is required here but not installed (apt-get install podman)")
-        pytest.skip("Podman is not installed")
+        missing("podman", "Podman is not installed: apt-get install podman runc debootstrap")
     subprocess.run(
         [str(ROOT / "deploy" / "podman" / "base-image.sh"), BASE],
         check=True,

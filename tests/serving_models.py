@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.lanes import lightgbm_unavailable
+
 FEATURES = np.array(
     [
         [0.0, 0.0, 1.0],
@@ -184,4 +186,7 @@ BUILDERS = {
 
 
 def build_all(root: Path) -> dict[str, Path]:
-    return {name: build(root) for name, build in BUILDERS.items()}
+    """Every model of BUILDERS, but LightGBM's where it cannot be imported (see
+    tests.lanes.lightgbm_unavailable: its tests say so)."""
+    skip = {"lightgbm"} if lightgbm_unavailable() else set()
+    return {name: build(root) for name, build in BUILDERS.items() if name not in skip}

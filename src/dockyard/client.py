@@ -577,12 +577,9 @@ class Client:
         result: dict[str, Any] = self.request("GET", "/api/v1/images", params=params)
         return result
 
-    def containerfile(
-        self, environment: str, project: str = "default", runtime: str | None = None
-    ) -> str:
-        params = {"project": project, **({"runtime": runtime} if runtime else {})}
+    def containerfile(self, environment: str, project: str = "default") -> str:
         response = self._http.get(
-            f"/api/v1/environments/{environment}/containerfile", params=params
+            f"/api/v1/environments/{environment}/containerfile", params={"project": project}
         )
         if response.status_code >= 400:
             self._raise(response)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import free_port, wait_until
+from tests.lanes import lightgbm_unavailable, missing
 from tests.serving_models import FEATURES, build_all
 
 TOKEN = "test-token-0123456789abcdef"
@@ -122,6 +123,8 @@ def test_server_metadata_and_health(server: ModelServer) -> None:
 def test_numeric_runtimes_agree_with_their_frameworks(
     server: ModelServer, model: str, name: str, datatype: str
 ) -> None:
+    if model == "lightgbm" and (why := lightgbm_unavailable()):
+        missing("libgomp", why)
     meta = server.get(f"/v2/models/{model}").json()
     assert meta["inputs"] == [{"name": name, "datatype": datatype, "shape": [-1, 3]}]
     out = infer(server, model, [fp(name, FEATURES[:4], datatype)])["outputs"][0]

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.kubernetes.conftest import KUBECONFIG, ROOT
+from tests.lanes import missing
 
 DOCKYARD = [sys.executable, "-c", "from dockyard.cli.main import main; main()"]
 HOW = 'no real node: `make cluster CLUSTER_ARGS="--real-node --nodes 0"` starts one'
@@ -43,9 +44,7 @@ def real_node(kube: httpx.Client) -> str:
     found = real_nodes(kube)
     if not found or others(kube):  # kwok nodes would take pods whose images they never need
         why = f"{HOW} (nodes besides it: {others(kube)})" if found else HOW
-        if os.environ.get("DOCKYARD_REQUIRE_REAL_NODE"):
-            pytest.fail(f"DOCKYARD_REQUIRE_REAL_NODE=1 but {why}")
-        pytest.skip(why)
+        missing("real_node", why)
     return found[0]
 
 

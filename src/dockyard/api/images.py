@@ -13,9 +13,12 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from dockyard.api.errors import RESPONSES
 from dockyard.api.state import ServerState, get_state
-from dockyard.errors import DockyardError, RuntimeUnavailable
-from dockyard.runtimes.images import list_images, render
+from dockyard.errors import DockyardError
+from dockyard.runtimes.engine import ENGINES
+from dockyard.runtimes.images import base_image, list_images, render
+from dockyard.runtimes.oci import OciRuntime
 from dockyard.spec import DESCRIPTOR, EnvironmentSpec
 from dockyard.store import resources as repo
 
@@ -29,22 +32,20 @@ Engine = Annotated[
 ]
 
 
-def _engine_runtime(state: ServerState, name: str | None) -> Any:
-    from dockyard.runtimes.oci import OciRuntime
+def _engine_name(state: ServerState, name: str | None) -> str:
+    """The engine a request means: the one it names, else the server's own runtime when that
+    is an engine, else the first of Podman and Docker this machine has."""
+    if name is not None:
+        return name
+    if state.ctx.settings.runtime in ENGINES:
+        return state.ctx.settings.runtime
+    return next((e for e in ENGINES if shutil.which(e)), ENGINES[0])
 
-    if name is None:
-        default = state.ctx.settings.runtime
-        name = (
-            default
-            if default != "local"
-            else next((e for e in ("podman", "docker") if shutil.which(e)), "podman")
-        )
-    if name == "local":
-        raise RuntimeUnavailable(
-            "the local runtime uses virtual environments, not images",
-            hint="choose --runtime podman or docker",
-        )
-    runtime = state.ctx.runtime_for(name)
+
+def _engine_runtime(state: ServerState, name: str | None) -> OciRuntime:
+    """The OCI runtime of that engine; RuntimeUnavailable (503, documented on these routes)
+    when this server's machine has no such engine."""
+    runtime = state.ctx.runtime_for(_engine_name(state, name))
     assert isinstance(runtime, OciRuntime)
     return runtime
 
@@ -75,22 +76,36 @@ class ImageList(BaseModel):
 TEXT: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/plain": {"schema": {"type": "string"}}}}
 }
+# the routes that run the container engine: a server without one says so with a 503
+NO_ENGINE: dict[int | str, dict[str, Any]] = {
+    503: {
+        **RESPONSES[503],
+        "description": "This server's machine has no such container engine (code "
+        "`runtime-unavailable`, the hint says what to install); the request is valid and "
+        "succeeds once the engine is installed there, without a restart.",
+    }
+}
 
 
-@router.get("/images", response_model=ImageList)
+@router.get("/images", response_model=ImageList, responses=NO_ENGINE)
 def images(state: State, runtime: Engine = None) -> dict[str, Any]:
     engine = _engine_runtime(state, runtime)
     return {"runtime": engine.name, "items": list_images(engine.engine)}
 
 
 @router.get("/environments/{name}/containerfile", response_class=PlainTextResponse, responses=TEXT)
-def containerfile(name: str, state: State, project: str = "default", runtime: Engine = None) -> str:
+def containerfile(name: str, state: State, project: str = "default") -> str:
+    """The Containerfile of an environment (the same for every engine): text, so it needs
+    no engine on this machine."""
     spec = _environment(state, name, project)
-    engine = _engine_runtime(state, runtime)
-    return render(name, spec, engine.base_for(spec))
+    return render(name, spec, base_image(spec, state.ctx.settings.base_image))
 
 
-@router.post("/environments/{name}/image", response_class=StreamingResponse, responses=TEXT)
+@router.post(
+    "/environments/{name}/image",
+    response_class=StreamingResponse,
+    responses={**TEXT, **NO_ENGINE},
+)
 async def build_image(
     name: str, state: State, project: str = "default", runtime: Engine = None
 ) -> StreamingResponse:

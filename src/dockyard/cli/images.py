@@ -52,6 +52,6 @@ def list_images(runtime: RuntimeOpt = None, output: OutputOpt = Format.table) ->
 
 
 @app.command()
-def render(environment: str, runtime: RuntimeOpt = None, project: ProjectOpt = "default") -> None:
-    """Print the Containerfile of ENVIRONMENT, to build it elsewhere."""
-    sys.stdout.write(client().containerfile(environment, project, runtime))
+def render(environment: str, project: ProjectOpt = "default") -> None:
+    """Print the Containerfile of ENVIRONMENT, to build it elsewhere (Podman or Docker)."""
+    sys.stdout.write(client().containerfile(environment, project))

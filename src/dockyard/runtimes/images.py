@@ -27,6 +27,13 @@ from dockyard.version import __version__
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_BASE = "python:3.11-slim"
+
+
+def base_image(spec: EnvironmentSpec, configured: str | None) -> str:
+    """The image an environment builds on: its own ``base``, else the server's setting."""
+    return spec.base or configured or DEFAULT_BASE
+
+
 USER_ID = 1000
 # what the model server needs on top of a model's own packages
 SERVING_PACKAGES = [

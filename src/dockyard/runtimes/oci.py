@@ -36,9 +36,9 @@ from dockyard.runtimes.base import (
 from dockyard.runtimes.containers import OUTPUT, WORKSPACE, container_env, working_dir
 from dockyard.runtimes.engine import Engine
 from dockyard.runtimes.images import (
-    DEFAULT_BASE,
     PACKAGE_DIR,
     USER_ID,
+    base_image,
     build,
     env_tag,
     image_hash,
@@ -87,7 +87,7 @@ class OciRuntime:
         return host_capacity(self.settings)  # containers share the machine with the rest
 
     def base_for(self, spec: EnvironmentSpec) -> str:
-        return spec.base or self.settings.base_image or DEFAULT_BASE
+        return base_image(spec, self.settings.base_image)
 
     def prepare_environment(
         self, name: str, spec: EnvironmentSpec, progress: Callable[[str], None]
