@@ -11,9 +11,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +26,18 @@ from tests.lanes import missing
 from tests.pg import pg_bin, throwaway_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line per reason for skipping (a missing lane names its package once, not per
+    test): ``skipped 11 tests: PostgreSQL is not installed: apt-get install postgresql``."""
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    for reason, count in reasons.most_common():
+        terminalreporter.write_line(f"skipped {count} test(s): {reason}")
 
 
 @pytest.fixture(scope="session")

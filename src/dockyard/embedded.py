@@ -18,6 +18,19 @@ from dockyard.errors import ServerUnavailable
 from dockyard.settings import Settings
 
 
+# written by ``server stop --stop-workloads`` for the server's shutdown to read: stop the
+# workloads of clusters too (they outlive the control plane otherwise)
+STOP_ALL = "stop-all-workloads"
+
+
+def stop_all_requested(settings: Settings) -> bool:
+    """Did the stop that ends this server ask to stop every workload? (read once)"""
+    flag = settings.home / STOP_ALL
+    asked = flag.exists()
+    flag.unlink(missing_ok=True)
+    return asked
+
+
 def _lock_held(home: Path) -> bool:
     return filelock.held(home / "server.lock")
 
@@ -78,11 +91,14 @@ def ensure_running(settings: Settings, timeout: float = 90.0) -> str:
     )
 
 
-def stop(settings: Settings, timeout: float = 90.0) -> bool:
-    """Stop the embedded server and what it started; False if none was running."""
+def stop(settings: Settings, timeout: float = 90.0, workloads: bool = False) -> bool:
+    """Stop the embedded server and what it started on this machine (with ``workloads``, on
+    clusters too); False if none was running."""
     current = info(settings)
     if current is None:
         return False
+    if workloads:
+        (settings.home / STOP_ALL).touch()
     pid = int(str(current["pid"]))
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)

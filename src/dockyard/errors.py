@@ -184,6 +184,13 @@ class RuntimeUnavailable(DockyardError):
     status = 503
 
 
+class HomeMismatch(DockyardError):
+    """A start would move the resources of a home to another runtime (home_settings)."""
+
+    code = "home-mismatch"
+    status = 409
+
+
 class EngineError(DockyardError):
     """The container engine (Podman, Docker) failed or did not answer."""
 

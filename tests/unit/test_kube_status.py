@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from dockyard.runtimes.base import RunState
-from dockyard.runtimes.kube_status import deployment_state, job_state
+from dockyard.runtimes.kube_status import VERDICT_WAIT, deployment_state, job_state
 
 Obj = dict[str, Any]
 JOB: Obj = {"metadata": {"name": "job-a"}, "status": {"startTime": "2026-12-01T10:00:00Z"}}
@@ -143,3 +144,32 @@ def test_a_replica_is_ready_when_its_pod_is() -> None:
         "CrashLoopBackOff",
         2,
     )
+
+
+def test_a_deadline_is_a_timeout_even_before_the_job_says_so() -> None:
+    """The kubelet ends the pod (SIGTERM, exit 143) a moment before the Job controller writes
+    DeadlineExceeded: the attempt is a Timeout, never an Error."""
+    job = {**JOB, "spec": {"activeDeadlineSeconds": 5}}
+    killed = pod(
+        "Failed",
+        containerStatuses=main_container(
+            {"terminated": {"exitCode": 143, "finishedAt": "2026-12-01T10:00:06Z"}}
+        ),
+    )
+    state = job_state("w", job, [killed], datetime(2026, 12, 1, 10, 0, 7, tzinfo=UTC))
+    assert (state.phase, state.reason) == (RunState.FAILED, "Timeout")
+    assert state.message == "exceeded timeoutSeconds=5"
+
+
+def test_a_pod_that_failed_waits_a_moment_for_its_jobs_verdict() -> None:
+    ended = pod(
+        "Failed",
+        containerStatuses=main_container(
+            {"terminated": {"exitCode": 1, "finishedAt": "2026-12-01T10:00:02Z"}}
+        ),
+    )
+    soon = datetime(2026, 12, 1, 10, 0, 3, tzinfo=UTC)
+    assert job_state("w", JOB, [ended], soon).phase == RunState.RUNNING
+    later = soon + VERDICT_WAIT
+    state = job_state("w", JOB, [ended], later)
+    assert (state.phase, state.reason, state.exit_code) == (RunState.FAILED, "Error", 1)

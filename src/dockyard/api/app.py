@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
+from dockyard import embedded
 from dockyard.api import (
     apply,
     datasets,
@@ -109,8 +110,10 @@ def create_app(
     on_ready: Callable[[], None] | None = None,
     stop_workloads: bool = True,
 ) -> FastAPI:
-    """The control plane. ``stop_workloads``: on shutdown the leader stops what runs (the
-    embedded server); a replica of several (``server run``) leaves it to the next leader."""
+    """The control plane. ``stop_workloads``: on shutdown the leader stops what runs on this
+    machine (the embedded server; a cluster's workloads only when ``server stop
+    --stop-workloads`` asked, see embedded.STOP_ALL); a replica of several (``server run``)
+    leaves it to the next leader."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -124,7 +127,8 @@ def create_app(
         try:
             yield
         finally:
-            await run_in_threadpool(state.controller.stop, stop_workloads)
+            everything = embedded.stop_all_requested(settings)
+            await run_in_threadpool(state.controller.stop, stop_workloads, everything)
             state.ctx.store.close()
 
     app = FastAPI(

@@ -22,13 +22,40 @@ import sys
 
 import uvicorn
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from dockyard import home_settings
 from dockyard.api.app import create_app
 from dockyard.data.files import atomic_write_json
+from dockyard.embedded import STOP_ALL
+from dockyard.errors import DockyardError
 from dockyard.settings import Settings
+from dockyard.store.db import Store
+
+
+def settle(settings: Settings) -> Settings:
+    """The home's kept settings under the environment's, written back (home_settings)."""
+    settings = home_settings.with_home(settings)
+    store = Store(settings.db_url)
+    try:
+        count = store.resource_count()
+    except SQLAlchemyError:  # unreadable now: a runtime change is refused as if it had some
+        count = -1
+    finally:
+        store.close()
+    home_settings.keep(settings, count)
+    return settings
 
 
 def serve(settings: Settings, replica: bool = False) -> int:
     settings.home.mkdir(parents=True, exist_ok=True)
+    (settings.home / STOP_ALL).unlink(missing_ok=True)  # a stop meant for an earlier server
+    try:
+        settings = settle(settings)
+    except DockyardError as exc:
+        hint = f" (hint: {exc.hint})" if exc.hint else ""
+        print(f"dockyard: {exc.message}{hint}", file=sys.stderr)
+        return 5
     if not replica:
         lock = open(settings.home / "server.lock", "a+")  # noqa: SIM115 - held while serving
         try:

@@ -79,9 +79,19 @@ def token(
 
 
 @app.command()
-def stop() -> None:
-    """Stop the embedded server and every workload it started."""
-    if embedded.stop(Settings()):
+def stop(
+    stop_workloads: Annotated[
+        bool,
+        typer.Option(
+            "--stop-workloads",
+            help="Also stop the workloads on clusters (Kubernetes), which otherwise keep "
+            "running and serving until the control plane is back.",
+        ),
+    ] = False,
+) -> None:
+    """Stop the embedded server and the workloads it runs on this machine (local processes,
+    containers); a cluster's jobs and model servers keep running."""
+    if embedded.stop(Settings(), workloads=stop_workloads):
         console.print("Dockyard server stopped")
     else:
         console.print("no Dockyard server was running")

@@ -269,8 +269,9 @@ class Controller:
             log.exception("could not record the error")
 
     # -- shutdown ---------------------------------------------------------------------------
-    def stop(self, stop_workloads: bool = True) -> None:
-        """Stop the loop; with ``stop_workloads``, the leader also stops what runs."""
+    def stop(self, stop_workloads: bool = True, detached: bool = False) -> None:
+        """Stop the loop; with ``stop_workloads``, the leader also stops what runs on this
+        machine (local processes, containers) and, with ``detached``, on clusters too."""
         leading = self.leading()
         self._stopping.set()
         self._event.set()
@@ -281,11 +282,19 @@ class Controller:
         if stop_workloads and leading:
             with self.ctx.store.session() as session:
                 active = workloads_repo.active(session)
+            active = [w for w in active if detached or not self._detached(w.runtime)]
             if active:
                 with ThreadPoolExecutor(max_workers=8) as pool:
                     list(pool.map(self._interrupt, active))
         if self.leadership is not None:
             self.leadership.stop(release=True)
+
+    def _detached(self, runtime: str) -> bool:
+        """Does ``runtime`` keep its workloads without us? (unknown: stop them, as before)"""
+        try:
+            return bool(self.ctx.runtime_for(runtime).detached)
+        except Exception:
+            return False
 
     def _interrupt(self, w: WorkloadRow) -> None:
         """Stop a workload with the server: run it again on the next start."""

@@ -137,6 +137,9 @@ class Runtime(Protocol):
     """Where workloads run. Blocking methods; the control loop calls them off the loop."""
 
     name: str
+    # its workloads keep running without the control plane (a cluster's controllers keep
+    # them): stopping the server leaves them, unless asked (``server stop --stop-workloads``)
+    detached: bool
 
     def node(self) -> NodeCapacity: ...
 

@@ -8,13 +8,16 @@ with that reason, and Dockyard's retry policy decides about the next one.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from dockyard.runtimes.base import RunState, WorkloadState
 from dockyard.runtimes.kube_objects import SERVE_PORT
 
 Obj = dict[str, Any]
+# how long a pod that ended waits for its Job's own verdict (the Job controller is a moment
+# behind the kubelet: a deadline's SIGTERM ends the pod before DeadlineExceeded is written)
+VERDICT_WAIT = timedelta(seconds=30)
 # waiting reasons of a container that will not start by itself
 STUCK = frozenset(
     {
@@ -86,8 +89,23 @@ def pod_end(pod: Obj) -> tuple[str, str, int | None]:
     return "Error", str(terminated.get("message") or f"exit code {code}"), code
 
 
-def job_state(workload_id: str, job: Obj | None, pods: list[Obj]) -> WorkloadState:
-    """The state of a job attempt (or a dataset preparation) from its Job and pods."""
+def _deadline_passed(job: Obj, at: datetime) -> bool:
+    """Has the Job's activeDeadlineSeconds run out by ``at``?"""
+    deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+    started = _time((job.get("status") or {}).get("startTime"))
+    return bool(deadline) and started is not None and at >= started + timedelta(seconds=deadline)
+
+
+def _pod_finished_at(pod: Obj) -> datetime | None:
+    terminated = (_main_status(pod).get("state") or {}).get("terminated") or {}
+    return _time(terminated.get("finishedAt"))
+
+
+def job_state(
+    workload_id: str, job: Obj | None, pods: list[Obj], now: datetime | None = None
+) -> WorkloadState:
+    """The state of a job attempt (or a dataset preparation) from its Job and pods; ``now``
+    decides how long a pod's end waits for the Job's own words (a deadline: ``Timeout``)."""
     if job is None:
         return WorkloadState(workload_id, RunState.NOT_FOUND)
     status = job.get("status") or {}
@@ -132,6 +150,17 @@ def job_state(workload_id: str, job: Obj | None, pods: list[Obj]) -> WorkloadSta
     phase = (pod.get("status") or {}).get("phase")
     if phase in ("Failed", "Succeeded"):  # the Job controller has not caught up: the pod's end
         reason, message, code = pod_end(pod)
+        ended = _pod_finished_at(pod) or started
+        if reason != "Completed" and now is not None:
+            if _deadline_passed(job, ended or now):  # the deadline ended it: Timeout
+                message = f"exceeded timeoutSeconds={job['spec']['activeDeadlineSeconds']}"
+                return WorkloadState(
+                    workload_id, RunState.FAILED, code, "Timeout", message, started, ended, details
+                )
+            if ended is not None and now < ended + VERDICT_WAIT:  # the Job's words may follow
+                return WorkloadState(
+                    workload_id, RunState.RUNNING, started_at=started, details=details
+                )
         run = RunState.SUCCEEDED if reason == "Completed" else RunState.FAILED
         return WorkloadState(workload_id, run, code, reason, message, started, None, details)
     reason, message = _waiting(pod)

@@ -167,6 +167,7 @@ class KubernetesRuntime:
     """Workloads as Jobs and Deployments of a Kubernetes cluster."""
 
     name = "kubernetes"
+    detached = True  # the cluster keeps its Jobs and Deployments: serving never stops with us
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -490,7 +491,7 @@ class KubernetesRuntime:
             if state.phase == RunState.FAILED:  # crash-looping: it ends here, as on every home
                 self._scale_down(namespace, name)
             return state
-        state = self._near_data(job_state(workload_id, obj, pods), pods)
+        state = self._near_data(job_state(workload_id, obj, pods, datetime.now(UTC)), pods)
         if state.phase == RunState.SUCCEEDED:
             try:
                 return self._collected(state)

@@ -127,6 +127,7 @@ class LocalRuntime:
     """Processes on this machine (the embedded default)."""
 
     name = "local"
+    detached = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -73,6 +73,8 @@ def _time(text: str | None) -> datetime | None:
 class OciRuntime:
     """Workloads as containers of Podman or Docker on this machine."""
 
+    detached = False
+
     def __init__(self, settings: Settings, engine: str) -> None:
         self.settings = settings
         self.name = engine

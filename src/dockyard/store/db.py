@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from dockyard.errors import ServerUnavailable
@@ -83,6 +83,13 @@ class Store:
 
     def migrate(self) -> None:
         migrate(self.engine)
+
+    def resource_count(self) -> int:
+        """How many resources the store holds (0 before its first migration)."""
+        if not inspect(self.engine).has_table("resources"):
+            return 0
+        with self.engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM resources")).scalar_one())
 
     @contextmanager
     def session(self) -> Iterator[Session]:
