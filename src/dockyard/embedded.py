@@ -17,7 +17,6 @@ from dockyard import filelock
 from dockyard.errors import ServerUnavailable
 from dockyard.settings import Settings
 
-
 # written by ``server stop --stop-workloads`` for the server's shutdown to read: stop the
 # workloads of clusters too (they outlive the control plane otherwise)
 STOP_ALL = "stop-all-workloads"

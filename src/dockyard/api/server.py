@@ -21,7 +21,6 @@ import socket
 import sys
 
 import uvicorn
-
 from sqlalchemy.exc import SQLAlchemyError
 
 from dockyard import home_settings

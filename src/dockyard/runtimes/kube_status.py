@@ -93,7 +93,9 @@ def _deadline_passed(job: Obj, at: datetime) -> bool:
     """Has the Job's activeDeadlineSeconds run out by ``at``?"""
     deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
     started = _time((job.get("status") or {}).get("startTime"))
-    return bool(deadline) and started is not None and at >= started + timedelta(seconds=deadline)
+    if not deadline or started is None:
+        return False
+    return at >= started + timedelta(seconds=float(deadline))
 
 
 def _pod_finished_at(pod: Obj) -> datetime | None:
