@@ -132,14 +132,18 @@ class Client:
             raise from_problem(body)
         raise DockyardError(f"server answered {response.status_code}: {response.text[:300]}")
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request to the server, whatever it answers (unreachable: ServerUnavailable)."""
         try:
-            response = self._http.request(method, path, **kwargs)
+            return self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ServerUnavailable(
                 f"cannot reach the Dockyard server at {self.url}: {exc}",
                 hint="is it running? `dockyard server status`",
             ) from exc
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.send(method, path, **kwargs)
         if response.status_code >= 400:
             self._raise(response)
         return response.json()
@@ -536,27 +540,28 @@ class Client:
         timeout: float = 30.0,
         token: str | None = None,
     ) -> dict[str, Any]:
-        """Send an Open Inference Protocol request to a ready service (with the service's
-        token, for a service whose ``spec.auth`` says inference needs it)."""
+        """Send an Open Inference Protocol request to a ready service, through the control
+        plane (``/api/v1/services/NAME/proxy``: a Service on a cluster answers only there);
+        ``token`` is the service's own (``spec.auth``), for the model server."""
         svc = self.get(Service.KIND, service, project)
         status = svc.get("status", {})
-        url = status.get("url")
-        if not url:
+        if not status.get("url"):
             raise DockyardError(
                 f"service '{service}' has no ready replica "
                 f"({status.get('phase')}: {status.get('message', '')})",
                 hint=f"watch it with `dockyard describe service {service}`",
             )
         model = str(status.get("modelVersion") or svc["spec"]["model"]).split("@")[0]
-        try:
-            response = httpx.post(
-                f"{url}/v2/models/{model}/infer",
-                json=body,
-                timeout=timeout,
-                headers={"authorization": f"Bearer {token}"} if token else None,
-            )
-        except httpx.HTTPError as exc:
-            raise ServerUnavailable(f"cannot reach service '{service}' at {url}: {exc}") from exc
+        response = self.send(
+            "POST",
+            f"/api/v1/services/{service}/proxy/v2/models/{model}/infer",
+            params={"project": project},
+            json=body,
+            timeout=timeout,
+            headers={"X-Dockyard-Serving-Token": token} if token else None,
+        )
+        if response.headers.get("content-type", "").startswith("application/problem+json"):
+            self._raise(response)  # the control plane's own answer (no replica, unreachable)
         payload: dict[str, Any] = response.json()
         if response.status_code == 401:
             raise Unauthorized(
@@ -591,9 +596,17 @@ class Client:
         project: str = "default",
         runtime: str | None = None,
         progress: Callable[[str], None] | None = None,
+        *,
+        serving: bool = False,
+        push: str | None = None,
     ) -> dict[str, Any]:
-        """Build (or find in the cache) the environment's image; progress line by line."""
-        params = {"project": project, **({"runtime": runtime} if runtime else {})}
+        """Build (or find in the cache) the environment's image (``serving``: and its model
+        server image; ``push``: then push them there); progress line by line."""
+        params: dict[str, Any] = {"project": project, "serving": serving}
+        if runtime:
+            params["runtime"] = runtime
+        if push:
+            params["push"] = push
         with self._http.stream(
             "POST", f"/api/v1/environments/{environment}/image", params=params, timeout=None
         ) as response:

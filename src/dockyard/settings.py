@@ -98,9 +98,27 @@ class Settings(BaseSettings):
     kube_output_bytes: int = Field(
         default=64 * 1024 * 1024,
         ge=1024,
-        description="Largest output (unpacked) a Kubernetes job sends back through its pod "
-        "log to $DOCKYARD_OUTPUT_DIR on the server (a model, its metrics); the kubelet's "
-        "containerLogMaxSize (10 MiB by default) bounds the compressed log as well.",
+        description="Largest output of a Kubernetes job ($DOCKYARD_OUTPUT_DIR: a model, its "
+        "metrics, a dataset's files), read back to the server from its claim by a helper "
+        "pod; also the size of the claim a job's outputs are written to.",
+    )
+    max_log_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Largest log Dockyard keeps of one attempt (or replica pod) of a workload on "
+        "Kubernetes, streamed while it runs; beyond it one line says the log was cut.",
+    )
+    kube_log_streams: int = Field(
+        default=256,
+        ge=1,
+        le=10_000,
+        description="Pod logs followed at once on Kubernetes (one connection each); more "
+        "running pods wait for a free stream, and their logs are read when one frees.",
+    )
+    kube_autoscaler: bool = Field(
+        default=False,
+        description="The cluster has an autoscaler that adds nodes: a workload no node can "
+        "hold yet waits for one instead of failing after DOCKYARD_UNSCHEDULABLE_SECONDS.",
     )
     kube_image_loader: str | None = Field(
         default=None,
@@ -148,6 +166,13 @@ class Settings(BaseSettings):
     node_cpu: float | None = Field(default=None, description="Override detected CPU count.")
     node_memory: str | None = Field(default=None, description="Override detected memory.")
     node_gpu: int | None = Field(default=None, description="Override detected GPU count.")
+    unschedulable_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="How long a workload that no node of its home can ever hold (more cpu, "
+        "memory or GPUs than the largest node has) waits before it fails as Unschedulable; "
+        "0 = wait forever. A home that grows (DOCKYARD_KUBE_AUTOSCALER) always waits.",
+    )
     resync_seconds: float = Field(default=1.0, gt=0, description="Full reconcile period.")
     stop_grace_seconds: float = Field(default=10.0, ge=0)
     leader_lease_seconds: float = Field(

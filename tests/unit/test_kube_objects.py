@@ -92,8 +92,8 @@ def test_a_job_attempt_is_a_batch_job_that_kubernetes_never_retries() -> None:
     main = pod["containers"][0]
     assert main["image"] == "reg.local:5000/ml/env:abc123"
     assert main["resources"] == {
-        "requests": {"cpu": "1500m", "memory": str(2 * 1024**3), "nvidia.com/gpu": "1"},
-        "limits": {"cpu": "2000m", "memory": str(2 * 1024**3), "nvidia.com/gpu": "1"},
+        "requests": {"cpu": "1500m", "memory": "2Gi", "nvidia.com/gpu": "1"},
+        "limits": {"cpu": "2000m", "memory": "2Gi", "nvidia.com/gpu": "1"},
     }
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-T4"}
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
@@ -106,13 +106,16 @@ def test_a_job_attempt_is_a_batch_job_that_kubernetes_never_retries() -> None:
     assert claim["subPath"] == "raw"
     pvcs = {p["metadata"]["name"]: p for p in by_kind(objects.shared, "PersistentVolumeClaim")}
     assert pvcs["data"]["spec"]["storageClassName"] == "px-fast"
-    assert pvcs["data"]["spec"]["resources"]["requests"]["storage"] == str(5 * 1024**3)
-    # outputs: the pod's own directory, sent back after the command through the log
-    assert main["command"][:2] == ["/bin/sh", "-c"] and main["command"][4:] == [
-        "python",
-        "train.py",
-    ]
-    assert {"name": "outputs", "emptyDir": {}} in pod["volumes"]
+    assert pvcs["data"]["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert (ko.quantity(512 * 1024**2), ko.quantity(1000)) == ("512Mi", "1000")
+    # outputs: a claim of the attempt's own (a helper reads it back): never the log
+    assert main["command"] == ["python", "train.py"]
+    [out] = by_kind(objects.owned, "PersistentVolumeClaim")
+    assert out["metadata"]["name"] == ko.outputs_claim_name("job-train-0123abcd-g2-a1")
+    assert {"name": "outputs", "persistentVolumeClaim": {"claimName": out["metadata"]["name"]}} in (
+        pod["volumes"]
+    )
+    kubernetes_validate.validate(out, RELEASE, strict=True)
 
 
 def test_a_preparation_writes_its_outputs_into_the_datasets_volume() -> None:
@@ -165,16 +168,17 @@ def test_code_travels_in_a_configmap_unpacked_by_an_init_container() -> None:
     assert "initContainers" not in without.main["spec"]["template"]["spec"]
 
 
-def test_a_service_replica_is_a_deployment_behind_the_services_service() -> None:
+def test_a_service_revision_is_a_deployment_of_its_replicas_behind_the_services_service() -> None:
     request = WorkloadRequest(
-        id="svc-web-0123abcd-g1-v3-r0-0",
+        id="svc-web-0123abcd-v3-1a2b3c4d-0",
         command=["python", "-m", "dockyard.serving"],
         labels={"dockyard.dev/service": "web"},
         project="vision",
+        replicas=3,
     )
     objects = ko.workload_objects(request, OPTIONS)
     deployment = objects.main
-    assert deployment["kind"] == "Deployment" and deployment["spec"]["replicas"] == 1
+    assert deployment["kind"] == "Deployment" and deployment["spec"]["replicas"] == 3
     rolling = deployment["spec"]["strategy"]["rollingUpdate"]
     assert rolling["maxUnavailable"] == 0
     main = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -239,24 +243,22 @@ def test_what_a_real_api_server_would_refuse_is_not_built() -> None:
     )
 
 
-def test_the_rendered_control_plane_never_carries_a_known_token() -> None:
-    from dockyard.runtimes.kube_control_plane import control_plane_objects
+def test_the_rendered_control_plane_carries_no_secret_value_only_a_reference() -> None:
+    from dockyard.runtimes.kube_control_plane import NAME, control_plane_objects, render_header
 
-    tokens = {
-        o["stringData"]["DOCKYARD_TOKEN"]
-        for _ in range(2)
-        for o in control_plane_objects()
-        if o["kind"] == "Secret"
-    }
-    assert len(tokens) == 2 and all(len(t) >= 32 for t in tokens)
+    objects = control_plane_objects()
+    assert "Secret" not in {o["kind"] for o in objects}
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": NAME}}]
+    assert f"create secret generic {NAME}" in render_header()
 
 
 def test_code_for_a_pod_leaves_version_control_and_caches_out(tmp_path: Path) -> None:
-    pytest.importorskip("lightkube")  # the kubernetes extra
     import io
     import tarfile
 
-    from dockyard.runtimes.kubernetes import code_archive
+    from dockyard.runtimes.kube_objects import code_archive
 
     (tmp_path / ".git").mkdir()
     (tmp_path / ".git" / "config").write_text("[credential] token=secret")
@@ -267,3 +269,12 @@ def test_code_for_a_pod_leaves_version_control_and_caches_out(tmp_path: Path) ->
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         assert tar.getnames() == ["train.py"]
     assert code_archive(tmp_path, 900 * 1024) == data  # reproducible
+
+
+def test_a_claim_carries_the_uid_of_the_volume_it_was_made_for() -> None:
+    claim = ko.claim_object(OPTIONS, "p", "ckpt", "fast", 1024, uid="0123abcd" * 4)
+    assert claim["metadata"]["annotations"][ko.VOLUME_UID] == "0123abcd" * 4
+    ref = VolumeRef("ckpt", "", "fast", 1024, uid="feed" * 8)
+    mounted = job_request(mounts=(Mount(Path("/v"), "/ckpt", False, None, ref),))
+    [made] = by_kind(ko.workload_objects(mounted, OPTIONS).shared, "PersistentVolumeClaim")
+    assert made["metadata"]["annotations"][ko.VOLUME_UID] == "feed" * 8

@@ -111,26 +111,25 @@ def test_a_pod_that_ended_before_its_job_noticed() -> None:
     assert (state.phase, state.exit_code) == (RunState.FAILED, 1)
 
 
-def test_a_replica_is_ready_when_its_pod_is() -> None:
-    deployment = {"metadata": {"name": "svc-a"}}
+def test_a_revision_is_ready_when_its_pods_are_and_its_address_is_the_service() -> None:
+    deployment = {"metadata": {"name": "svc-a"}, "spec": {"replicas": 2}}
     url = "http://web.ns.svc:8080"
     assert deployment_state("w", None, [], url).phase == RunState.NOT_FOUND
     assert deployment_state("w", deployment, [], url).phase == RunState.PENDING
     starting = pod("Running", conditions=[condition("Ready", "False")])
     state = deployment_state("w", deployment, [starting], url)
     assert state.phase == RunState.RUNNING and state.details["ready"] is False
-    ready = pod("Running", conditions=[condition("Ready", "True")])
-    state = deployment_state("w", deployment, [ready], url)
+    ready = pod("Running", conditions=[condition("Ready", "True")], podIP="10.1.2.3")
+    state = deployment_state("w", deployment, [ready, starting], url)
     assert state.details == {
         "object": "deployment/svc-a",
-        "url": url,
+        "url": url,  # the Service's: stable across pods and revisions
         "ready": True,
+        "readyReplicas": 1,
+        "replicas": 2,
+        "endpoints": ["http://10.1.2.3:8080"],
         "pod": "job-a-x1",
     }
-    # with its IP, a replica is reached as itself (as on every home); the Service stays
-    ready["status"]["podIP"] = "10.1.2.3"
-    state = deployment_state("w", deployment, [ready], url)
-    assert (state.details["url"], state.details["serviceUrl"]) == ("http://10.1.2.3:8080", url)
     crashing = pod(
         "Running",
         containerStatuses=main_container(
@@ -139,11 +138,10 @@ def test_a_replica_is_ready_when_its_pod_is() -> None:
         ),
     )
     state = deployment_state("w", deployment, [crashing], url)
-    assert (state.phase, state.reason, state.exit_code) == (
-        RunState.FAILED,
-        "CrashLoopBackOff",
-        2,
-    )
+    assert (state.phase, state.reason, state.exit_code) == (RunState.FAILED, "CrashLoopBackOff", 2)
+    # one pod crash-looping beside a ready one: the revision still serves, and says so
+    state = deployment_state("w", deployment, [ready, crashing], url)
+    assert state.phase == RunState.RUNNING and "CrashLoopBackOff" in state.message
 
 
 def test_a_deadline_is_a_timeout_even_before_the_job_says_so() -> None:

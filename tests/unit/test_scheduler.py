@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from dockyard.control.scheduler import Demand, Usage, schedule
-from dockyard.runtimes.base import NodeCapacity
+from dockyard.runtimes.base import NodeCapacity, NodeShape
 
 GI = 2**30
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -175,3 +175,35 @@ def test_overcommitted_node_reports_zero_free() -> None:
 
 def test_no_demands() -> None:
     assert schedule(NODE, Usage(), []) == {}
+
+
+CLUSTER = NodeCapacity(
+    cpu=12,
+    memory=48 * GI,
+    gpu=2,
+    nodes=(
+        NodeShape("kwok-node-0", 4, 16 * GI, 1, "NVIDIA-T4"),
+        NodeShape("kwok-node-1", 4, 16 * GI, 1, "NVIDIA-T4"),
+        NodeShape("kwok-node-2", 4, 16 * GI, 0),
+    ),
+)
+
+
+def test_on_a_cluster_a_demand_must_fit_one_node_and_says_what_the_largest_offers() -> None:
+    """Two 1-GPU nodes add up to 2 GPUs, but no pod can use both."""
+    decisions = schedule(CLUSTER, Usage(), [demand("two-gpus", gpu=2), demand("one", gpu=1)])
+    assert not decisions["two-gpus"].admitted and decisions["two-gpus"].never_fits
+    reason = decisions["two-gpus"].reason
+    assert "on one node" in reason and "1 gpu (kwok-node-0)" in reason, reason
+    assert decisions["one"].admitted  # what fits is not held up behind it
+    too_much_cpu = schedule(CLUSTER, Usage(), [demand("big", cpu=6)])["big"]
+    assert too_much_cpu.never_fits and "the largest offers 4 cpu" in too_much_cpu.reason
+
+
+def test_replicas_of_a_revision_fit_node_by_node_and_count_in_the_total() -> None:
+    three = Demand("rev", 3, GI, 0, 0, T0, count=3)  # 3 x 3 cpu: each fits one node
+    decisions = schedule(CLUSTER, Usage(), [three])
+    assert decisions["rev"].admitted
+    five = Demand("rev", 3, GI, 0, 0, T0, count=5)  # 15 cpu: more than the cluster has
+    decisions = schedule(CLUSTER, Usage(), [five])
+    assert decisions["rev"].never_fits and "15 cpu" in decisions["rev"].reason

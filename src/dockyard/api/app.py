@@ -19,6 +19,7 @@ from dockyard.api import (
     images,
     jobs,
     models,
+    proxy,
     references,
     resources,
     secrets,
@@ -138,7 +139,8 @@ def create_app(
         description="Run AI workloads together with their data.",
     )
     errors.install(app)
-    for module in (system, apply, images, jobs, models, secrets, volumes, datasets, resources):
+    modules = (system, apply, images, jobs, models, secrets, volumes, datasets, resources, proxy)
+    for module in modules:
         app.include_router(module.router, responses=errors.RESPONSES)
 
     def cluster_nodes() -> list[dict[str, Any]]:

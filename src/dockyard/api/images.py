@@ -26,6 +26,7 @@ router = APIRouter(prefix="/api/v1")
 State = Annotated[ServerState, Depends(get_state)]
 
 
+REGISTRY = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*$"
 Engine = Annotated[
     Literal["podman", "docker"] | None,
     Query(description="The container engine; default: the server's, else podman or docker."),
@@ -107,7 +108,21 @@ def containerfile(name: str, state: State, project: str = "default") -> str:
     responses={**TEXT, **NO_ENGINE},
 )
 async def build_image(
-    name: str, state: State, project: str = "default", runtime: Engine = None
+    name: str,
+    state: State,
+    project: str = "default",
+    runtime: Engine = None,
+    serving: Annotated[
+        bool, Query(description="Also the model server on it (what `dockyard render` names).")
+    ] = False,
+    push: Annotated[
+        str | None,
+        Query(
+            pattern=REGISTRY,
+            max_length=253,
+            description="A registry to push the image(s) to, e.g. registry.example.com/ml.",
+        ),
+    ] = None,
 ) -> StreamingResponse:
     """Build (or find) the environment's image; progress lines, then a JSON result line."""
     spec = await run_in_threadpool(_environment, state, name, project)
@@ -121,7 +136,14 @@ async def build_image(
     def work() -> dict[str, Any]:
         try:
             prepared = engine.prepare_environment(name, spec, progress)
-            return {"image": prepared.location, "hash": prepared.hash}
+            result: dict[str, Any] = {"image": prepared.location, "hash": prepared.hash}
+            built = [prepared.location]
+            if serving:
+                result["server"] = engine.prepare_server(prepared, progress).location
+                built.append(result["server"])
+            if push:
+                result["pushed"] = [engine.push(image, push, progress) for image in built]
+            return result
         except DockyardError as exc:
             return {"error": exc.message, "hint": exc.hint}
         finally:

@@ -18,8 +18,9 @@ from starlette.concurrency import run_in_threadpool
 from dockyard.api import references, views
 from dockyard.api.state import ServerState, get_state
 from dockyard.control.workloads import secret_values
-from dockyard.errors import Conflict, InUse, InvalidRequest, NotFound
+from dockyard.errors import Conflict, DockyardError, InUse, InvalidRequest, NotFound
 from dockyard.redact import Redactor
+from dockyard.runtimes.base import ClusterVolumes, VolumeRef
 from dockyard.spec import DESCRIPTOR, DESCRIPTORS, KindDescriptor
 from dockyard.spec.common import NAME_RE
 from dockyard.store import events
@@ -103,6 +104,18 @@ def _log_stream(
             live = session.get(WorkloadRow, workload.id)
             return live is None or live.phase not in workloads_repo.ACTIVE_PHASES
 
+    def empty() -> bytes:
+        """What an attempt that left no log says, instead of nothing."""
+        with store.session() as session:
+            live = session.get(WorkloadRow, workload.id)
+        if live is not None and live.phase in workloads_repo.ACTIVE_PHASES:
+            return f"[dockyard: {workload.id} ({live.phase}) has printed nothing yet]\n".encode()
+        phase = f"{live.phase} {live.reason}".strip() if live is not None else "gone"
+        return (
+            f"[dockyard: {workload.id} ({phase}) left no output: it printed nothing, or its "
+            "log could not be kept (a node that runs no program, like kwok's)]\n"
+        ).encode()
+
     async def stream() -> AsyncIterator[bytes]:
         # async, so that many followers wait on the event loop, not in the thread pool
         offset = 0
@@ -113,13 +126,13 @@ def _log_stream(
                 yield redactor.feed(chunk)
                 continue
             if not follow:
-                yield redactor.flush()
+                yield redactor.flush() or (await run_in_threadpool(empty) if not offset else b"")
                 return
             if await run_in_threadpool(finished):
                 while tail := await run_in_threadpool(read, offset):
                     offset += len(tail)
                     yield redactor.feed(tail)
-                yield redactor.flush()
+                yield redactor.flush() or (await run_in_threadpool(empty) if not offset else b"")
                 return
             if held := redactor.flush():  # quiet for now: what was held back
                 yield held
@@ -157,13 +170,44 @@ class Deleted(BaseModel):
     name: str
     project: str
     deleted: bool = Field(description="False: it did not exist (nothing to do).")
+    note: str = Field(
+        default="", description="What becomes of its data (a claim deleted or kept, …)."
+    )
+
+
+def _held(state: ServerState, row: ResourceRow) -> str:
+    """What data ``row`` (a Volume, a Dataset) holds that a plain delete would leave behind,
+    or "" when it provably holds none (a claim whose usage is unknown holds some)."""
+    files, size = state.ctx.volumes.usage(row.project, row.name)
+    if files:
+        return f"holds {files} file(s) ({size} bytes)"
+    claim = (row.status or {}).get("claim")
+    if claim:
+        known = (row.status or {}).get("files")
+        if known is None:
+            return f"has the claim {claim} on the cluster, whose contents were not measured"
+        if known:
+            return f"has the claim {claim} holding {known} file(s)"
+    return ""
+
+
+def _fate(state: ServerState, row: ResourceRow, options: Deletion) -> str:
+    """What the deletion does with a Volume's claim on a cluster, in words."""
+    runtime = state.ctx.runtime
+    if row.kind != "Volume" or not isinstance(runtime, ClusterVolumes):
+        return ""
+    try:
+        return runtime.volume_fate(row.project, VolumeRef(row.name, uid=row.uid), options.purge)
+    except DockyardError as exc:  # the answer is a courtesy: the deletion goes on
+        return f"(the claim could not be looked at: {exc.message})"
 
 
 def delete_rows(
     state: ServerState, session: Session, keys: list[repo.Key], options: Deletion
-) -> list[ResourceRow]:
+) -> tuple[list[ResourceRow], dict[str, str]]:
     """Mark resources deleted, all or none: each must exist, be unused by anything that is
-    not deleted with it (unless ``force``), and hold no data unless told what to do with it."""
+    not deleted with it (unless ``force``), and hold no data unless told what to do with it.
+    Also says, per uid, what becomes of the data that is deleted or kept."""
     rows = [repo.require(session, key) for key in keys]
     going = {(r.kind, r.project, r.name) for r in rows}
     for row in rows:
@@ -179,24 +223,24 @@ def delete_rows(
                     hint="delete those first (or with it), or pass --force",
                     details={"users": users},
                 )
-        if DESCRIPTOR[row.kind].purge and not options.purge and not options.keep_data:
-            files, size = state.ctx.volumes.usage(row.project, row.name)
-            if files:
-                raise Conflict(
-                    f"{row.kind.lower()} '{row.name}' holds {files} file(s) ({size} bytes)",
-                    hint="pass --purge to delete the data too, or --keep-data to keep it",
-                )
+        asked = options.purge or options.keep_data
+        if DESCRIPTOR[row.kind].purge and not asked and (held := _held(state, row)):
+            raise Conflict(
+                f"{row.kind.lower()} '{row.name}' {held}",
+                hint="pass --purge to delete the data too, or --keep-data to keep it",
+            )
+    notes = {row.uid: _fate(state, row, options) for row in rows}
     for row in rows:
         repo.mark_deleted(session, row, {"purge": options.purge})
-        events.record(session, row, "Deleting", "deletion requested")
-    return rows
+        events.record(session, row, "Deleting", notes[row.uid] or "deletion requested")
+    return rows, notes
 
 
 @router.post("/delete", response_model=list[Deleted], status_code=202)
 def delete_many(body: DeleteRequest, state: State) -> list[dict[str, Any]]:
     """Delete many resources in one request (what `dockyard delete -f FILE` sends): the ones
     that do not exist are skipped, the others are deleted together or not at all."""
-    out = []
+    out: list[dict[str, Any]] = []
     with state.ctx.store.session() as session:
         keys = []
         for t in body.items:
@@ -205,7 +249,10 @@ def delete_many(body: DeleteRequest, state: State) -> list[dict[str, Any]]:
             out.append({"kind": t.kind, "name": t.name, "project": t.project, "deleted": exists})
             if exists:
                 keys.append(key)
-        delete_rows(state, session, keys, body)
+        rows, notes = delete_rows(state, session, keys, body)
+    by_key = {(r.kind, r.project, r.name): notes[r.uid] for r in rows}
+    for item in out:
+        item["note"] = by_key.get((item["kind"], item["project"], item["name"]), "")
     state.changed()
     return out
 
@@ -240,7 +287,7 @@ def _routes(d: KindDescriptor) -> None:
     ) -> Any:
         options = Deletion(purge=purge, force=force, keep_data=keep_data)
         with state.ctx.store.session() as session:
-            (row,) = delete_rows(state, session, [repo.Key(kind, project, name)], options)
+            (row,), _notes = delete_rows(state, session, [repo.Key(kind, project, name)], options)
             resource = views.resource(row)
         state.changed()
         return views.fast(resource, 202)

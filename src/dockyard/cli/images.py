@@ -19,13 +19,39 @@ RuntimeOpt = Annotated[
 
 
 @app.command()
-def build(environment: str, runtime: RuntimeOpt = None, project: ProjectOpt = "default") -> None:
+def build(
+    environment: str,
+    runtime: RuntimeOpt = None,
+    project: ProjectOpt = "default",
+    serving: Annotated[
+        bool,
+        typer.Option(
+            "--serving", help="Also its model-server image (what `dockyard render` names)."
+        ),
+    ] = False,
+    push: Annotated[
+        str | None,
+        typer.Option(
+            help="Push the image(s) to this registry (e.g. registry.example.com/ml); render "
+            "with --registry the same.",
+        ),
+    ] = None,
+) -> None:
     """Build the image of ENVIRONMENT (cached by content hash: an unchanged one is reused)."""
     with console.status(f"building the image of {environment}…") as status:
         result = client().build_image(
-            environment, project, runtime, progress=lambda line: status.update(line[:100])
+            environment,
+            project,
+            runtime,
+            progress=lambda line: status.update(line[:100]),
+            serving=serving,
+            push=push,
         )
     console.print(f"{environment} → {result['image']}", highlight=False)
+    if result.get("server"):
+        console.print(f"{environment} (model server) → {result['server']}", highlight=False)
+    for pushed in result.get("pushed") or []:
+        console.print(f"pushed {pushed}", highlight=False)
 
 
 @app.command("list")

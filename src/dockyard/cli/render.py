@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
-import secrets
+import shutil
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -28,45 +29,60 @@ def render(
         typer.Option("--filename", "-f", help="YAML file or directory (repeatable)."),
     ] = None,
     target: Annotated[Target, typer.Option(help="Where the objects go.")] = Target.kubernetes,
+    project: Annotated[
+        str | None,
+        typer.Option("--project", "-p", help="The project of documents that name none."),
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="Put everything in this namespace (default: <prefix>gitops-<project>, never "
+            "a live control plane's).",
+        ),
+    ] = None,
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the images were pushed (dockyard images build ENV --serving --push "
+            "REGISTRY); without it they must exist on this machine.",
+        ),
+    ] = None,
     control_plane: Annotated[
         bool,
         typer.Option(
             "--control-plane",
-            help="The control plane itself (2 replicas, RBAC, Secret, Service) instead.",
+            help="The control plane itself (2 replicas, RBAC, Service) instead.",
         ),
     ] = False,
     image: Annotated[
         list[str] | None,
         typer.Option(
-            help="SERVICE=IMAGE: the serving image of a Service (repeatable); with "
-            "--control-plane, the control plane's image."
-        ),
-    ] = None,
-    database_url: Annotated[
-        str | None, typer.Option(help="With --control-plane: the PostgreSQL URL in its Secret.")
-    ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            help="With --control-plane: the API token in its Secret (default: a new random one)."
+            help="NAME=IMAGE: the image of an environment or a service (repeatable); with "
+            "--control-plane, the control plane's image.",
         ),
     ] = None,
 ) -> None:
     """Print the Kubernetes objects of DOCUMENTS (or of the control plane) as YAML.
 
-    The same builder as the kubernetes runtime's, for Argo CD or Flux: apply the output with
-    kubectl, or commit it. Secret values are never printed: env secretRefs become
-    secretKeyRefs to Kubernetes Secrets of the same names.
+    They run without Dockyard (kubectl apply, Argo CD, Flux): the same builder as the
+    kubernetes runtime's, ordered by sync waves and init containers that wait, the trained
+    model served from a claim, secrets as references to Secrets you create (never values).
     """
+    from dockyard import home_settings
     from dockyard.runtimes import kube_control_plane
-    from dockyard.runtimes.kubernetes import cluster_options
+    from dockyard.runtimes.kube_objects import cluster_options
 
-    settings = Settings()
+    settings = home_settings.with_home(Settings())
+    if registry is not None:
+        settings = settings.model_copy(update={"kube_registry": registry})
     if control_plane:
+        where = namespace or kube_control_plane.NAMESPACE
+        header = kube_control_plane.render_header(where)
         objects = kube_control_plane.control_plane_objects(
+            namespace=where,
             image=image[0].split("=", 1)[-1] if image else kube_control_plane.IMAGE,
-            database_url=database_url or kube_control_plane.DATABASE_URL,
-            token=token or secrets.token_urlsafe(32),
         )
     else:
         if not files:
@@ -78,21 +94,45 @@ def render(
         from dockyard.spec.loader import check_unique, load_paths
 
         images = {}
-        for item in image or []:
-            name, sep, value = item.partition("=")
+        for pair in image or []:
+            name, sep, value = pair.partition("=")
             if not sep or not name or not value:
-                raise DockyardError(f"--image {item!r} is not SERVICE=IMAGE")
+                raise DockyardError(f"--image {pair!r} is not NAME=IMAGE")
             images[name] = value
         loaded = check_unique(load_paths(files))
+        if project is not None:
+            for item in loaded:
+                if item.resource.metadata.project == "default":
+                    item.resource.metadata.project = project
         renderer = Renderer(
             loaded,
             cluster_options(settings),
             settings.base_image or DEFAULT_BASE,
             settings.kube_code_bytes,
             images,
+            namespace=namespace,
+            exists=None if registry or settings.kube_registry else _local_images(settings),
         )
         objects = renderer.objects()
+        header = renderer.header()
+    sys.stdout.write(header)
     sys.stdout.write(yaml.dump_all(objects, Dumper=_Plain, sort_keys=False, width=100))
+
+
+def _local_images(settings: Settings) -> Callable[[str], bool]:
+    """Does this machine's container engine have an image (what render names must exist)?"""
+    from dockyard.runtimes.engine import ENGINES, Engine
+
+    found = next((name for name in ENGINES if shutil.which(name)), None)
+    if found is None:
+        raise DockyardError(
+            "render names images that must exist, and this machine has no Podman or Docker "
+            "to check them",
+            hint="pass --registry REGISTRY (where `dockyard images build ENV --serving --push "
+            "REGISTRY` put them), or --image NAME=IMAGE for each",
+        )
+    engine = Engine(found, settings.containers_conf)
+    return engine.image_exists
 
 
 class _Plain(yaml.SafeDumper):

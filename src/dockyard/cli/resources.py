@@ -288,16 +288,22 @@ def delete(
         targets = [(kind_of(kind), name, project)]
     else:
         raise DockyardError("give KIND NAME or -f FILE", hint="e.g. `dockyard delete job train`")
-    if files:  # all in one request: together or not at all; what does not exist is skipped
-        results = c.delete_many(targets, purge=purge, force=force, keep_data=keep_data)
-        deleted = [(r["kind"], r["name"], r["project"]) for r in results if r["deleted"]]
-    else:
-        c.delete(*targets[0], purge=purge, force=force, keep_data=keep_data)
-        deleted = targets
+    # all in one request: together or not at all; what does not exist is skipped with -f
+    results = c.delete_many(targets, purge=purge, force=force, keep_data=keep_data)
+    if not files and not results[0]["deleted"]:
+        kind_name, name_, project_ = targets[0]
+        where = f" in project '{project_}'" if project_ != "default" else ""
+        raise NotFound(
+            f"{kind_name} '{name_}'{where} not found",
+            hint=f"list what exists with: dockyard get {kind_name.lower()}s",
+        )
+    deleted = [(r["kind"], r["name"], r["project"]) for r in results if r["deleted"]]
+    notes = {(r["kind"], r["name"]): r.get("note", "") for r in results}
     if wait:
         wait_gone(c, deleted)
     for k, n, _ in deleted:
-        console.print(f"{k.lower()}/{n} [red]deleted[/red]", highlight=False)
+        note = f": {notes[(k, n)]}" if notes.get((k, n)) else ""
+        console.print(f"{k.lower()}/{n} [red]deleted[/red]{note}", highlight=False)
 
 
 def wait_gone(c: Client, targets: list[tuple[str, str, str]], timeout: float = 600) -> None:

@@ -28,6 +28,7 @@ from dockyard.control.tasks import TaskHandle
 from dockyard.control.world import ResourceRecord, World
 from dockyard.errors import DockyardError
 from dockyard.paths import Inside
+from dockyard.runtimes.base import ClusterVolumes, Revisions, VolumeRef
 from dockyard.spec.status import ACTIVE, READY, Phase, Status
 from dockyard.store import events
 from dockyard.store import model_versions as versions_repo
@@ -84,11 +85,13 @@ class Applier:
         """Persist ``status`` if it changed; an event on a phase or reason change."""
         new = status.dump()
         new.pop("conditions", None)
-        full = with_conditions(row.status, new, now())
+        at = now()
+        full = with_conditions(row.status, new, at)
         flipped = (full.get("phase"), full.get("reason")) != (
             row.status.get("phase"),
             row.status.get("reason"),
         )
+        full["since"] = _iso(at) if flipped or not row.status.get("since") else row.status["since"]
         if full == row.status and not extra:
             return False
         with self.ctx.store.session() as session:
@@ -107,6 +110,8 @@ class Applier:
         self.wrote = False
         for wid in plan.stops:
             self._stop(world, row, wid)
+        for wid, replicas in plan.scales:
+            self._scale(world, row, wid, replicas)
         for task in plan.tasks:
             self._task(world, row, task)
         if plan.delete is not None:
@@ -115,6 +120,41 @@ class Applier:
             return Pending(row, plan, list(plan.starts))
         self.wrote = self.write_status(row, plan.status, plan.events)
         return None
+
+    def _scale(self, world: World, row: ResourceRecord, wid: str, replicas: int) -> None:
+        """A revision to ``replicas``, in its runtime's lane; its row then reserves as many."""
+        key = f"scale:{wid}:{replicas}"
+        if self._waiting(world, key):
+            return
+        owned = {w.id: w for w in world.owned(row.uid)}
+        if wid not in owned:
+            return
+        runtime = owned[wid].runtime
+
+        def scale(handle: TaskHandle) -> None:
+            engine = self.ctx.runtime_for(runtime)
+            assert isinstance(engine, Revisions)
+            engine.scale(wid, replicas)
+
+            def record(session: Session) -> None:
+                live = session.get(WorkloadRow, wid)
+                if live is None:
+                    return
+                before = max(int(live.details.get("replicas", 1)), 1)
+                per = {k: live.request.get(k, 0) / before for k in ("cpu", "memory", "gpu")}
+                live.request = {
+                    **live.request,
+                    "cpu": per["cpu"] * replicas,
+                    "memory": round(per["memory"] * replicas),
+                    "gpu": round(per["gpu"] * replicas),
+                }
+                live.details = {**live.details, "replicas": replicas}
+
+            handle.write(record)
+
+        self.ctx.tasks.submit(
+            key, row.uid, "scale", str(replicas), scale, lane=self.ctx.lane_of(runtime), keep=False
+        )
 
     def _waiting(self, world: World, key: str) -> bool:
         """A stop or finalizer that failed runs again only after its backoff."""
@@ -161,7 +201,7 @@ class Applier:
         if self._waiting(world, key):
             return
         owned = [(w.id, w.runtime) for w in world.owned(row.uid)]
-        if not owned and not delete.purge and not delete.registry_model:
+        if not owned and not delete.purge and not delete.registry_model and not delete.claim:
             self.gone.append(row.uid)  # nothing slow to do: the rows go at the end of the pass
             return
 
@@ -171,6 +211,9 @@ class Applier:
                 shutil.rmtree(self.ctx.settings.home / "outputs" / wid, ignore_errors=True)
             for root, rel in delete.purge:  # what a workload left there is not followed
                 Inside(root).remove(rel)
+            if delete.claim and isinstance(self.ctx.runtime, ClusterVolumes):
+                done = self.ctx.runtime.delete_volume(row.project, VolumeRef(row.name, uid=row.uid))
+                log.info("volume %s/%s: %s", row.project, row.name, done)
 
             def forget(session: Session) -> None:
                 workloads_repo.remove_for_owner(session, row.uid)
@@ -184,7 +227,10 @@ class Applier:
                 models = self.ctx.settings.home / "models" / row.project / row.name
                 shutil.rmtree(models, ignore_errors=True)
 
-        lane = self.ctx.lane_of(owned[0][1]) if owned else "default"  # it removes workloads
+        # it removes workloads (or a claim) in their runtime's lane
+        lane = "default"
+        if owned or delete.claim:
+            lane = self.ctx.lane_of(owned[0][1] if owned else None)
         self.ctx.tasks.submit(
             key, row.uid, "finalize", str(row.generation), finalize, lane=lane, keep=False
         )
@@ -223,15 +269,19 @@ class Applier:
                         s.need.gpu,
                         s.priority,
                         created,
+                        s.count,
                     )
                 )
         decisions: dict[str, Decision] = {}
+        grows: set[str] = set()  # the runtimes whose homes may get bigger nodes
         for runtime, wanted in demands.items():
             try:
                 node = self.ctx.runtime_for(runtime).node()
             except DockyardError as exc:  # e.g. no cluster configured: say so on each
                 decisions.update({d.key: Decision(False, str(exc)) for d in wanted})
                 continue
+            if node.grows:
+                grows.add(runtime)
             decisions.update(schedule(node, used[runtime], wanted))
         admitted_any = False
         for p in pending:
@@ -256,8 +306,61 @@ class Applier:
                 self.write_status(p.row, first.running or p.plan.status, p.plan.events + started)
             else:
                 status = p.plan.status.but(phase=Phase.PENDING, reason="Unschedulable", message=why)
+                if self._give_up(p, decisions, grows):
+                    admitted_any = True  # its plan sees the attempt that never started
+                    continue
                 self.write_status(p.row, status, p.plan.events)
         return admitted_any
+
+    def _give_up(self, p: Pending, decisions: dict[str, Decision], grows: set[str]) -> bool:
+        """A resource whose starts no node of their home can ever hold, unschedulable for
+        DOCKYARD_UNSCHEDULABLE_SECONDS already: each start becomes an attempt that failed as
+        ``Unschedulable`` (never started), which its plan reports (True)."""
+        deadline = self.ctx.settings.unschedulable_seconds
+        decided = [decisions[f"{p.row.uid}:{s.workload_id}"] for s in p.starts]
+        if not deadline or not all(d.never_fits for d in decided):
+            return False
+        if any(self.ctx.runtime_name(s.runtime) in grows for s in p.starts):
+            return False
+        status = p.row.status
+        since = status.get("since")
+        if status.get("reason") != "Unschedulable" or not since:
+            return False
+        waited = (now() - datetime.fromisoformat(since.replace("Z", "+00:00"))).total_seconds()
+        if waited < deadline:
+            return False
+        for start, decision in zip(p.starts, decided, strict=True):
+            message = (
+                f"{decision.reason}: no node of its home can ever hold it; gave up after "
+                f"{waited:.0f} s (DOCKYARD_UNSCHEDULABLE_SECONDS={deadline:g})"
+            )
+            self._record_never_started(p.row, start, message)
+        return True
+
+    def _record_never_started(self, row: ResourceRecord, start: Start, message: str) -> None:
+        with self.ctx.store.session() as session:
+            if session.get(WorkloadRow, start.workload_id) is not None:
+                return
+            at = now()
+            session.add(
+                WorkloadRow(
+                    id=start.workload_id,
+                    owner_uid=row.uid,
+                    owner_kind=row.kind,
+                    role=start.role,
+                    generation=start.generation,
+                    number=start.number,
+                    runtime=self.ctx.runtime_name(start.runtime),
+                    phase=Phase.FAILED,
+                    exit_code=None,
+                    reason="Unschedulable",
+                    message=message,
+                    request={"cpu": 0, "memory": 0, "gpu": 0, "gpuIndices": []},
+                    details=dict(start.details),
+                    created_at=at,
+                    finished_at=at,
+                )
+            )
 
     def _start(self, row: ResourceRecord, start: Start, gpus: tuple[int, ...]) -> None:
         runtime = self.ctx.runtime_name(start.runtime)
@@ -277,10 +380,10 @@ class Applier:
                         exit_code=None,
                         reason="",
                         message="",
-                        request={
-                            "cpu": need.cpu,
-                            "memory": need.memory,
-                            "gpu": need.gpu,
+                        request={  # all its replicas' (a revision's), as reserved
+                            "cpu": need.cpu * start.count,
+                            "memory": need.memory * start.count,
+                            "gpu": need.gpu * start.count,
                             "gpuIndices": list(gpus),
                         },
                         details={

@@ -30,6 +30,7 @@ NOT_RETRIED = {
     "DatasetUnavailable",
     "CodeMissing",
     "SecretMissing",
+    "Unschedulable",  # no node of its home can ever hold it (DOCKYARD_UNSCHEDULABLE_SECONDS)
 }
 # ended by something other than the job: re-run at once, not counted as a failure — a server
 # shutdown, or a cluster's scheduler that preempted the pod for a higher priority (an eviction

@@ -305,7 +305,8 @@ class Controller:
         except Exception:
             log.exception("could not stop %s", w.id)
             return
-        if state.phase == RunState.RUNNING or state.reason in ("Stopped", "Lost", "Signaled"):
+        stopped = state.phase in (RunState.RUNNING, RunState.NOT_FOUND)
+        if stopped or state.reason in ("Stopped", "Lost", "Signaled"):
             wl.mark(self.ctx, w.id, Phase.FAILED, "Interrupted", "stopped with the server")
         else:
             change = wl.transition(w, state)

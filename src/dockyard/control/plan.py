@@ -141,6 +141,7 @@ class Start:
     details: dict[str, Any] = field(default_factory=dict)
     running: Status | None = None
     event: str = ""
+    count: int = 1  # replicas of ``need`` (a service revision on a runtime with Revisions)
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class Delete:
 
     purge: tuple[Within, ...] = ()
     registry_model: bool = False  # a Model: its versions and aliases too
+    claim: bool = False  # a Volume on a cluster: its claim too (purge)
 
 
 @dataclass
@@ -182,3 +184,5 @@ class Plan:
     events: list[Event] = field(default_factory=list)
     delete: Delete | None = None
     recheck_at: datetime | None = None
+    # (workload id, replicas): a revision scaled in place (a runtime with Revisions)
+    scales: list[tuple[str, int]] = field(default_factory=list)

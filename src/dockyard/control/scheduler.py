@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from dockyard.runtimes.base import NodeCapacity
+from dockyard.runtimes.base import NodeCapacity, NodeShape
 from dockyard.spec.common import format_bytes, format_cpu
 
 EPSILON = 1e-9
@@ -24,6 +24,11 @@ class Demand:
     gpu: int
     priority: int
     created_at: datetime
+    count: int = 1  # replicas of this need (a service revision): each on some node
+
+    @property
+    def total(self) -> tuple[float, int, int]:
+        return self.cpu * self.count, self.memory * self.count, self.gpu * self.count
 
 
 @dataclass
@@ -46,16 +51,43 @@ class Decision:
     never_fits: bool = False
 
 
+def _fits(shape: NodeShape, d: Demand) -> bool:
+    return d.cpu <= shape.cpu + EPSILON and d.memory <= shape.memory and d.gpu <= shape.gpu
+
+
+def _describe(cpu: float, memory: int, gpu: int) -> str:
+    return f"{format_cpu(cpu)} cpu, {format_bytes(memory)} memory, {gpu} gpu"
+
+
+def _fits_no_node(node: NodeCapacity, d: Demand) -> str:
+    """A cluster: no single node can ever hold ``d``; say what the largest one offers."""
+    if any(_fits(shape, d) for shape in node.nodes):
+        return ""
+
+    def size(shape: NodeShape) -> tuple[float, ...]:  # the scarcest things first
+        return (min(shape.gpu, d.gpu), min(shape.cpu, d.cpu), min(shape.memory, d.memory))
+
+    largest = max(node.nodes, key=lambda s: (size(s), s.gpu, s.cpu, s.memory))
+    return (
+        f"needs {_describe(d.cpu, d.memory, d.gpu)} on one node; no node of the cluster has "
+        f"that much: the largest offers {_describe(largest.cpu, largest.memory, largest.gpu)} "
+        f"({largest.name})"
+    )
+
+
 def _never_fits(node: NodeCapacity, d: Demand) -> str:
+    if node.nodes and (too_big := _fits_no_node(node, d)):
+        return too_big
     if d.gpu and node.gpu == 0:
         return f"needs {d.gpu} gpu, but this node has none ({node.gpu_note})"
     problems = []
-    if d.cpu > node.cpu + EPSILON:
-        problems.append(f"{format_cpu(d.cpu)} cpu")
-    if d.memory > node.memory:
-        problems.append(f"{format_bytes(d.memory)} memory")
-    if d.gpu > node.gpu:
-        problems.append(f"{d.gpu} gpu")
+    cpu, memory, gpu = d.total
+    if cpu > node.cpu + EPSILON:
+        problems.append(f"{format_cpu(cpu)} cpu")
+    if memory > node.memory:
+        problems.append(f"{format_bytes(memory)} memory")
+    if gpu > node.gpu:
+        problems.append(f"{gpu} gpu")
     if problems:
         return (
             f"needs {', '.join(problems)}, more than this node has in total "
@@ -79,17 +111,18 @@ def schedule(node: NodeCapacity, used: Usage, demands: list[Demand]) -> dict[str
             decisions[d.key] = Decision(False, impossible, never_fits=True)
             continue
         short = []
-        if d.cpu > free_cpu + EPSILON:
-            short.append(f"{format_cpu(d.cpu)} cpu, {format_cpu(max(free_cpu, 0))} free")
-        if d.memory > free_mem:
-            short.append(f"{format_bytes(d.memory)} memory, {format_bytes(max(free_mem, 0))} free")
-        if d.gpu > len(free_gpus):
-            short.append(f"{d.gpu} gpu, {len(free_gpus)} free")
+        cpu, memory, gpu = d.total
+        if cpu > free_cpu + EPSILON:
+            short.append(f"{format_cpu(cpu)} cpu, {format_cpu(max(free_cpu, 0))} free")
+        if memory > free_mem:
+            short.append(f"{format_bytes(memory)} memory, {format_bytes(max(free_mem, 0))} free")
+        if gpu > len(free_gpus):
+            short.append(f"{gpu} gpu, {len(free_gpus)} free")
         if short:
             decisions[d.key] = Decision(False, "needs " + "; ".join(short))
             continue
-        free_cpu -= d.cpu
-        free_mem -= d.memory
-        taken, free_gpus = free_gpus[: d.gpu], free_gpus[d.gpu :]
+        free_cpu -= cpu
+        free_mem -= memory
+        taken, free_gpus = free_gpus[:gpu], free_gpus[gpu:]
         decisions[d.key] = Decision(True, gpu_indices=tuple(taken))
     return decisions

@@ -8,7 +8,9 @@ pauses for that moment; without a fixed port, rollouts have no gap).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,12 @@ from dockyard.control.tasks import TaskHandle, Work
 from dockyard.control.world import ModelSummary, ResourceRecord, TaskView, World
 from dockyard.errors import DockyardError
 from dockyard.registry import models as registry
-from dockyard.runtimes.base import PreparedEnvironment, ServingImages, WorkloadRequest
+from dockyard.runtimes.base import (
+    PreparedEnvironment,
+    Revisions,
+    ServingImages,
+    WorkloadRequest,
+)
 from dockyard.serving.launch import BOOT, serving_paths
 from dockyard.serving.limits import TOKEN_ENV as SERVING_TOKEN_ENV
 from dockyard.spec import EnvironmentSpec, ModelRef, ServiceSpec
@@ -32,7 +39,7 @@ MAX_BACKOFF = 60.0
 IMAGE_RETRY = timedelta(seconds=30)
 NOT_CRASHES = ("Stopped", "Interrupted")  # ended by Dockyard itself, not by a fault
 # could not even start
-NOT_STARTED = ("PortInUse", "ModelUnavailable", "StartFailed", "SecretMissing")
+NOT_STARTED = ("PortInUse", "ModelUnavailable", "StartFailed", "SecretMissing", "Unschedulable")
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,9 @@ class Observed:
     uid: str = "0" * 32
     compile_cache: Path | None = None
     lane: str = "default"  # the runtime's lane: image builds run there
+    # the runtime runs a version's replicas as one object (Revisions: a Deployment)…
+    revisions: bool = False
+    revision: str = ""  # …and this is the one the spec and version make ("v3-1a2b3c4d")
 
 
 def backoff(restarts: int) -> float:
@@ -90,6 +100,8 @@ def resolve(ref: ModelRef, summary: ModelSummary | None) -> tuple[int | None, st
 
 
 def plan(spec: ServiceSpec, obs: Observed) -> Plan:
+    if obs.revisions:
+        return plan_revisions(spec, obs)
     active = [r for r in obs.replicas if r.phase in ACTIVE]
     if obs.deleting:
         status = ServiceStatus(phase=Phase.TERMINATING, reason="Deleting")
@@ -169,6 +181,123 @@ def plan(spec: ServiceSpec, obs: Observed) -> Plan:
     return result
 
 
+def plan_revisions(spec: ServiceSpec, obs: Observed) -> Plan:
+    """On a runtime with Revisions: one workload per revision (model version and settings)
+    with ``spec.replicas`` replicas. A new revision starts beside the old ones, which stop only
+    once it is fully ready (the Service's address answers throughout); a replica count that
+    changed scales the revision in place; a revision that crash-loops starts again after a
+    backoff. Nothing of an old revision stays behind."""
+    active = [r for r in obs.replicas if r.phase in ACTIVE]
+    if obs.deleting:
+        status = ServiceStatus(phase=Phase.TERMINATING, reason="Deleting")
+        if active:
+            return Plan(status, stops=[r.id for r in active])
+        return Plan(status, delete=Delete())
+    if obs.version is None:
+        status = ServiceStatus(
+            phase=Phase.PENDING, reason="Waiting", message=obs.blocked,
+            observed_generation=obs.generation, replicas=spec.replicas,
+        )  # fmt: skip
+        return Plan(status)
+    current = [r for r in active if r.details.get("revision") == obs.revision]
+    old = [r for r in active if r.details.get("revision") != obs.revision]
+    runs = [r for r in obs.replicas if r.details.get("revision") == obs.revision]
+    stops = [r.id for r in current[1:]]
+    scales: list[tuple[str, int]] = []
+    recheck: datetime | None = None
+    ready = sum(int(r.details.get("readyReplicas", 0)) for r in current[:1])
+    phase, reason = Phase.STARTING, "Starting"
+    message = f"{ready}/{spec.replicas} replica(s) ready, version {obs.version}"
+    start = False
+    if current:
+        if int(current[0].details.get("replicas", spec.replicas)) != spec.replicas:
+            scales.append((current[0].id, spec.replicas))
+        if ready >= spec.replicas:
+            stops += [r.id for r in old]
+            phase, reason = Phase.READY, "Ready"
+        elif current[0].message:
+            message += f"; {current[0].message}"
+    elif runs and runs[-1].reason not in NOT_CRASHES:  # it ended: again, after a backoff
+        last = runs[-1]
+        crashes = [r for r in runs if r.reason not in NOT_CRASHES]
+        if last.reason in NOT_STARTED:
+            phase, reason, message = Phase.PENDING, last.reason, last.message
+        else:
+            reason = "CrashLoopBackOff"
+            message = f"version {obs.version} exited: {last.reason} {last.message}".strip()
+        due = (last.finished_at or obs.now) + timedelta(seconds=backoff(len(crashes)))
+        if due > obs.now:
+            recheck = due
+        else:
+            start = True
+    else:
+        start = True
+    serving = [r for r in active if r.details.get("ready") and r.id not in stops]
+    endpoints = sorted({str(u) for r in serving for u in r.details.get("endpoints") or []})
+    urls = [str(r.details["url"]) for r in serving if r.details.get("url")]
+    name = spec.model_ref().name
+    versions = sorted({int(r.details.get("version", 0)) for r in serving})
+    status = ServiceStatus(
+        phase=phase,
+        reason=reason,
+        message=message,
+        observed_generation=obs.generation,
+        replicas=spec.replicas,
+        ready_replicas=sum(int(r.details.get("readyReplicas", 0)) for r in serving),
+        url=urls[0] if urls else None,
+        endpoints=endpoints,
+        model_version=", ".join(f"{name}@{v}" for v in versions) or None,
+        target_version=f"{name}@{obs.version}",
+        restarts=sum(
+            1 for r in obs.replicas if r.phase not in ACTIVE and r.reason not in NOT_CRASHES
+        ),
+    )
+    result = Plan(status, stops=stops, recheck_at=recheck, scales=scales)
+    if start and obs.model is not None:
+        environment, blocked = obs.environment, obs.environment_blocked
+        if not blocked and obs.containers:
+            environment, blocked = _image(obs, result)
+        if blocked:
+            result.status = result.status.but(
+                phase=Phase.PENDING, reason="Waiting", message=blocked
+            )
+            return result
+        result.starts.append(_revision(spec, obs, obs.model, environment, len(runs)))
+    return result
+
+
+def _revision(
+    spec: ServiceSpec,
+    obs: Observed,
+    model: ModelInfo,
+    environment: PreparedEnvironment | None,
+    restarts: int,
+) -> Start:
+    """A revision with ``spec.replicas`` replicas: one workload, one object of its runtime."""
+    one = _replica(spec, obs, model, environment, 0, restarts, None)
+    wid = f"svc-{obs.name}-{obs.uid[:8]}-{obs.revision}-{restarts}"
+    request = replace(one.request, id=wid, replicas=spec.replicas)
+    return replace(
+        one,
+        workload_id=wid,
+        request=request,
+        port=None,
+        count=spec.replicas,
+        details={"version": model.version, "revision": obs.revision, "replicas": spec.replicas},
+        event=f"version {model.version} started as {wid} ({spec.replicas} replica(s))",
+    )
+
+
+def revision_of(spec: ServiceSpec, version: int, environment: str) -> str:
+    """The revision a spec and model version make: what goes into its pods (the replica
+    count does not: changing it scales the revision in place)."""
+    settings = spec.model_dump(mode="json", exclude={"replicas"})
+    digest = hashlib.sha256(
+        json.dumps([settings, version, environment], sort_keys=True).encode()
+    ).hexdigest()
+    return f"v{version}-{digest[:8]}"
+
+
 def _starts(
     spec: ServiceSpec,
     obs: Observed,
@@ -228,6 +357,23 @@ def serving_env(spec: ServiceSpec) -> tuple[dict[str, str], dict[str, str]]:
     return env, secrets
 
 
+def model_server_args(spec: ServiceSpec, model: str, version: int, main: str) -> list[str]:
+    """The model server's arguments for a Service: its model (``main`` is where its files
+    are) and its batching; every home and ``dockyard render`` start it with these."""
+    args = ["--model", f"{model}:{version}={main}"]
+    batching = spec.batching
+    if batching.enabled:
+        args += [
+            "--max-batch-size",
+            str(batching.max_batch_size),
+            "--max-latency-ms",
+            f"{batching.max_latency_ms:g}",
+        ]
+    else:
+        args.append("--no-batching")
+    return args
+
+
 def _replica(
     spec: ServiceSpec,
     obs: Observed,
@@ -249,17 +395,7 @@ def _replica(
         steps = (Materialize(model.project, model.name, model.version),)
         if obs.compile_cache is not None:  # compiled models outlive a replica
             env.setdefault("DOCKYARD_COMPILE_CACHE", str(obs.compile_cache))
-    command += ["--model", f"{model.name}:{model.version}={main}"]
-    batching = spec.batching
-    if batching.enabled:
-        command += [
-            "--max-batch-size",
-            str(batching.max_batch_size),
-            "--max-latency-ms",
-            f"{batching.max_latency_ms:g}",
-        ]
-    else:
-        command.append("--no-batching")
+    command += model_server_args(spec, model.name, model.version, main)
     need = wl.need_of(spec.resources)
     request = WorkloadRequest(
         id=wid,
@@ -302,13 +438,19 @@ class ServiceReconciler:
         version, blocked = resolve(ref, world.model(row.project, ref.name))
         deleting = row.deleted_at is not None
         model, environment, env_blocked, containers = None, None, "", False
+        try:
+            revisions = isinstance(self.ctx.runtime_for(spec.runtime), Revisions)
+        except DockyardError:
+            revisions = False
         wanted = [
             r
             for r in replicas
             if r.phase in ACTIVE
             and (r.generation, r.details.get("version")) == (row.generation, version)
         ]
-        if version is not None and not deleting and len(wanted) < spec.replicas:
+        # a runtime with revisions: the model and environment name the revision, always
+        missing = revisions or len(wanted) < spec.replicas
+        if version is not None and not deleting and missing:
             with self.ctx.store.session() as session:
                 found = versions_repo.get_version(session, row.project, ref.name, version)
             if found is not None:
@@ -345,6 +487,10 @@ class ServiceReconciler:
             row.uid,
             None if containers else self.ctx.settings.home / "cache" / "compiled",
             self.ctx.lane_of(spec.runtime),
+            revisions,
+            revision_of(spec, version, environment.hash if environment else "")
+            if version is not None
+            else "",
         )
 
     plan = staticmethod(plan)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from dockyard.control.context import Context
 from dockyard.control.plan import TaskRequest
@@ -121,10 +121,12 @@ def work(ctx: Context, row: ResourceRecord, spec: VolumeSpec, task: TaskRequest)
     status = VolumeStatus.model_validate(row.status)
     tier = tier_of(status, spec)
     key = volume_key(row.project, row.name)
-    on_cluster = cast(ClusterVolumes, ctx.runtime) if ctx.runtime.name == "kubernetes" else None
-    ref = VolumeRef(row.name, "", tier, spec.size, spec.replicas)
+    on_cluster = ctx.runtime if isinstance(ctx.runtime, ClusterVolumes) else None
+    ref = VolumeRef(row.name, "", tier, spec.size, spec.replicas, row.uid)
 
     def usage(_handle: TaskHandle) -> dict[str, Any]:
+        if on_cluster is not None:  # its claim, measured in the cluster by a helper pod
+            return on_cluster.measure_volume(row.project, ref)
         volumes.ensure(row.project, row.name, tier)
         files, used = volumes.usage(row.project, row.name, tier)
         return {"files": files, "bytes": used}

@@ -22,6 +22,7 @@ from dockyard.control.context import Context
 from dockyard.control.plan import Delete, Event, Plan, TaskRequest
 from dockyard.control.tasks import Work
 from dockyard.control.world import ResourceRecord, TaskView, World
+from dockyard.runtimes.base import ClusterVolumes
 from dockyard.spec import DESCRIPTOR, VolumeSpec
 from dockyard.spec.status import ACTIVE, Phase, VolumeStatus
 
@@ -46,6 +47,7 @@ class Observed:
     restore: TaskView | None = None
     backup: TaskView | None = None
     users: tuple[tuple[str, str], ...] = ()  # running workloads that mount it: (id, runtime)
+    claims: bool = False  # its data is a claim on a cluster (measured by a pod, not here)
 
 
 def tier_of(status: VolumeStatus | dict[str, Any], spec: VolumeSpec | dict[str, Any]) -> str:
@@ -102,6 +104,7 @@ def _usage(
             files=usage.result.get("files"),
             used_bytes=usage.result.get("bytes"),
             usage_at=usage.finished_at,
+            claim=usage.result.get("claim"),
         )
     measured = status.usage_at if usage is not None and usage.token == token else None
     every = WHILE_USED if obs.in_use else USAGE_EVERY
@@ -112,7 +115,10 @@ def _usage(
         or (obs.used_until is not None and obs.used_until > measured)
     )
     task = None
-    if stale and (usage is None or not usage.running_for(token)):
+    # a claim is measured by a pod that mounts it: not while a workload holds it (it may be
+    # attached to another node), but once that ended
+    busy = obs.claims and obs.in_use
+    if stale and not busy and (usage is None or not usage.running_for(token)):
         task = TaskRequest("usage", token)
     recheck = measured + every if measured is not None and not stale else None
     return status, task, recheck
@@ -122,7 +128,10 @@ def plan(spec: VolumeSpec, obs: Observed) -> Plan:
     if obs.deleting:
         return Plan(
             VolumeStatus(phase=Phase.TERMINATING, reason="Deleting"),
-            delete=Delete(purge=((obs.path.parent, obs.path.name),) if obs.purge else ()),
+            delete=Delete(
+                purge=((obs.path.parent, obs.path.name),) if obs.purge else (),
+                claim=obs.purge and obs.claims,
+            ),
         )
     control = obs.control or {}
     status = obs.status.but(
@@ -302,6 +311,7 @@ class VolumeReconciler:
             world.task(f"{row.uid}:restore"),
             world.task(f"{row.uid}:backup"),
             users,
+            isinstance(self.ctx.runtime, ClusterVolumes),
         )
 
     plan = staticmethod(plan)

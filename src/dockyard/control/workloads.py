@@ -142,7 +142,8 @@ def resolve_environment(
 def volume_ref(world: World, vol: ResourceRecord, sub_path: str) -> VolumeRef:
     """What a runtime whose volumes are not host directories needs to know of one."""
     spec: VolumeSpec = world.spec(vol)
-    return VolumeRef(vol.name, sub_path, tier_of(vol.status, spec), spec.size, spec.replicas)
+    tier = tier_of(vol.status, spec)
+    return VolumeRef(vol.name, sub_path, tier, spec.size, spec.replicas, vol.uid)
 
 
 def pinned_version(
@@ -453,6 +454,8 @@ def run_stop(ctx: Context, wid: str, runtime: str, handle: TaskHandle) -> None:
     engine = ctx.runtime_for(runtime)
     engine.stop(wid, ctx.settings.stop_grace_seconds)
     state = engine.observe(wid)
+    if state.phase == RunState.NOT_FOUND:  # a stop that leaves nothing behind (a Deployment)
+        state = WorkloadState(wid, RunState.FAILED, reason="Stopped", message="stopped on request")
     tail = log_tail(ctx, runtime, wid) if state.phase == RunState.FAILED else ""
 
     def ended(session: Session) -> None:

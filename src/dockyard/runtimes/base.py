@@ -13,6 +13,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import httpx
+
 from dockyard.spec import EnvironmentSpec
 
 
@@ -36,6 +38,20 @@ class NodeCapacity:
     gpu_models: tuple[str, ...] = ()
     known: bool = True  # False: not known yet (a cluster not listed): admit nothing…
     note: str = ""  # …and say why
+    # a cluster: what each of its nodes can hold (a workload must fit on one of them)
+    nodes: tuple[NodeShape, ...] = ()
+    grows: bool = False  # nodes may be added (a cluster autoscaler): too big only waits
+
+
+@dataclass(frozen=True)
+class NodeShape:
+    """What one node of a cluster can hold in all (its allocatable)."""
+
+    name: str
+    cpu: float
+    memory: int
+    gpu: int = 0
+    gpu_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,7 @@ class VolumeRef:
     tier: str = "standard"
     size: int | None = None
     replicas: int = 1
+    uid: str = ""  # the Volume's uid: its claim carries it, and no other Volume adopts it
 
 
 @dataclass(frozen=True)
@@ -114,6 +131,8 @@ class WorkloadRequest:
     gpu_type: str | None = None  # resources.gpuType: a node selector on a cluster
     project: str = "default"
     priority: int = 0
+    # a revision of a service on a runtime that runs its replicas as one object (Revisions)
+    replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -172,8 +191,20 @@ class Runtime(Protocol):
         ...
 
 
+@runtime_checkable
 class ClusterVolumes(Protocol):
-    """A runtime whose volumes are claims on a cluster (Kubernetes): CSI snapshots of them."""
+    """A runtime whose volumes are claims on a cluster (Kubernetes): their usage, measured in
+    the cluster; deleting them; CSI snapshots of them."""
+
+    def measure_volume(self, project: str, ref: VolumeRef) -> dict[str, Any]:
+        """{claim: "namespace/name" or None, files, bytes} (None: could not be measured)."""
+        ...
+
+    def delete_volume(self, project: str, ref: VolumeRef) -> str: ...
+
+    def volume_fate(self, project: str, ref: VolumeRef, purge: bool) -> str:
+        """What deleting the Volume does to its claim (purge) or leaves (keep-data)."""
+        ...
 
     def snapshot_volume(self, project: str, ref: VolumeRef, snapshot_id: str) -> dict[str, Any]: ...
 
@@ -184,6 +215,22 @@ class ClusterVolumes(Protocol):
     def restore_volume(
         self, project: str, ref: VolumeRef, source: str, snapshot_id: str
     ) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Revisions(Protocol):
+    """Optional power: a service's replicas of one version run as one object that the runtime
+    scales and rolls (a Deployment), instead of one workload per replica."""
+
+    def scale(self, workload_id: str, replicas: int) -> None: ...
+
+
+@runtime_checkable
+class ServiceProxy(Protocol):
+    """Optional power: a Service's address answers only inside the runtime's network (a
+    cluster); the control plane reaches it through this client and path."""
+
+    def service_proxy(self, project: str, service: str) -> tuple[httpx.Client, str]: ...
 
 
 @runtime_checkable

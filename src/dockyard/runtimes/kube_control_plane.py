@@ -3,22 +3,35 @@
 Two replicas of ``dockyard server run`` on one PostgreSQL (one leads the control loop through
 its lease, both serve the API), a ServiceAccount whose ClusterRole grants exactly what the
 kubernetes runtime calls (``RULES``; the tests run the runtime with that account's token and
-check that less is refused), a Secret with the database URL and the API token, and a
-Service. Pods are as locked down as the workloads'.
+check that less is refused), and a Service. Pods are as locked down as the workloads'. The
+database URL and the API token come from a Secret the user makes (``render_header`` says
+how): a render never carries a value.
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from dockyard.runtimes.kube_objects import MANAGED_BY, container_security
 
 Obj = dict[str, Any]
 NAME = "dockyard-control-plane"
+NAMESPACE = "dockyard-system"
 PORT = 8800
 IMAGE = "localhost/dockyard/control-plane:latest"
-DATABASE_URL = "postgresql+psycopg://dockyard:CHANGE-ME@postgres:5432/dockyard"
+SECRET_KEYS = ("DOCKYARD_DATABASE_URL", "DOCKYARD_TOKEN")  # in the Secret NAME the user makes
+
+
+def render_header(namespace: str = NAMESPACE) -> str:
+    """What the rendered control plane needs first: its Secret, made by the user."""
+    return (
+        "# The control plane reads its database URL and API token from a Secret you create:\n"
+        f"#   kubectl -n {namespace} create secret generic {NAME} \\\n"
+        "#     --from-literal=DOCKYARD_DATABASE_URL=postgresql://USER:PASSWORD@HOST:5432/DB \\\n"
+        "#     --from-literal=DOCKYARD_TOKEN=$(python3 -c 'import secrets; "
+        "print(secrets.token_urlsafe(32))')\n"
+    )
+
 
 # what the kubernetes runtime does, verb by verb (runtimes/kubernetes.py)
 RULES: list[Obj] = [
@@ -40,16 +53,32 @@ RULES: list[Obj] = [
         "resources": ["deployments"],
         "verbs": ["list", "watch", "create", "patch", "delete"],
     },
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
-    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    # pods: watched; helper pods (kube_helpers: a claim's usage, a job's outputs) made, read
+    # through the API server's proxy and deleted; logs kept (kube_logs)
+    {
+        "apiGroups": [""],
+        "resources": ["pods"],
+        "verbs": ["list", "watch", "get", "create", "delete"],
+    },
+    {"apiGroups": [""], "resources": ["pods/log", "pods/proxy"], "verbs": ["get"]},
+    # a Service's model server, reached through the API server (dockyard predict, the proxy)
+    {"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get", "create"]},
     # what a workload brings: its code, its secret env, its Service (applied), its volumes
     # (created once: a claim's class and size stay as made)
     {
         "apiGroups": [""],
-        "resources": ["configmaps", "secrets", "services"],
+        "resources": ["configmaps", "services"],
         "verbs": ["create", "patch"],
     },
-    {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["create", "get"]},
+    # a workload's secret env: made, and read back after a restart to mask its values in logs
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "patch", "get"]},
+    # claims: a Volume's (made once, checked for its uid, deleted with --purge) and a job's
+    # outputs' (deleted once read back)
+    {
+        "apiGroups": [""],
+        "resources": ["persistentvolumeclaims"],
+        "verbs": ["create", "get", "delete"],
+    },
     # CSI snapshots of a volume's claim: its class's driver, a VolumeSnapshotClass for it,
     # the VolumeSnapshots (kube_snapshots.py)
     {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get"]},
@@ -76,11 +105,7 @@ RULES: list[Obj] = [
 
 
 def control_plane_objects(
-    namespace: str = "dockyard-system",
-    image: str = IMAGE,
-    replicas: int = 2,
-    database_url: str = DATABASE_URL,
-    token: str | None = None,
+    namespace: str = NAMESPACE, image: str = IMAGE, replicas: int = 2
 ) -> list[Obj]:
     labels = {MANAGED_BY: "dockyard", "app.kubernetes.io/name": NAME}
     meta = {"name": NAME, "namespace": namespace, "labels": labels}
@@ -128,16 +153,6 @@ def control_plane_objects(
                 "name": NAME,
             },
             "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}],
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": meta,
-            "type": "Opaque",
-            "stringData": {
-                "DOCKYARD_DATABASE_URL": database_url,
-                "DOCKYARD_TOKEN": token or secrets.token_urlsafe(32),  # never a known one
-            },
         },
         {
             "apiVersion": "v1",

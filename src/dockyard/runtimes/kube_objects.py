@@ -7,23 +7,31 @@ only difference is ``ownerReferences``, which need the uid of an object that exi
 Mapping (docs/kubernetes.md): a job attempt or a dataset preparation is a batch/v1 Job
 (``backoffLimit: 0``: Dockyard's own attempts stay the retry unit), a service replica a
 Deployment of one pod behind the Service of its Dockyard Service, a Volume a
-PersistentVolumeClaim of its tier's StorageClass, code a ConfigMap unpacked by an init
-container, secrets a Secret the pod reads with ``envFrom`` (never in the pod spec).
+PersistentVolumeClaim of its tier's StorageClass (annotated with the Volume's uid: no other
+Volume of the same name adopts it), a job's outputs a claim of their own that a helper pod
+reads back (``kube_helpers``), code a ConfigMap unpacked by an init container, secrets a
+Secret the pod reads with ``envFrom`` (never in the pod spec).
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
+import io
 import re
+import tarfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from dockyard.archives import IGNORED_NAMES
+from dockyard.errors import DockyardError
 from dockyard.placement.labels import Need, needs_annotation
 from dockyard.runtimes.base import Mount, PreparedEnvironment, WorkloadRequest
 from dockyard.runtimes.containers import OUTPUT, WORKSPACE, container_env, working_dir
 from dockyard.runtimes.images import DEFAULT_BASE, USER_ID
-from dockyard.runtimes.kube_outputs import COLLECT
+from dockyard.settings import Settings
 
 Obj = dict[str, Any]
 FIELD_MANAGER = "dockyard"
@@ -34,11 +42,19 @@ NAME = "dockyard.dev/name"
 GENERATION = "dockyard.dev/generation"
 WORKLOAD = "dockyard.dev/workload"  # the object name of the workload (a label value)
 WORKLOAD_ID = "dockyard.dev/workload-id"  # its full Dockyard id (an annotation)
+VOLUME_UID = "dockyard.dev/uid"  # on a claim: the uid of the Volume it was made for
+USAGE = "dockyard.dev/usage"  # on a claim: {"files", "bytes", "at"} as a helper measured them
 SERVE_PORT = 8080  # a model server's port in its pod
 GPU = "nvidia.com/gpu"
 GPU_PRODUCT = "nvidia.com/gpu.product"  # the label GPU feature discovery puts on nodes
 DEFAULT_CLAIM_BYTES = 10 * 1024**3
 MAX_NAME = 52  # a Job's pods are named NAME-xxxxx and labelled with NAME (at most 63)
+# what Dockyard's own small containers (unpacking code, waiting, helper pods) ask for: a
+# namespace with a ResourceQuota or LimitRange admits them
+SMALL: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "10m", "memory": "32Mi"},
+    "limits": {"cpu": "500m", "memory": "256Mi"},
+}
 # the label whose key names the kind of a workload (WorkloadRequest.labels)
 KIND_LABELS = {
     "dockyard.dev/job": "Job",
@@ -61,6 +77,14 @@ class ClusterOptions:
         """``fast=px-fast,fast/3=px-fast-r3,standard=px-std`` → {tier[/replicas]: class}."""
         pairs = (p.split("=", 1) for p in text.split(",") if "=" in p)
         return {tier.strip(): cls.strip() for tier, cls in pairs if tier.strip() and cls.strip()}
+
+
+def quantity(size: int) -> str:
+    """Bytes as Kubernetes writes them: ``1Gi``, ``512Mi``, or the plain number."""
+    for suffix, unit in (("Ti", 1024**4), ("Gi", 1024**3), ("Mi", 1024**2), ("Ki", 1024)):
+        if size and size % unit == 0:
+            return f"{size // unit}{suffix}"
+    return str(size)
 
 
 def dns_name(text: str, limit: int = MAX_NAME) -> str:
@@ -170,11 +194,13 @@ def claim_object(
     size: int,
     replicas: int = 1,
     snapshot: str | None = None,
+    uid: str = "",
 ) -> Obj:
-    """A Volume's claim; ``snapshot``: the VolumeSnapshot its first contents come from."""
+    """A Volume's claim; ``snapshot``: the VolumeSnapshot its first contents come from;
+    ``uid``: the Volume's, so that a later Volume of the same name never adopts it."""
     spec: Obj = {
         "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": str(size)}},
+        "resources": {"requests": {"storage": quantity(size)}},
     }
     if snapshot is not None:
         spec["dataSource"] = {
@@ -191,7 +217,36 @@ def claim_object(
             dns_name(name, 63),
             namespace_of(options, project),
             {MANAGED_BY: "dockyard", PROJECT: project, KIND: "volume", NAME: name},
-            annotations={"dockyard.dev/tier": tier, "dockyard.dev/replicas": str(replicas)},
+            annotations={
+                "dockyard.dev/tier": tier,
+                "dockyard.dev/replicas": str(replicas),
+                **({VOLUME_UID: uid} if uid else {}),
+            },
+        ),
+        "spec": spec,
+    }
+
+
+def outputs_claim_name(workload: str) -> str:
+    return dns_name(f"{dns_name(workload)}-out", 63)
+
+
+def outputs_claim(options: ClusterOptions, project: str, workload: str, size: int) -> Obj:
+    """The claim a job's ``$DOCKYARD_OUTPUT_DIR`` lives on until it is collected."""
+    spec: Obj = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": quantity(size)}},
+    }
+    if (cls := storage_class(options, "standard")) is not None:
+        spec["storageClassName"] = cls
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(
+            outputs_claim_name(workload),
+            namespace_of(options, project),
+            {MANAGED_BY: "dockyard", PROJECT: project, KIND: "outputs"},
+            annotations={WORKLOAD_ID: workload},
         ),
         "spec": spec,
     }
@@ -228,11 +283,11 @@ def workload_objects(
     request: WorkloadRequest,
     options: ClusterOptions,
     code: bytes | None = None,
-    replicas: int = 1,
+    output_bytes: int = 64 * 1024**2,
 ) -> WorkloadObjects:
-    """The objects of ``request``; ``code`` is its code snapshot as a gzipped tar; ``replicas``
-    of a service (the control plane runs each replica as a Deployment of one, for rollouts;
-    ``dockyard render`` gives GitOps one Deployment of all)."""
+    """The objects of ``request``; ``code`` is its code snapshot as a gzipped tar. A service
+    revision (one model version and its settings) is one Deployment of ``request.replicas``
+    behind the Service of its Dockyard Service, which every revision's ready pods serve."""
     ns = namespace_of(options, request.project)
     name = dns_name(request.id)
     labels = labels_of(request)
@@ -262,6 +317,7 @@ def workload_objects(
                 "name": "unpack-code",
                 "image": image,
                 "command": ["tar", "-xzf", "/code/code.tar.gz", "-C", WORKSPACE],
+                "resources": copy.deepcopy(SMALL),
                 "volumeMounts": [
                     {"name": "code", "mountPath": "/code", "readOnly": True},
                     {"name": "workspace", "mountPath": WORKSPACE},
@@ -272,17 +328,23 @@ def workload_objects(
     claims: dict[str, str] = {}  # claim name -> pod volume name
     command = list(request.command)
     if request.output_dir is not None:
-        # $DOCKYARD_OUTPUT_DIR: the dataset's volume for a preparation, else the pod's own; it
-        # comes back to the server through the pod log, after the command (see COLLECT)
+        # $DOCKYARD_OUTPUT_DIR: the dataset's volume for a preparation, else a claim of its
+        # own; a helper pod reads it back to the server once the job ended (kube_helpers)
         if request.output_volume is not None:
             out = Mount(request.output_dir, OUTPUT, False, None, request.output_volume)
             mounts.append(
                 _mount(options, request.project, out, len(request.mounts), claims, shared)
             )
         else:
-            volumes.append({"name": "outputs", "emptyDir": {}})
+            claim = outputs_claim(options, request.project, request.id, output_bytes)
+            owned.append(claim)
+            volumes.append(
+                {
+                    "name": "outputs",
+                    "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]},
+                }
+            )
             mounts.append({"name": "outputs", "mountPath": OUTPUT})
-        command = ["/bin/sh", "-c", COLLECT, "dockyard-workload", *command]
     for i, mount in enumerate(request.mounts):
         mounts.append(_mount(options, request.project, mount, i, claims, shared))
     volumes += [
@@ -345,7 +407,7 @@ def workload_objects(
     }
     main = _job(request, name, ns, labels, annotations, pod)
     if kind == "service":
-        main = _deployment(name, ns, labels, annotations, pod, replicas)
+        main = _deployment(name, ns, labels, annotations, pod, request.replicas)
         shared.append(_service(ns, labels))
     return WorkloadObjects(shared, main, owned)
 
@@ -364,10 +426,9 @@ def _mount(
     claim = dns_name(ref.name, 63)
     if claim not in claims:
         claims[claim] = f"vol-{index}"
+        size = ref.size or DEFAULT_CLAIM_BYTES
         shared.append(
-            claim_object(
-                options, project, ref.name, ref.tier, ref.size or DEFAULT_CLAIM_BYTES, ref.replicas
-            )
+            claim_object(options, project, ref.name, ref.tier, size, ref.replicas, uid=ref.uid)
         )
     out: Obj = {"name": claims[claim], "mountPath": mount.target, "readOnly": mount.read_only}
     if ref.sub_path:
@@ -386,7 +447,7 @@ def resources_of(request: WorkloadRequest) -> Obj:
     if request.cpu_limit:
         limits["cpu"] = f"{round(request.cpu_limit * 1000)}m"
     if request.memory:
-        requests["memory"] = limits["memory"] = str(request.memory)
+        requests["memory"] = limits["memory"] = quantity(request.memory)
     if request.gpus:
         limits[GPU] = requests[GPU] = str(len(request.gpus))
     out: Obj = {}
@@ -531,3 +592,43 @@ def owner_reference(obj: Obj, uid: str) -> Obj:
         # no blockOwnerDeletion: it needs update on finalizers where owner references are
         # enforced (OpenShift), and background deletion does not use it
     }
+
+
+def cluster_options(settings: Settings) -> ClusterOptions:
+    return ClusterOptions(
+        namespace_prefix=settings.kube_namespace_prefix,
+        storage_classes=ClusterOptions.parse_classes(settings.kube_storage_classes),
+        registry=settings.kube_registry,
+        default_image=settings.base_image or DEFAULT_BASE,
+    )
+
+
+def code_archive(code_dir: Path, limit: int) -> bytes:
+    """The code snapshot as a reproducible gzipped tar (no links: the code store has none)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+        for path in sorted(code_dir.rglob("*")):
+            rel = path.relative_to(code_dir)
+            if path.name == ".dockyard-complete" or path.is_symlink():
+                continue
+            if any(part in IGNORED_NAMES for part in rel.parts):  # .git (its credentials), caches
+                continue
+            info = tar.gettarinfo(str(path), arcname=rel.as_posix())
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mtime = 0
+            if path.is_file():
+                with path.open("rb") as handle:
+                    tar.addfile(info, handle)
+            else:
+                tar.addfile(info)
+            if buffer.tell() > limit:
+                break
+    data = buffer.getvalue()
+    if len(data) > limit:
+        raise DockyardError(
+            f"the code is more than {limit} bytes compressed: too big for a ConfigMap",
+            hint="put large files in a Volume or a Dataset, or bake the code into the "
+            "environment image (DOCKYARD_KUBE_CODE_BYTES is the limit)",
+        )
+    return data

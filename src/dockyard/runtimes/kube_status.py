@@ -176,28 +176,38 @@ def job_state(
 def deployment_state(
     workload_id: str, deployment: Obj | None, pods: list[Obj], url: str
 ) -> WorkloadState:
-    """The state of a service replica (a Deployment of one pod)."""
+    """The state of a service revision (a Deployment of ``replicas`` pods): its address is
+    the Service's ``url``, stable across revisions; ``endpoints`` are its ready pods."""
     if deployment is None:
         return WorkloadState(workload_id, RunState.NOT_FOUND)
-    ready_pods = [p for p in pods if (_condition(p, "Ready") or {}).get("status") == "True"]
+    live = [p for p in pods if not (p["metadata"].get("deletionTimestamp"))]
+    ready_pods = [p for p in live if (_condition(p, "Ready") or {}).get("status") == "True"]
+    endpoints = [
+        f"http://{ip}:{SERVE_PORT}"
+        for p in ready_pods
+        if (ip := (p.get("status") or {}).get("podIP"))
+    ]
     details: Obj = {
         "object": f"deployment/{deployment['metadata']['name']}",
         "url": url,
         "ready": bool(ready_pods),
+        "readyReplicas": len(ready_pods),
+        "replicas": int((deployment.get("spec") or {}).get("replicas", 1)),
+        "endpoints": sorted(endpoints),
     }
-    live = [p for p in pods if not (p["metadata"].get("deletionTimestamp"))]
-    pod = ready_pods[0] if ready_pods else (live[0] if live else None)
-    if pod is None:
+    if not live:
         return WorkloadState(workload_id, RunState.PENDING, None, "Creating", "", details=details)
+    pod = ready_pods[0] if ready_pods else live[0]
     details["pod"] = pod["metadata"]["name"]
-    ip = (pod.get("status") or {}).get("podIP")
-    if ip:  # this replica's own address, as a replica's URL is on every home; the Service's
-        details.update(url=f"http://{ip}:{SERVE_PORT}", serviceUrl=url)  # is for the cluster
-    started = _time((pod.get("status") or {}).get("startTime"))
-    reason, message = _waiting(pod)
-    if reason == "CrashLoopBackOff":  # a model server that keeps dying: this replica failed
-        _, end_message, code = pod_end(pod)
-        last = (_main_status(pod).get("lastState") or {}).get("terminated") or {}
+    started = min(
+        (t for p in live if (t := _time((p.get("status") or {}).get("startTime")))), default=None
+    )
+    crashing = [p for p in live if _waiting(p)[0] == "CrashLoopBackOff"]
+    if crashing and not ready_pods:  # model servers that keep dying: this revision failed
+        bad = crashing[0]
+        message = _waiting(bad)[1]
+        _, end_message, code = pod_end(bad)
+        last = (_main_status(bad).get("lastState") or {}).get("terminated") or {}
         code = last.get("exitCode", code)
         return WorkloadState(
             workload_id,
@@ -209,8 +219,17 @@ def deployment_state(
             None,
             details,
         )
-    if (pod.get("status") or {}).get("phase") == "Running" and reason not in STUCK:
-        return WorkloadState(workload_id, RunState.RUNNING, started_at=started, details=details)
+    if ready_pods or any((p.get("status") or {}).get("phase") == "Running" for p in live):
+        reason, message = _waiting(pod)
+        if reason in STUCK and not ready_pods:
+            return WorkloadState(
+                workload_id, RunState.PENDING, None, reason, message, started, None, details
+            )
+        note = f"{len(crashing)} pod(s) in CrashLoopBackOff" if crashing else ""
+        return WorkloadState(
+            workload_id, RunState.RUNNING, message=note, started_at=started, details=details
+        )
+    reason, message = _waiting(pod)
     return WorkloadState(
         workload_id, RunState.PENDING, None, reason or "Pending", message, started, None, details
     )

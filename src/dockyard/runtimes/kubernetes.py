@@ -14,14 +14,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import io
+import json
 import logging
 import shlex
 import subprocess
-import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +34,6 @@ from lightkube.config.kubeconfig import KubeConfig, SingleConfig
 from lightkube.core.exceptions import ApiError, ConfigError
 from lightkube.utils.quantity import parse_quantity
 
-from dockyard.archives import IGNORED_NAMES
 from dockyard.errors import DockyardError, EngineError, TemporaryError
 from dockyard.paths import write_private
 from dockyard.placement.labels import needs_of
@@ -44,14 +43,16 @@ from dockyard.runtimes import kube_objects as ko
 from dockyard.runtimes import kube_snapshots
 from dockyard.runtimes.base import (
     NodeCapacity,
+    NodeShape,
     PreparedEnvironment,
     RunState,
     VolumeRef,
     WorkloadRequest,
     WorkloadState,
 )
-from dockyard.runtimes.images import DEFAULT_BASE
-from dockyard.runtimes.kube_outputs import log_of, unpack_outputs
+from dockyard.runtimes.kube_helpers import Helpers, helper_name, helper_pod
+from dockyard.runtimes.kube_logs import LogKeeper
+from dockyard.runtimes.kube_outputs import unpack_outputs
 from dockyard.runtimes.kube_status import deployment_state, job_state
 from dockyard.runtimes.kube_watch import DEPLOYMENTS, JOBS, NODES, PODS, Kind, WatchCache
 from dockyard.settings import Settings
@@ -64,7 +65,10 @@ OUTPUTS_TO = "outputs-to"  # in the run directory: where a job's outputs are unp
 OUTPUTS_DONE = "outputs-collected"  # …and what became of them
 OUTPUTS_TRIES = "outputs-tries"
 OUTPUTS_REQUIRED = "outputs-required"
-OUTPUT_TRIES = 5  # passes that try to read a finished job's outputs before giving up
+OUTPUTS_FROM = "outputs-from"  # the claim (and sub path) they are read from
+OUTPUT_TRIES = 5  # helpers that try to read a finished job's outputs before giving up
+COLLECT_WAIT = 300.0  # how long a collect helper may take to serve (image pull, attach)
+USAGE_WAIT = 60.0  # how long a usage helper may take before the usage stays unknown
 SYNC_SECONDS = 15.0  # how long a first observation waits for the cache's first lists
 
 
@@ -123,46 +127,6 @@ def _credential_files(config: SingleConfig, directory: Path) -> SingleConfig:
     return config._replace(user=user, cluster=cluster)
 
 
-def cluster_options(settings: Settings) -> ko.ClusterOptions:
-    return ko.ClusterOptions(
-        namespace_prefix=settings.kube_namespace_prefix,
-        storage_classes=ko.ClusterOptions.parse_classes(settings.kube_storage_classes),
-        registry=settings.kube_registry,
-        default_image=settings.base_image or DEFAULT_BASE,
-    )
-
-
-def code_archive(code_dir: Path, limit: int) -> bytes:
-    """The code snapshot as a reproducible gzipped tar (no links: the code store has none)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
-        for path in sorted(code_dir.rglob("*")):
-            rel = path.relative_to(code_dir)
-            if path.name == ".dockyard-complete" or path.is_symlink():
-                continue
-            if any(part in IGNORED_NAMES for part in rel.parts):  # .git (its credentials), caches
-                continue
-            info = tar.gettarinfo(str(path), arcname=rel.as_posix())
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            info.mtime = 0
-            if path.is_file():
-                with path.open("rb") as handle:
-                    tar.addfile(info, handle)
-            else:
-                tar.addfile(info)
-            if buffer.tell() > limit:
-                break
-    data = buffer.getvalue()
-    if len(data) > limit:
-        raise DockyardError(
-            f"the code is more than {limit} bytes compressed: too big for a ConfigMap",
-            hint="put large files in a Volume or a Dataset, or bake the code into the "
-            "environment image (DOCKYARD_KUBE_CODE_BYTES is the limit)",
-        )
-    return data
-
-
 class KubernetesRuntime:
     """Workloads as Jobs and Deployments of a Kubernetes cluster."""
 
@@ -171,7 +135,7 @@ class KubernetesRuntime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.options = cluster_options(settings)
+        self.options = ko.cluster_options(settings)
         config = load_config(settings)
         timeout = httpx.Timeout(30.0)
         self.client = Client(
@@ -194,6 +158,17 @@ class KubernetesRuntime:
         self._ids: dict[str, str] = {}  # workload label -> Dockyard workload id
         self._images: Any = None  # the OCI runtime that builds environment images
         self.sync_seconds = SYNC_SECONDS
+        self.helpers = Helpers(self.http, lambda ns, name: self.cache.get(PODS, ns, name))
+        self._collecting: dict[str, Future[str]] = {}  # workload id -> its outputs, being read
+        self._collector = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dockyard-collect")
+        self._secrets: dict[tuple[str, str], list[str]] = {}  # (namespace, Secret) -> values
+        self.logkeeper = LogKeeper(
+            self.http,
+            settings.home / "logs",
+            settings.max_log_bytes,
+            settings.kube_log_streams,
+            self._secret_values,
+        )
 
     # -- the watch cache ----------------------------------------------------------------------
     def _start_cache(self) -> None:
@@ -244,6 +219,8 @@ class KubernetesRuntime:
                 self._ids[label] = str((meta.get("annotations") or {}).get(ko.WORKLOAD_ID, label))
             workload_id = self._ids.get(label)
             listener = self._listener
+        if kind is PODS and workload_id is not None:
+            self.logkeeper.seen(workload_id, obj, gone=bool(obj.get("deleted")))
         if listener is not None and workload_id is not None:
             listener(workload_id)
 
@@ -268,6 +245,7 @@ class KubernetesRuntime:
             return NodeCapacity(0, 0, 0, known=False, note=f"the cluster's nodes: {why}")
         cpu, memory, gpu = 0.0, 0, 0
         models: set[str] = set()
+        shapes: list[NodeShape] = []
         for node in self.cache.items(NODES):
             ready = any(
                 c.get("type") == "Ready" and c.get("status") == "True"
@@ -276,15 +254,27 @@ class KubernetesRuntime:
             if not ready or (node.get("spec") or {}).get("unschedulable"):
                 continue
             alloc = (node.get("status") or {}).get("allocatable") or {}
-            cpu += float(parse_quantity(alloc.get("cpu", "0")) or 0)
-            memory += int(parse_quantity(alloc.get("memory", "0")) or 0)
-            gpus = int(parse_quantity(alloc.get(ko.GPU, "0")) or 0)
-            gpu += gpus
-            product = (node["metadata"].get("labels") or {}).get(ko.GPU_PRODUCT)
-            if gpus and product:
-                models.add(product)
+            shape = NodeShape(
+                node["metadata"]["name"],
+                float(parse_quantity(alloc.get("cpu", "0")) or 0),
+                int(parse_quantity(alloc.get("memory", "0")) or 0),
+                int(parse_quantity(alloc.get(ko.GPU, "0")) or 0),
+                (node["metadata"].get("labels") or {}).get(ko.GPU_PRODUCT),
+            )
+            shapes.append(shape)
+            cpu, memory, gpu = cpu + shape.cpu, memory + shape.memory, gpu + shape.gpu
+            if shape.gpu and shape.gpu_model:
+                models.add(shape.gpu_model)
         note = "" if gpu else "no node of the cluster has nvidia.com/gpu"
-        return NodeCapacity(cpu, memory, gpu, gpu_note=note, gpu_models=tuple(sorted(models)))
+        return NodeCapacity(
+            cpu,
+            memory,
+            gpu,
+            gpu_note=note,
+            gpu_models=tuple(sorted(models)),
+            nodes=tuple(sorted(shapes, key=lambda s: s.name)),
+            grows=self.settings.kube_autoscaler,
+        )
 
     # -- environments: OCI images, pushed where the cluster pulls from --------------------------
     def _oci(self) -> Any:
@@ -360,18 +350,130 @@ class KubernetesRuntime:
         return out
 
     def _create(self, obj: Obj) -> None:
-        """Create ``obj`` unless it exists (409 is fine): for what must not change later."""
+        """Create a Volume's claim unless it exists: a claim's class and size stay as made.
+        One made for another Volume (another uid: kept with --keep-data, or made before a
+        delete and a new apply) is never adopted: its data is not this Volume's."""
         meta = obj["metadata"]
         path = f"/api/v1/namespaces/{meta['namespace']}/persistentvolumeclaims"
         try:
             answer = self.http.post(path, json=obj)
         except httpx.HTTPError as exc:
             raise EngineError(f"the Kubernetes API server is unreachable: {exc}") from exc
-        if answer.status_code not in (201, 409):
+        if answer.status_code == 409:
+            self._check_owner(obj)
+        elif answer.status_code != 201:
             raise EngineError(
                 f"the cluster refused {obj['kind']} {meta['name']}: {answer.text[:300]}",
                 hint="kubectl describe it; the API server's words are above",
             )
+
+    def _claim_path(self, namespace: str, name: str) -> str:
+        return f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{name}"
+
+    def _get(self, path: str) -> Obj | None:
+        try:
+            answer = self.http.get(path)
+        except httpx.HTTPError as exc:
+            raise EngineError(f"the Kubernetes API server is unreachable: {exc}") from exc
+        if answer.status_code == 404:
+            return None
+        if answer.status_code != 200:
+            raise EngineError(f"GET {path}: {answer.status_code} {answer.text[:300]}")
+        found: Obj = answer.json()
+        return found
+
+    def _check_owner(self, wanted: Obj) -> None:
+        meta = wanted["metadata"]
+        uid = (meta.get("annotations") or {}).get(ko.VOLUME_UID)
+        existing = self._get(self._claim_path(meta["namespace"], meta["name"])) or {}
+        theirs = ((existing.get("metadata") or {}).get("annotations") or {}).get(ko.VOLUME_UID)
+        if uid and theirs != uid:
+            volume = (meta.get("labels") or {}).get(ko.NAME, meta["name"])
+            made = f"an earlier volume '{volume}' (uid {theirs})" if theirs else "something else"
+            raise EngineError(
+                f"the claim {meta['namespace']}/{meta['name']} was made for {made}: this "
+                f"volume (uid {uid}) does not take over its data",
+                hint=f"delete it (kubectl -n {meta['namespace']} delete pvc {meta['name']}) "
+                "to start empty, or give the volume another name",
+            )
+
+    # -- a Volume's claim: its usage (measured by a helper pod), deleting it --------------
+    def claim(self, project: str, ref: VolumeRef) -> Obj | None:
+        """The Volume's claim if it exists and is this Volume's (its uid), else None."""
+        namespace = ko.namespace_of(self.options, project)
+        found = self._get(self._claim_path(namespace, ko.dns_name(ref.name, 63)))
+        if found is None:
+            return None
+        theirs = (found["metadata"].get("annotations") or {}).get(ko.VOLUME_UID)
+        return found if not ref.uid or theirs == ref.uid else None
+
+    def measure_volume(self, project: str, ref: VolumeRef) -> dict[str, Any]:
+        """{claim, files, bytes} of the Volume's claim, measured now by a usage helper pod;
+        files and bytes are None when it could not say (the usage stays unknown)."""
+        found = self.claim(project, ref)
+        if found is None:
+            return {"claim": None, "files": 0, "bytes": 0}
+        meta = found["metadata"]
+        where = f"{meta['namespace']}/{meta['name']}"
+        pod = helper_pod(
+            self.options,
+            project,
+            helper_name(meta["name"], f"usage-{int(time.time())}"),
+            "usage",
+            self.options.default_image,
+            meta["name"],
+            deadline=int(USAGE_WAIT) + 60,
+        )
+        measured = self.helpers.usage(pod, USAGE_WAIT)
+        if measured is None:
+            return {"claim": where, "files": None, "bytes": None}
+        return {"claim": where, "files": measured[0], "bytes": measured[1]}
+
+    def volume_fate(self, project: str, ref: VolumeRef, purge: bool) -> str:
+        """What deleting the Volume does to its claim (``purge``) or leaves (keep-data)."""
+        found = self.claim(project, ref)
+        if found is None:
+            return ""
+        meta, spec = found["metadata"], found.get("spec") or {}
+        where = f"{meta['namespace']}/{meta['name']}"
+        if not purge:
+            return (
+                f"kept claim {where} with its data; a new volume of this name does not take "
+                f"it over (kubectl -n {meta['namespace']} delete pvc {meta['name']} when it is "
+                "no longer wanted)"
+            )
+        bound = spec.get("volumeName")
+        if not bound:
+            return f"deleting claim {where} (not bound to a volume yet)"
+        pv = self._get(f"/api/v1/persistentvolumes/{bound}") or {}
+        policy = (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy", "Delete")
+        if policy == "Delete":
+            return (
+                f"deleting claim {where}; its PersistentVolume {bound} goes with the data "
+                "(reclaimPolicy Delete)"
+            )
+        return (
+            f"deleting claim {where}; its PersistentVolume {bound} stays with the data "
+            f"(reclaimPolicy {policy}): kubectl delete pv {bound} when it is no longer wanted"
+        )
+
+    def delete_volume(self, project: str, ref: VolumeRef) -> str:
+        """Delete the Volume's claim (only its own: the uid must match)."""
+        found = self.claim(project, ref)
+        if found is None:
+            return f"volume '{ref.name}' has no claim of its own on the cluster"
+        meta = found["metadata"]
+        where = f"{meta['namespace']}/{meta['name']}"
+        try:
+            answer = self.http.delete(self._claim_path(meta["namespace"], meta["name"]))
+        except httpx.HTTPError as exc:
+            raise EngineError(f"the Kubernetes API server is unreachable: {exc}") from exc
+        if answer.status_code not in (200, 202, 404):
+            raise EngineError(
+                f"deleting claim {where}: {answer.status_code} {answer.text[:300]}",
+                hint="its account needs delete on persistentvolumeclaims (docs/kubernetes.md)",
+            )
+        return f"deleted claim {where}"
 
     def ensure_namespace(self, project: str) -> str:
         namespace = ko.namespace_of(self.options, project)
@@ -386,7 +488,7 @@ class KubernetesRuntime:
         self.ensure_namespace(project)
         size = ref.size or ko.DEFAULT_CLAIM_BYTES
         claim = ko.claim_object(
-            self.options, project, ref.name, ref.tier, size, ref.replicas, snapshot
+            self.options, project, ref.name, ref.tier, size, ref.replicas, snapshot, ref.uid
         )
         self._create(claim)
 
@@ -409,26 +511,38 @@ class KubernetesRuntime:
         """The claim of a new volume, made from the VolumeSnapshot of ``source``."""
         name = kube_snapshots.require(self.http, self.options, project, source, snapshot_id)
         self._claim(project, ref, name)
-        return {"snapshot": snapshot_id, "volumeSnapshot": name, "files": 0, "bytes": 0}
+        # what it holds is measured by a usage helper later: until then it is unknown, not 0
+        return {"snapshot": snapshot_id, "volumeSnapshot": name, "files": None, "bytes": None}
 
     def start(self, request: WorkloadRequest) -> WorkloadState:
         self._cache()
         self.ensure_namespace(request.project)
         code = None
         if request.code_dir is not None:
-            code = code_archive(request.code_dir, self.settings.kube_code_bytes)
-        objects = ko.workload_objects(request, self.options, code)
+            code = ko.code_archive(request.code_dir, self.settings.kube_code_bytes)
+        objects = ko.workload_objects(
+            request, self.options, code, output_bytes=self.settings.kube_output_bytes
+        )
         if request.output_dir is not None:  # where its outputs come back to (observe)
-            self._run_dir(request.id).mkdir(parents=True, exist_ok=True)
-            (self._run_dir(request.id) / OUTPUTS_TO).write_text(str(request.output_dir))
+            run_dir = self._run_dir(request.id)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / OUTPUTS_TO).write_text(str(request.output_dir))
+            source = {"claim": ko.outputs_claim_name(request.id), "subPath": ""}
             if request.output_volume is not None:  # a dataset's files: nothing back is a failure
-                (self._run_dir(request.id) / OUTPUTS_REQUIRED).write_text("")
+                (run_dir / OUTPUTS_REQUIRED).write_text("")
+                ref = request.output_volume
+                source = {"claim": ko.dns_name(ref.name, 63), "subPath": ref.sub_path}
+            (run_dir / OUTPUTS_FROM).write_text(json.dumps(source))
         services = [o for o in objects.shared if o["kind"] == "Service"]
         for obj in objects.shared:
             if obj["kind"] == "PersistentVolumeClaim":
                 self._create(obj)  # a claim is made once: its class and size stay as made
             elif obj["kind"] != "Service":
                 self._apply(obj)
+        if request.secret_env:  # what its kept log masks (read back after a restart)
+            meta = objects.main["metadata"]
+            key = (meta["namespace"], f"{meta['name']}-env")
+            self._secrets[key] = list(request.secret_env.values())
         main = self._apply(objects.main)
         kind = DEPLOYMENTS if objects.main["kind"] == "Deployment" else JOBS
         self.cache.remember(kind, main)
@@ -489,7 +603,7 @@ class KubernetesRuntime:
             )
             state = deployment_state(workload_id, obj, pods, url)
             if state.phase == RunState.FAILED:  # crash-looping: it ends here, as on every home
-                self._scale_down(namespace, name)
+                self._delete(kind, namespace, name)  # (its logs are kept: nothing left at 0/0)
             return state
         state = self._near_data(job_state(workload_id, obj, pods, datetime.now(UTC)), pods)
         if state.phase == RunState.SUCCEEDED:
@@ -518,39 +632,66 @@ class KubernetesRuntime:
             return state
         return replace(state, message="; ".join(filter(None, [state.message, *far])))
 
-    def _scale_down(self, namespace: str, name: str) -> None:
-        patch: Obj = {
-            "metadata": {"annotations": {STOPPED: datetime.now(UTC).isoformat()}},
-            "spec": {"replicas": 0},
-        }
+    def _delete(self, kind: Kind, namespace: str, name: str) -> None:
         with contextlib.suppress(httpx.HTTPError):
-            self.http.patch(
-                _object_path(DEPLOYMENTS, namespace, name),
+            self.http.delete(
+                _object_path(kind, namespace, name), params={"propagationPolicy": "Background"}
+            )
+
+    def service_proxy(self, project: str, service: str) -> tuple[httpx.Client, str]:
+        """The API server's proxy to a Dockyard Service's Kubernetes Service."""
+        namespace = ko.namespace_of(self.options, project)
+        name = ko.service_name(service)
+        return self.http, f"/api/v1/namespaces/{namespace}/services/{name}:{ko.SERVE_PORT}/proxy"
+
+    def scale(self, workload_id: str, replicas: int) -> None:
+        """A service revision (a Deployment) to ``replicas`` pods; the Deployment controller
+        adds or removes pods, the ones that stay keep serving."""
+        found = self._located(workload_id)
+        if found is None:
+            raise EngineError(f"{workload_id} is not on the cluster: it cannot be scaled")
+        kind, namespace, name = found
+        patch = {"spec": {"replicas": replicas}}
+        try:
+            answer = self.http.patch(
+                _object_path(kind, namespace, name),
                 json=patch,
                 headers={"Content-Type": "application/merge-patch+json"},
             )
+        except httpx.HTTPError as exc:
+            raise EngineError(f"the Kubernetes API server is unreachable: {exc}") from exc
+        if answer.status_code != 200:
+            raise EngineError(f"scaling {name}: {answer.status_code} {answer.text[:300]}")
 
     # -- outputs: back from the pod log --------------------------------------------------------
     def _run_dir(self, workload_id: str) -> Path:
         return self.settings.runs_dir / workload_id
 
     def _collected(self, state: WorkloadState) -> WorkloadState:
-        """A finished job's outputs, unpacked into its output directory on the server before
-        it is reported finished (the registry reads them there)."""
+        """A finished job's outputs, read back by a collect helper and unpacked into its
+        output directory on the server before it is reported finished (the registry reads
+        them there). The reading runs beside the observation: the job stays Running,
+        "collecting its outputs", until it is done."""
         run_dir = self._run_dir(state.id)
         target_file, done = run_dir / OUTPUTS_TO, run_dir / OUTPUTS_DONE
         if not target_file.exists() or done.exists():
             return state
-        tries = run_dir / OUTPUTS_TRIES
-        tried = int(tries.read_text() or 0) if tries.exists() else 0
-        try:
-            log = b"".join(self.logs(state.id, whole=True))
-            note = unpack_outputs(
-                log, Path(target_file.read_text()), self.settings.kube_output_bytes
+        future = self._collecting.get(state.id)
+        if future is None:
+            future = self._collector.submit(self._collect, state.id, Path(target_file.read_text()))
+            self._collecting[state.id] = future
+        if not future.done():
+            return replace(
+                state, phase=RunState.RUNNING, finished_at=None, message="collecting its outputs"
             )
+        del self._collecting[state.id]
+        tries = run_dir / OUTPUTS_TRIES
+        try:
+            note = future.result()
         except (EngineError, ValueError, OSError) as exc:
-            if tried + 1 < OUTPUT_TRIES:  # the API server may answer the next pass
-                tries.write_text(str(tried + 1))
+            tried = int(tries.read_text() or 0) + 1 if tries.exists() else 1
+            tries.write_text(str(tried))
+            if tried < OUTPUT_TRIES:  # another helper on the next pass
                 return replace(state, phase=RunState.RUNNING, finished_at=None)
             note = f"not collected: {exc}"
             if (run_dir / OUTPUTS_REQUIRED).exists():  # a dataset must not commit nothing
@@ -558,6 +699,52 @@ class KubernetesRuntime:
                 return replace(state, phase=RunState.FAILED, reason="OutputsLost", message=note)
         done.write_text(note)
         return replace(state, details={**state.details, "outputs": note})
+
+    def _collect(self, workload_id: str, target: Path) -> str:
+        """Run the collect helper on the workload's outputs and unpack what it serves."""
+        found = self._located(workload_id)
+        if found is None:
+            raise EngineError(f"the Job of {workload_id} is gone: its outputs cannot be read")
+        kind, namespace, name = found
+        job = self.cache.get(kind, namespace, name) or {}
+        labels = job.get("metadata", {}).get("labels") or {}
+        containers = (((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
+            "containers"
+        ) or [{}]
+        image = str(containers[0].get("image") or self.options.default_image)
+        source = json.loads((self._run_dir(workload_id) / OUTPUTS_FROM).read_text())
+        pod_name = helper_name(name, "collect")
+        pod = helper_pod(
+            self.options,
+            labels.get(ko.PROJECT, ""),
+            pod_name,
+            "collect",
+            image,
+            source["claim"],
+            source["subPath"],
+            deadline=int(COLLECT_WAIT) + 120,
+        )
+        self.helpers.create(pod)
+        try:
+            deadline = time.monotonic() + COLLECT_WAIT
+            while not (serving := self.helpers.ready(namespace, pod_name)):
+                if serving is None or time.monotonic() > deadline:
+                    raise EngineError(
+                        f"the helper that reads the outputs of {workload_id} did not serve "
+                        f"within {COLLECT_WAIT:g} s (a node that runs no program: kwok?)"
+                    )
+                time.sleep(0.25)
+            archive = self.helpers.fetch(namespace, pod_name, self.settings.kube_output_bytes)
+            try:
+                note = unpack_outputs(archive, target, self.settings.kube_output_bytes)
+            finally:
+                archive.unlink(missing_ok=True)
+        finally:
+            self.helpers.delete(namespace, pod_name)
+        if source["claim"] == ko.outputs_claim_name(workload_id):  # its own: read, so it goes
+            with contextlib.suppress(httpx.HTTPError):
+                self.http.delete(self._claim_path(namespace, source["claim"]))
+        return note
 
     def list_workloads(self) -> list[str]:
         self._cache()
@@ -570,12 +757,16 @@ class KubernetesRuntime:
             return self._mains.get(ko.dns_name(workload_id))
 
     def stop(self, workload_id: str, grace: float) -> None:
-        """Stop its pods and say so on its object (a Job is suspended, a Deployment scaled to
-        zero): ``observe`` then reports it stopped on request, ``remove`` deletes it."""
+        """Stop its pods. A Job is suspended and says so on its object (``observe`` reports it
+        stopped on request, ``remove`` deletes it); a service revision's Deployment is deleted
+        (nothing is left at 0/0; Dockyard keeps its logs)."""
         found = self._located(workload_id)
         if found is None:
             return
         kind, namespace, name = found
+        if kind is DEPLOYMENTS:
+            self._delete(kind, namespace, name)
+            return
         stamp = datetime.now(UTC).isoformat()
         spec: Obj = {"suspend": True} if kind is JOBS else {"replicas": 0}
         patch = {"metadata": {"annotations": {STOPPED: stamp}}, "spec": spec}
@@ -597,6 +788,8 @@ class KubernetesRuntime:
             time.sleep(0.05)
 
     def remove(self, workload_id: str) -> None:
+        """Delete the workload's objects and the log Dockyard kept of it."""
+        self.logkeeper.forget(workload_id)
         found = self._located(workload_id)
         if found is None:
             return
@@ -610,45 +803,35 @@ class KubernetesRuntime:
     def log_path(self, workload_id: str) -> Path | None:
         return None
 
-    def logs(self, workload_id: str, *, offset: int = 0, whole: bool = False) -> Iterator[bytes]:
-        """The log of the workload's newest pod, through the pod log API (without the outputs
-        that follow it, unless ``whole``)."""
-        label = ko.dns_name(workload_id)
-        self._cache()
-        with self._lock:
-            keys = list(self._pods.get(label, ()))
-        pods = [p for p in (self.cache.get(PODS, *k) for k in keys) if p is not None]
-        if not pods:
-            return
-        pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
-        meta = pod["metadata"]
-        path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/log"
-        try:
-            answer = self.http.get(path, params={"container": "main"})
-        except httpx.HTTPError as exc:
-            if whole:
-                raise EngineError(f"the pod log: {exc}") from exc
-            return  # the API server is away: no log this time
-        if answer.status_code in (401, 403):
-            why = f"the cluster does not let Dockyard read pod logs: {answer.text[:300]}"
-            if whole:
-                raise EngineError(
-                    why, hint="its account needs get on pods/log (docs/kubernetes.md)"
-                )
-            log.warning("%s", why)  # a log stream already answering 200 cannot turn into a 403
-            return
-        if answer.status_code != 200:
-            if whole:
-                raise EngineError(f"the pod log: {answer.status_code} {answer.text[:300]}")
-            return
-        content = answer.content
-        if not whole:
-            content = log_of(content)
-        if len(content) > offset:
-            yield content[offset:]
+    def logs(self, workload_id: str, *, offset: int = 0) -> Iterator[bytes]:
+        """The log Dockyard kept of the workload's newest pod (kube_logs: streamed while it
+        ran, masked, bounded; there after the pod is gone)."""
+        self._start_cache()
+        yield from self.logkeeper.read(workload_id, offset)
+
+    def _secret_values(self, namespace: str, pod_name: str, pod: Obj) -> list[str]:
+        """The values a pod gets from its own Secrets (to mask them in its kept log)."""
+        names = [
+            ref["secretRef"]["name"]
+            for c in (pod.get("spec") or {}).get("containers") or []
+            for ref in c.get("envFrom") or []
+            if ref.get("secretRef", {}).get("name")
+        ]
+        values: list[str] = []
+        for name in names:
+            if (namespace, name) not in self._secrets:
+                secret = self._get(f"/api/v1/namespaces/{namespace}/secrets/{name}") or {}
+                data = secret.get("data") or {}
+                self._secrets[(namespace, name)] = [
+                    base64.b64decode(v).decode(errors="replace") for v in data.values()
+                ]
+            values += self._secrets[(namespace, name)]
+        return values
 
     def close(self) -> None:
         """Stop watching, then close the connections once no watch thread uses them."""
+        self.logkeeper.close()
+        self._collector.shutdown(wait=False, cancel_futures=True)
         if self.cache.close():
             self.http.close()
             self.client.close()

@@ -12,7 +12,6 @@ workload's run directory, which also holds the copy of the code mounted at ``/wo
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import shutil
@@ -42,8 +41,11 @@ from dockyard.runtimes.images import (
     build,
     env_tag,
     image_hash,
+    package_digest,
     render,
+    render_server,
     render_serving,
+    server_tag,
 )
 from dockyard.runtimes.local import host_capacity, placement_env
 from dockyard.settings import Settings
@@ -123,7 +125,7 @@ class OciRuntime:
         )
         model_digest = hashlib.sha256("\n".join(files).encode()).hexdigest()
         key = hashlib.sha256(
-            f"{environment.hash}|{__version__}|{model_digest}|{_package_digest()}".encode()
+            f"{environment.hash}|{__version__}|{model_digest}|{package_digest()}".encode()
         ).hexdigest()
         tag = f"localhost/dockyard/serve-{model}:{version}-{key[:12]}"
         build(
@@ -134,6 +136,28 @@ class OciRuntime:
             progress,
         )
         return PreparedEnvironment(key, tag, environment.python, dict(environment.env))
+
+    def prepare_server(
+        self, environment: PreparedEnvironment, progress: Callable[[str], None]
+    ) -> PreparedEnvironment:
+        """FROM the environment image + the model server, without a model: what ``dockyard
+        render`` names for a Service that serves its model from a claim."""
+        tag = server_tag(environment.hash)
+        build(
+            self.engine,
+            tag,
+            render_server(environment.location),
+            {"dockyard": PACKAGE_DIR},
+            progress,
+        )
+        return PreparedEnvironment(tag, tag, environment.python, dict(environment.env))
+
+    def push(self, image: str, registry: str, progress: Callable[[str], None]) -> str:
+        """Push ``image`` to ``registry`` under its last name part; the pushed name."""
+        target = f"{registry.rstrip('/')}/{image.rsplit('/', 1)[-1]}"
+        progress(f"pushing {target}")
+        self.engine.run("push", image, target, timeout=1800)
+        return target
 
     # -- workloads ----------------------------------------------------------------------------
     def set_listener(self, callback: Callable[[str], None]) -> None:
@@ -436,13 +460,6 @@ def _digest(path: Path) -> str:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
-
-
-@functools.cache
-def _package_digest() -> str:
-    """Identity of the Dockyard code that goes into serving images."""
-    files = sorted(p for p in PACKAGE_DIR.rglob("*.py"))
-    return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
 
 
 def security_args(security: dict[str, Any]) -> list[str]:

@@ -68,6 +68,8 @@ class Status(BaseModel):
     message: str = ""
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
+    # when the current phase and reason began (kept while they stay; the applier sets it)
+    since: datetime | None = None
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -80,7 +82,8 @@ class Status(BaseModel):
 class VolumeStatus(Status):
     path: str | None = None
     tier: str | None = None  # where the data lives (a tier change does not move it)
-    files: int | None = None
+    claim: str | None = None  # its claim on a cluster (namespace/name), once one exists
+    files: int | None = None  # None with a claim: not measured (so never taken as empty)
     used_bytes: int | None = None
     usage_at: datetime | None = None
     snapshots: int | None = None  # how many the store keeps
