@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,18 +69,31 @@ def test_a_job_applied_runs_as_a_kubernetes_job_and_delete_removes_it(
         kube.delete(f"/api/v1/namespaces/{PREFIX}{project}")
 
 
+def volume_doc(name: str, project: str, tier: str = "standard") -> dict[str, Any]:
+    return {
+        "apiVersion": "dockyard.dev/v1",
+        "kind": "Volume",
+        "metadata": {"name": name, "project": project},
+        "spec": {"size": "1Gi", "tier": tier},
+    }
+
+
 def test_a_pending_pods_reason_shows_in_dockyard_get(
     server_factory: Any, kube: httpx.Client, project: str
 ) -> None:
-    srv = k8s_server(server_factory)
+    # a claim of a StorageClass the cluster lacks: Dockyard admits, the scheduler waits
+    srv = k8s_server(server_factory, DOCKYARD_KUBE_STORAGE_CLASSES="archive=no-such-class")
     c = srv.start()
     try:
-        # the cluster holds 96 GiB in all, no node 40 GiB: Dockyard admits, the scheduler waits
-        c.apply([job_doc("huge", project, resources={"cpu": 1, "memory": "40Gi"})])
+        c.apply(
+            [
+                volume_doc("cold", project, tier="archive"),
+                job_doc("stuck", project, volumes=[{"name": "cold", "path": "/cold"}]),
+            ]
+        )
         status = eventually(
             lambda: (
-                "Insufficient memory"
-                in (s := c.get("Job", "huge", project)["status"]).get("message", "")
+                "unbound" in (s := c.get("Job", "stuck", project)["status"]).get("message", "")
                 and s
             ),
             timeout=60,
@@ -102,7 +116,57 @@ def test_a_pending_pods_reason_shows_in_dockyard_get(
             text=True,
             timeout=60,
         )
-        assert "Insufficient memory" in shown.stdout, shown.stdout + shown.stderr
+        assert "unbound" in shown.stdout, shown.stdout + shown.stderr
+    finally:
+        kube.delete(f"/api/v1/namespaces/{PREFIX}{project}")
+
+
+def test_a_job_no_node_can_hold_says_what_the_largest_offers_and_fails_after_a_deadline(
+    server_factory: Any, kube: httpx.Client, project: str
+) -> None:
+    """Three nodes of 8 cpu and 32 GiB hold 96 GiB in all, but no pod of 40 GiB: it is never
+    admitted, says so, and fails after DOCKYARD_UNSCHEDULABLE_SECONDS; smaller jobs run."""
+    srv = k8s_server(server_factory, DOCKYARD_UNSCHEDULABLE_SECONDS="3")
+    c = srv.start()
+    try:
+        c.apply(
+            [
+                job_doc("huge", project, resources={"cpu": 1, "memory": "40Gi"}),
+                job_doc("small", project, resources={"cpu": 1, "memory": "1Gi"}),
+            ]
+        )
+        status = eventually(
+            lambda: (
+                "largest offers"
+                in (s := c.get("Job", "huge", project)["status"]).get("message", "")
+                and s
+            ),
+            timeout=60,
+        )
+        assert status["reason"] == "Unschedulable", status
+        assert "32Gi memory" in status["message"] and "on one node" in status["message"], status
+        assert not jobs_of(kube, project, "huge")  # never handed to the cluster
+        done = c.wait("Job", "huge", project, timeout=60)
+        assert (done["status"]["phase"], done["status"]["reason"]) == ("Failed", "Unschedulable")
+        assert "DOCKYARD_UNSCHEDULABLE_SECONDS" in done["status"]["message"], done["status"]
+        assert c.wait("Job", "small", project, timeout=120)["status"]["phase"] == "Succeeded"
+    finally:
+        kube.delete(f"/api/v1/namespaces/{PREFIX}{project}")
+
+
+def test_with_a_cluster_autoscaler_a_job_too_big_for_every_node_waits(
+    server_factory: Any, kube: httpx.Client, project: str
+) -> None:
+    srv = k8s_server(
+        server_factory, DOCKYARD_UNSCHEDULABLE_SECONDS="1", DOCKYARD_KUBE_AUTOSCALER="1"
+    )
+    c = srv.start()
+    try:
+        c.apply([job_doc("huge", project, resources={"cpu": 1, "memory": "40Gi"})])
+        eventually(lambda: c.get("Job", "huge", project)["status"].get("since"), timeout=60)
+        time.sleep(3)  # past the deadline: a home that grows keeps it waiting
+        status = c.get("Job", "huge", project)["status"]
+        assert (status["phase"], status["reason"]) == ("Pending", "Unschedulable"), status
     finally:
         kube.delete(f"/api/v1/namespaces/{PREFIX}{project}")
 

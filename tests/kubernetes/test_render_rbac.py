@@ -19,6 +19,7 @@ from dockyard.control.render import Renderer
 from dockyard.errors import EngineError
 from dockyard.runtimes import kube_objects as ko
 from dockyard.runtimes.base import Mount, VolumeRef, WorkloadRequest
+from dockyard.runtimes.containers import OUTPUT
 from dockyard.runtimes.kube_control_plane import RULES, control_plane_objects
 from dockyard.runtimes.kubernetes import KubernetesRuntime
 from dockyard.settings import Settings
@@ -133,6 +134,9 @@ def test_render_gives_the_pods_the_control_plane_applies(
         spec = copy.deepcopy(obj["spec"]["template"]["spec"])
         main = spec["containers"][0]
         keep = ("command", "image", "securityContext", "workingDir")
+        command = main["command"]
+        if command[:2] == ["/bin/sh", "-c"] and "/dockyard/markers/" in command[2]:
+            main["command"] = command[4:]  # what GitOps adds: a marker the service waits for
         return {
             "main": {k: main.get(k) for k in keep},
             # the API server writes quantities its own way (1073741824 → 1Gi, 1000m → 1)
@@ -140,10 +144,11 @@ def test_render_gives_the_pods_the_control_plane_applies(
                 group: {k: parse_quantity(v) for k, v in values.items()}
                 for group, values in main["resources"].items()
             },
-            # (the output directory is per workload: its name differs, its place does not)
+            # (the output directory is per workload: its claim differs, its place does not)
             "mounts": sorted(
-                (m["mountPath"], "" if m["name"] == "outputs" else m.get("subPath", ""))
+                (m["mountPath"], "" if m["mountPath"] == OUTPUT else m.get("subPath", ""))
                 for m in main["volumeMounts"]
+                if m["mountPath"] != "/dockyard/markers"
             ),
             "security": spec["securityContext"],
             "init": [c["command"] for c in spec.get("initContainers", [])],
@@ -194,8 +199,10 @@ def account_kubeconfig(kube: httpx.Client, tmp_path: Path, rules: list[dict[str,
 
 def exercise(kubeconfig: Path, tmp_path: Path, project: str, priority: int, csi: str) -> None:
     """Every call the runtime makes: node, start (code, secret env, volume, priority; a
-    replica and its Service), observe, logs, stop, remove; a volume's CSI snapshot, the
-    list of them and a claim restored from one."""
+    replica and its Service), observe, logs (and the secrets it masks), a helper pod (a
+    volume's usage) and one read through the pod proxy (outputs), the service proxy, stop,
+    remove; a volume's CSI snapshot, the list of them, a claim restored from one, a claim
+    deleted."""
     settings = Settings(
         home=tmp_path / "h",
         kubeconfig=kubeconfig,
@@ -204,6 +211,7 @@ def exercise(kubeconfig: Path, tmp_path: Path, project: str, priority: int, csi:
     )
     runtime = KubernetesRuntime(settings)
     runtime.sync_seconds = 5
+    runtime.usage_wait = 2  # kwok runs no helper: its usage stays unknown, quickly
     try:
         code = tmp_path / "code"
         code.mkdir(exist_ok=True)
@@ -228,12 +236,30 @@ def exercise(kubeconfig: Path, tmp_path: Path, project: str, priority: int, csi:
         runtime.start(job)  # waits for the watch cache's first lists (nodes too)
         runtime.start(replica)
         assert runtime.node().cpu > 0
-        eventually(lambda: runtime.observe(job.id).details.get("pod"), timeout=60)
+        ns = ko.namespace_of(runtime.options, project)
+
+        def job_pod() -> tuple[str, dict[str, Any]] | None:
+            name = runtime.observe(job.id).details.get("pod")
+            found = runtime.helpers.get(ns, name) if name else None
+            return (name, found) if found is not None else None
+
+        pod_name, pod = eventually(job_pod, timeout=60)
+        runtime.secret_values(ns, pod_name, pod)  # read back: a restarted plane masks them
         try:  # kwok pods have no log to read; a refusal to read it is what counts here
-            list(runtime.logs(job.id, whole=True))
+            runtime.logkeeper.probe(ns, pod_name)
         except EngineError as exc:
             if "does not let" in str(exc):
                 raise
+        try:  # nothing serves on a kwok pod; a refusal of the proxy is what counts
+            runtime.helpers.fetch(ns, pod_name, 1024)
+        except EngineError as exc:
+            if "does not let" in str(exc):
+                raise
+        client, base = runtime.service_proxy(project, "rbac")
+        answer = client.get(f"{base}/v2/health/ready")
+        if answer.status_code == 403 and "services/proxy" in answer.text:  # RBAC's refusal
+            raise EngineError(f"services/proxy forbidden: {answer.text[:200]}")
+        assert runtime.measure_volume(project, VolumeRef("v"))["claim"] == f"{ns}/v"
         runtime.stop(job.id, grace=1)
         assert runtime.observe(job.id).reason == "Stopped"
         runtime.remove(job.id)
@@ -246,6 +272,7 @@ def exercise(kubeconfig: Path, tmp_path: Path, project: str, priority: int, csi:
         runtime.restore_volume(
             project, VolumeRef("ckpt-copy", "", "fast"), "ckpt", "20261201-160000-abcdef"
         )
+        assert runtime.delete_volume(project, VolumeRef("ckpt-copy")).startswith("deleted")
     finally:
         runtime.close()
 

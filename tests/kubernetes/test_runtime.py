@@ -132,9 +132,10 @@ def test_a_new_generation_changes_the_object_and_a_conflict_is_taken_over(
         lambda: (s := runtime.observe(request.id)).details.get("ready") and s, timeout=60
     )
     assert ready.phase == RunState.RUNNING
-    assert ready.details["serviceUrl"] == f"http://web.{ns}.svc:8080"
-    pod_ip = ready.details["url"].removeprefix("http://").removesuffix(":8080")
-    assert pod_ip.startswith("10.244.")  # kwok's pod addresses: this replica itself
+    assert ready.details["url"] == f"http://web.{ns}.svc:8080"  # the Service: stable
+    pod = ready.details["endpoints"][0]  # (during the rolling update, old and new)
+    pod_ip = pod.removeprefix("http://").removesuffix(":8080")
+    assert pod_ip.startswith("10.244.")  # kwok's pod addresses: the revision's pods
 
 
 def test_a_restarted_runtime_adopts_what_exists_by_its_labels(

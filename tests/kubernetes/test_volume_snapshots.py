@@ -129,8 +129,8 @@ def test_without_a_snapshot_class_a_claim_lying_here_gets_dockyards_own_snapshot
             "spec": {"size": "1Gi"},
         }
         client.apply([doc])
-        client.wait("Volume", "data", project)
-        where = eventually(lambda: admin.volume_host_path(project, VolumeRef("data")))
+        uid = client.wait("Volume", "data", project)["metadata"]["uid"]
+        where = eventually(lambda: admin.volume_host_path(project, VolumeRef("data", uid=uid)))
         (where / "weights.bin").write_bytes(b"w" * 300_000)
         os.chown(where / "weights.bin", 1000, 1000)  # as a pod (uid 1000) wrote it
         status = client.snapshot_volume("data", project, timeout=60)["status"]
@@ -140,7 +140,8 @@ def test_without_a_snapshot_class_a_claim_lying_here_gets_dockyards_own_snapshot
         assert listed["files"] == 1 and listed["bytes"] == 300_000
         copy = client.restore_volume("data", listed["id"], project, to="copy", timeout=90)
         assert copy["status"]["phase"] == "Ready", copy["status"]
-        there = admin.volume_host_path(project, VolumeRef("copy"))
+        copy_uid = copy["metadata"]["uid"]
+        there = admin.volume_host_path(project, VolumeRef("copy", uid=copy_uid))
         assert there is not None and there != where
         assert (there / "weights.bin").read_bytes() == b"w" * 300_000
         assert (there / "weights.bin").stat().st_uid == 1000

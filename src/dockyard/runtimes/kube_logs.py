@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from dockyard.errors import EngineError
 from dockyard.redact import Redactor
 
 log = logging.getLogger("dockyard.kubernetes")
@@ -171,6 +172,12 @@ class LogKeeper:
             with self.http.stream("GET", url, params=params, timeout=None) as answer:
                 if answer.status_code == 404:
                     return "gone"
+                if answer.status_code in (401, 403):
+                    answer.read()
+                    raise EngineError(
+                        f"the cluster does not let Dockyard read pod logs: {answer.text[:300]}",
+                        hint="its account needs get on pods/log (docs/kubernetes.md)",
+                    )
                 if answer.status_code != 200:
                     answer.read()
                     log.info("log of %s/%s: %s", namespace, name, answer.status_code)
@@ -205,6 +212,19 @@ class LogKeeper:
         out.write(data)
         out.flush()
         return size + len(data)
+
+    def probe(self, namespace: str, name: str) -> None:
+        """Read one byte of a pod's log: EngineError when the cluster refuses it (RBAC)."""
+        url = f"/api/v1/namespaces/{namespace}/pods/{name}/log"
+        try:
+            answer = self.http.get(url, params={"container": "main", "limitBytes": "1"})
+        except httpx.HTTPError as exc:
+            raise EngineError(f"the pod log of {namespace}/{name}: {exc}") from exc
+        if answer.status_code in (401, 403):
+            raise EngineError(
+                f"the cluster does not let Dockyard read pod logs: {answer.text[:300]}",
+                hint="its account needs get on pods/log (docs/kubernetes.md)",
+            )
 
     def _ended(self, namespace: str, name: str) -> bool:
         """Has the pod's main container ended (so its log is complete)?"""

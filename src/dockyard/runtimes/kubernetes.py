@@ -158,6 +158,7 @@ class KubernetesRuntime:
         self._ids: dict[str, str] = {}  # workload label -> Dockyard workload id
         self._images: Any = None  # the OCI runtime that builds environment images
         self.sync_seconds = SYNC_SECONDS
+        self.usage_wait = USAGE_WAIT
         self.helpers = Helpers(self.http, lambda ns, name: self.cache.get(PODS, ns, name))
         self._collecting: dict[str, Future[str]] = {}  # workload id -> its outputs, being read
         self._collector = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dockyard-collect")
@@ -167,7 +168,7 @@ class KubernetesRuntime:
             settings.home / "logs",
             settings.max_log_bytes,
             settings.kube_log_streams,
-            self._secret_values,
+            self.secret_values,
         )
 
     # -- the watch cache ----------------------------------------------------------------------
@@ -424,7 +425,7 @@ class KubernetesRuntime:
             meta["name"],
             deadline=int(USAGE_WAIT) + 60,
         )
-        measured = self.helpers.usage(pod, USAGE_WAIT)
+        measured = self.helpers.usage(pod, self.usage_wait)
         if measured is None:
             return {"claim": where, "files": None, "bytes": None}
         return {"claim": where, "files": measured[0], "bytes": measured[1]}
@@ -809,7 +810,7 @@ class KubernetesRuntime:
         self._start_cache()
         yield from self.logkeeper.read(workload_id, offset)
 
-    def _secret_values(self, namespace: str, pod_name: str, pod: Obj) -> list[str]:
+    def secret_values(self, namespace: str, pod_name: str, pod: Obj) -> list[str]:
         """The values a pod gets from its own Secrets (to mask them in its kept log)."""
         names = [
             ref["secretRef"]["name"]
