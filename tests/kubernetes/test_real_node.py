@@ -14,11 +14,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.kubernetes.conftest import KUBECONFIG, ROOT
+from tests.kubernetes.conftest import KUBECONFIG, ROOT, eventually
 from tests.lanes import missing
 
 DOCKYARD = [sys.executable, "-c", "from dockyard.cli.main import main; main()"]
@@ -65,6 +66,8 @@ def dockyard(tmp_path: Path, env_cache: Path, base_image: str) -> Iterator[dict[
         COLUMNS="200",
     )
     yield env
+    log = tmp_path / "home" / "server.log"  # shown when the test failed
+    print("".join(log.read_text(errors="replace").splitlines(True)[-60:]) if log.exists() else "")
     run(env, "delete", "-f", str(ROOT / "examples" / "digits"), "--purge", check=False)
     run(env, "server", "stop", check=False)
 
@@ -110,3 +113,118 @@ def test_the_digits_example_trains_and_serves_on_a_real_node(
         str(ROOT / "examples" / "digits" / "sample-request.json"),
     )
     assert "[8]" in answer.stdout, answer.stdout
+
+
+def pods_of(
+    kube: httpx.Client, kind: str, name: str, namespace: str = "dyn-default"
+) -> list[dict[str, Any]]:
+    selector = f"dockyard.dev/kind={kind},dockyard.dev/name={name}"
+    answer = kube.get(f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": selector})
+    items: list[dict[str, Any]] = answer.json().get("items", [])
+    return items
+
+
+def predict_through_the_cluster(kube: httpx.Client, namespace: str = "dyn-default") -> str:
+    """A prediction through the API server's proxy to the Service: no Dockyard involved."""
+    body = json.loads((ROOT / "examples" / "digits" / "sample-request.json").read_text())
+    answer = kube.post(
+        f"/api/v1/namespaces/{namespace}/services/digits:8080/proxy/v2/models/digits/infer",
+        json=body,
+        timeout=30,
+    )
+    return answer.text
+
+
+@pytest.mark.timeout(900)  # the digits example twice, on one real node
+def test_a_team_on_the_cluster_keeps_serving_logs_and_settings_and_purge_deletes_the_data(
+    real_node: str, dockyard: dict[str, str], kube: httpx.Client
+) -> None:
+    """The faults a team meets in its first week, on a real node: outputs never travel through
+    a log, logs outlive their pods, stopping the control plane never stops serving, a plain
+    command restarts it with its own settings, and a purge really deletes the data."""
+    digits = str(ROOT / "examples" / "digits")
+    run(dockyard, "apply", "-f", digits, "--wait", "--timeout", "1100")
+    # outputs came back through a helper on the claim: the pod's log holds no model
+    [train_pod] = pods_of(kube, "job", "train-digits")
+    raw = kube.get(
+        f"/api/v1/namespaces/dyn-default/pods/{train_pod['metadata']['name']}/log",
+        params={"container": "main"},
+    ).text
+    assert "accuracy" in raw and "outputs follow" not in raw
+    assert max(len(line) for line in raw.splitlines()) < 400  # no base64 blob
+    claims = kube.get("/api/v1/namespaces/dyn-default/persistentvolumeclaims").json()["items"]
+    outputs = [c["metadata"] for c in claims if c["metadata"]["name"].endswith("-out")]
+    assert all(m.get("deletionTimestamp") for m in outputs), outputs  # read, then deleted
+    # the log is Dockyard's: the pod deleted, `dockyard logs` still shows it
+    kube.delete(f"/api/v1/namespaces/dyn-default/pods/{train_pod['metadata']['name']}")
+    eventually(lambda: not pods_of(kube, "job", "train-digits"), timeout=60)
+    assert "accuracy" in run(dockyard, "logs", "train-digits").stdout
+    # one Deployment per version, the Service its stable address
+    service = json.loads(run(dockyard, "get", "service", "digits", "-o", "json").stdout)
+    assert service["status"]["url"] == "http://digits.dyn-default.svc:8080"
+    [serving_pod] = pods_of(kube, "service", "digits")
+    # stopping the control plane leaves the model server answering
+    run(dockyard, "server", "stop")
+    assert "[8]" in predict_through_the_cluster(kube)
+    assert [p["metadata"]["uid"] for p in pods_of(kube, "service", "digits")] == [
+        serving_pod["metadata"]["uid"]
+    ]
+    # a plain command (only DOCKYARD_HOME in its environment) starts it again, on Kubernetes
+    plain = {k: v for k, v in dockyard.items() if not k.startswith("DOCKYARD_")}
+    plain["DOCKYARD_HOME"] = dockyard["DOCKYARD_HOME"]
+    status = json.loads(run(plain, "server", "status", "-o", "json", check=False).stdout or "{}")
+    assert not status.get("running")
+    assert (
+        "[8]" in run(plain, "predict", "digits", "--file", f"{digits}/sample-request.json").stdout
+    )
+    status = json.loads(run(plain, "server", "status", "-o", "json").stdout)
+    assert status["runtime"] == "kubernetes", status
+    # an explicit other runtime for this home is refused, in one line
+    run(plain, "server", "stop")
+    refused = run({**plain, "DOCKYARD_RUNTIME": "local"}, "server", "start", check=False)
+    assert refused.returncode != 0 and "unset DOCKYARD_RUNTIME" in refused.stderr, refused
+    # delete --purge deletes the claims; applying again trains from scratch
+    run(plain, "delete", "-f", digits, "--purge")
+    claims = kube.get("/api/v1/namespaces/dyn-default/persistentvolumeclaims").json()["items"]
+    assert not {c["metadata"]["name"] for c in claims} & {"digits-data", "digits-checkpoints"}
+    run(plain, "apply", "-f", digits, "--wait", "--timeout", "1100")
+    log = run(plain, "logs", "train-digits").stdout
+    assert "checkpoint directory holds: nothing" in log and "resuming" not in log, log[:2000]
+    trained = json.loads(run(plain, "get", "job", "train-digits", "-o", "json").stdout)
+    assert trained["status"]["modelVersion"].startswith("digits@"), trained["status"]
+
+
+def test_timeouts_and_cancels_say_so_and_their_logs_are_kept(
+    real_node: str, dockyard: dict[str, str], kube: httpx.Client, tmp_path: Path
+) -> None:
+    sleeper = ["python3", "-c", "import time; print('started', flush=True); time.sleep(120)"]
+    docs = [
+        {
+            "apiVersion": "dockyard.dev/v1",
+            "kind": "Job",
+            "metadata": {"name": name},
+            "spec": {"command": sleeper, "resources": {"cpu": 0.1, "memory": "64Mi"}, **extra},
+        }
+        for name, extra in (("slow", {"timeoutSeconds": 8}), ("stopped", {}))
+    ]
+    path = tmp_path / "jobs.yaml"
+    path.write_text("\n---\n".join(json.dumps(d) for d in docs))
+    run(dockyard, "apply", "-f", str(path))
+    eventually(lambda: "started" in run(dockyard, "logs", "stopped").stdout, timeout=120)
+    run(dockyard, "cancel", "stopped")
+    timed_out = eventually(
+        lambda: (
+            (j := json.loads(run(dockyard, "get", "job", "slow", "-o", "json").stdout))[
+                "status"
+            ].get("phase")
+            == "Failed"
+            and j
+        ),
+        timeout=180,
+    )
+    assert timed_out["status"]["reason"] == "Timeout", timed_out["status"]
+    cancelled = json.loads(run(dockyard, "get", "job", "stopped", "-o", "json").stdout)
+    assert cancelled["status"]["phase"] == "Cancelled", cancelled["status"]
+    for name in ("slow", "stopped"):  # the pods are gone or going: the logs stay
+        assert "started" in run(dockyard, "logs", name).stdout
+    run(dockyard, "delete", "-f", str(path))
