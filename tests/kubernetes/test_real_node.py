@@ -124,6 +124,25 @@ def pods_of(
     return items
 
 
+def deployments(kube: httpx.Client, name: str) -> list[dict[str, Any]]:
+    answer = kube.get(
+        "/apis/apps/v1/namespaces/dyn-default/deployments",
+        params={"labelSelector": f"dockyard.dev/kind=service,dockyard.dev/name={name}"},
+    )
+    items: list[dict[str, Any]] = answer.json().get("items", [])
+    return items
+
+
+def service_doc(**spec: Any) -> str:
+    doc = {
+        "apiVersion": "dockyard.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": "digits"},
+        "spec": {"model": "digits@latest", "resources": {"cpu": 0.5, "memory": "512Mi"}, **spec},
+    }
+    return json.dumps(doc)
+
+
 def predict_through_the_cluster(kube: httpx.Client, namespace: str = "dyn-default") -> str:
     """A prediction through the API server's proxy to the Service: no Dockyard involved."""
     body = json.loads((ROOT / "examples" / "digits" / "sample-request.json").read_text())
@@ -137,7 +156,7 @@ def predict_through_the_cluster(kube: httpx.Client, namespace: str = "dyn-defaul
 
 @pytest.mark.timeout(900)  # the digits example twice, on one real node
 def test_a_team_on_the_cluster_keeps_serving_logs_and_settings_and_purge_deletes_the_data(
-    real_node: str, dockyard: dict[str, str], kube: httpx.Client
+    real_node: str, dockyard: dict[str, str], kube: httpx.Client, tmp_path: Path
 ) -> None:
     """The faults a team meets in its first week, on a real node: outputs never travel through
     a log, logs outlive their pods, stopping the control plane never stops serving, a plain
@@ -163,11 +182,28 @@ def test_a_team_on_the_cluster_keeps_serving_logs_and_settings_and_purge_deletes
     service = json.loads(run(dockyard, "get", "service", "digits", "-o", "json").stdout)
     assert service["status"]["url"] == "http://digits.dyn-default.svc:8080"
     [serving_pod] = pods_of(kube, "service", "digits")
+    [first] = deployments(kube, "digits")
+    # 1 → 2 replicas: the same Deployment scaled, the first pod stays and serves meanwhile
+    two = tmp_path / "two.yaml"
+    two.write_text(service_doc(replicas=2))
+    run(dockyard, "apply", "-f", str(two), "--wait", "--timeout", "300")
+    [same] = deployments(kube, "digits")
+    assert same["metadata"]["uid"] == first["metadata"]["uid"] and same["spec"]["replicas"] == 2
+    serving = [p["metadata"]["uid"] for p in pods_of(kube, "service", "digits")]
+    assert serving_pod["metadata"]["uid"] in serving and len(serving) == 2
+    # what the pods run changed: a new Deployment, the old one gone once it is ready
+    two.write_text(service_doc(replicas=2, batching={"enabled": False}))
+    run(dockyard, "apply", "-f", str(two), "--wait", "--timeout", "300")
+    eventually(lambda: len(deployments(kube, "digits")) == 1, timeout=60)
+    [new] = deployments(kube, "digits")
+    assert new["metadata"]["uid"] != first["metadata"]["uid"]
+    assert "--no-batching" in new["spec"]["template"]["spec"]["containers"][0]["command"]
+    serving_pod = pods_of(kube, "service", "digits")[0]
     # stopping the control plane leaves the model server answering
     run(dockyard, "server", "stop")
     assert "[8]" in predict_through_the_cluster(kube)
-    assert [p["metadata"]["uid"] for p in pods_of(kube, "service", "digits")] == [
-        serving_pod["metadata"]["uid"]
+    assert serving_pod["metadata"]["uid"] in [
+        p["metadata"]["uid"] for p in pods_of(kube, "service", "digits")
     ]
     # a plain command (only DOCKYARD_HOME in its environment) starts it again, on Kubernetes
     plain = {k: v for k, v in dockyard.items() if not k.startswith("DOCKYARD_")}
@@ -228,3 +264,57 @@ def test_timeouts_and_cancels_say_so_and_their_logs_are_kept(
     for name in ("slow", "stopped"):  # the pods are gone or going: the logs stay
         assert "started" in run(dockyard, "logs", name).stdout
     run(dockyard, "delete", "-f", str(path))
+
+
+@pytest.mark.timeout(1200)  # two images built (cached after), a dataset, a training, a server
+def test_a_render_of_the_digits_example_predicts_without_dockyard(
+    real_node: str, dockyard: dict[str, str], kube: httpx.Client, tmp_path: Path
+) -> None:
+    """`dockyard render` for GitOps: applied with no control plane running into a fresh
+    namespace, it prepares the dataset, trains, serves the model from its claim, predicts."""
+    import yaml
+
+    from tests.kubernetes.test_render_rbac import server_apply
+
+    # the images render names, built the way its header says (on a home of its own)
+    builder = {**dockyard, "DOCKYARD_RUNTIME": "podman", "DOCKYARD_HOME": str(tmp_path / "img")}
+    env_doc = next(
+        d
+        for d in yaml.safe_load_all((ROOT / "examples" / "digits" / "digits.yaml").read_text())
+        if d["kind"] == "Environment"
+    )
+    (tmp_path / "env.yaml").write_text(yaml.safe_dump(env_doc))
+    run(builder, "apply", "-f", str(tmp_path / "env.yaml"))
+    built = run(builder, "images", "build", "sklearn", "--serving").stdout
+    run(builder, "server", "stop")
+    images = [line.rsplit(" ", 1)[-1] for line in built.splitlines() if "→" in line]
+    assert len(images) == 2, built
+    for image in images:  # onto the node, as a registry would serve them
+        subprocess.run(
+            [sys.executable, str(ROOT / "deploy" / "testbed" / "cluster.py"), "load-image", image],
+            check=True,
+            timeout=600,
+            capture_output=True,
+        )
+    namespace = f"gitops-{os.urandom(3).hex()}"
+    rendered = run(
+        builder, "render", "-f", str(ROOT / "examples" / "digits"), "--namespace", namespace
+    ).stdout
+    assert rendered.startswith("# Rendered by Dockyard") and "kind: Secret" not in rendered
+    objects = [o for o in yaml.safe_load_all(rendered) if o]
+    assert {o["metadata"].get("namespace", namespace) for o in objects} == {namespace}
+    managed = {o["metadata"]["labels"]["app.kubernetes.io/managed-by"] for o in objects}
+    assert managed == {"dockyard-render"}  # a live control plane never adopts them
+    try:
+        for obj in objects:  # kubectl apply, in the order (and sync waves) rendered
+            answer = server_apply(kube, obj)
+            assert answer.status_code in (200, 201), (obj["kind"], answer.text)
+        deployment = f"/apis/apps/v1/namespaces/{namespace}/deployments/digits"
+        eventually(
+            lambda: kube.get(deployment).json().get("status", {}).get("readyReplicas"),
+            timeout=900,
+            every=2,
+        )
+        assert "[8]" in predict_through_the_cluster(kube, namespace)
+    finally:
+        kube.delete(f"/api/v1/namespaces/{namespace}")
