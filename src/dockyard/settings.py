@@ -115,6 +115,13 @@ class Settings(BaseSettings):
         description="Pod logs followed at once on Kubernetes (one connection each); more "
         "running pods wait for a free stream, and their logs are read when one frees.",
     )
+    kube_helper_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a helper pod (a claim's usage, a job's outputs) may take to start "
+        "and finish (image pull, volume attach) before Dockyard gives up on it: the usage stays "
+        "unknown, the outputs are tried again (5 times).",
+    )
     kube_autoscaler: bool = Field(
         default=False,
         description="The cluster has an autoscaler that adds nodes: a workload no node can "

@@ -96,6 +96,7 @@ def kube_settings(tmp_path: Path, project: str) -> Settings:
         kubeconfig=KUBECONFIG,
         runtime="kubernetes",
         kube_storage_classes="fast=dockyard-fast",
+        kube_helper_seconds=3,  # kwok runs no helper pod: give up on them soon
     )
 
 

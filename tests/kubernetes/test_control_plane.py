@@ -35,6 +35,7 @@ def k8s_server(server_factory: Any, home: Path | None = None, **extra: str) -> S
         home=home,
         DOCKYARD_KUBECONFIG=str(KUBECONFIG),
         DOCKYARD_KUBE_NAMESPACE_PREFIX=PREFIX,
+        DOCKYARD_KUBE_HELPER_SECONDS="3",  # kwok runs no helper pod: give up on them soon
         **extra,
     )
     return srv

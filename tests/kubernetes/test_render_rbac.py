@@ -211,7 +211,7 @@ def exercise(kubeconfig: Path, tmp_path: Path, project: str, priority: int, csi:
     )
     runtime = KubernetesRuntime(settings)
     runtime.sync_seconds = 5
-    runtime.usage_wait = 2  # kwok runs no helper: its usage stays unknown, quickly
+    runtime.helper_wait = 2  # kwok runs no helper: its usage stays unknown, quickly
     try:
         code = tmp_path / "code"
         code.mkdir(exist_ok=True)

@@ -64,10 +64,10 @@ def test_a_killed_control_plane_restarted_by_a_plain_command_keeps_its_runtime(
         # and a job applied now runs on the cluster, never on this host
         second = job_doc("again", project)
         del second["spec"]["runtime"]
+        (tmp_path / "again.yaml").write_text(json.dumps(second))
         done = subprocess.run(
-            [*DOCKYARD, "apply", "-f", "-", "--wait"],
+            [*DOCKYARD, "apply", "-f", str(tmp_path / "again.yaml"), "--wait"],
             env=plain,
-            input=json.dumps(second),
             capture_output=True,
             text=True,
             timeout=180,
@@ -105,7 +105,7 @@ def test_a_claim_of_another_volume_is_never_adopted_and_unknown_usage_is_never_e
         # --keep-data keeps the claim and says so; a new volume of the name does not take it
         [deleted] = c.delete_many([("Volume", "data", project)], keep_data=True)
         assert "kept claim" in deleted["note"], deleted
-        eventually(lambda: not c.list("Volume", project)["items"], timeout=60)
+        eventually(lambda: not c.list("Volume", project), timeout=60)
         assert kube.get(claim_path).status_code == 200
         c.apply(
             [volume_doc("data", project), job_doc("again", project, volumes=[{"name": "data"}])]

@@ -67,8 +67,6 @@ OUTPUTS_TRIES = "outputs-tries"
 OUTPUTS_REQUIRED = "outputs-required"
 OUTPUTS_FROM = "outputs-from"  # the claim (and sub path) they are read from
 OUTPUT_TRIES = 5  # helpers that try to read a finished job's outputs before giving up
-COLLECT_WAIT = 300.0  # how long a collect helper may take to serve (image pull, attach)
-USAGE_WAIT = 60.0  # how long a usage helper may take before the usage stays unknown
 SYNC_SECONDS = 15.0  # how long a first observation waits for the cache's first lists
 
 
@@ -158,7 +156,7 @@ class KubernetesRuntime:
         self._ids: dict[str, str] = {}  # workload label -> Dockyard workload id
         self._images: Any = None  # the OCI runtime that builds environment images
         self.sync_seconds = SYNC_SECONDS
-        self.usage_wait = USAGE_WAIT
+        self.helper_wait = settings.kube_helper_seconds
         self.helpers = Helpers(self.http, lambda ns, name: self.cache.get(PODS, ns, name))
         self._collecting: dict[str, Future[str]] = {}  # workload id -> its outputs, being read
         self._collector = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dockyard-collect")
@@ -423,9 +421,9 @@ class KubernetesRuntime:
             "usage",
             self.options.default_image,
             meta["name"],
-            deadline=int(USAGE_WAIT) + 60,
+            deadline=int(self.helper_wait) + 60,
         )
-        measured = self.helpers.usage(pod, self.usage_wait)
+        measured = self.helpers.usage(pod, self.helper_wait)
         if measured is None:
             return {"claim": where, "files": None, "bytes": None}
         return {"claim": where, "files": measured[0], "bytes": measured[1]}
@@ -723,16 +721,17 @@ class KubernetesRuntime:
             image,
             source["claim"],
             source["subPath"],
-            deadline=int(COLLECT_WAIT) + 120,
+            deadline=int(self.helper_wait) + 60,
         )
         self.helpers.create(pod)
         try:
-            deadline = time.monotonic() + COLLECT_WAIT
+            deadline = time.monotonic() + self.helper_wait
             while not (serving := self.helpers.ready(namespace, pod_name)):
                 if serving is None or time.monotonic() > deadline:
                     raise EngineError(
                         f"the helper that reads the outputs of {workload_id} did not serve "
-                        f"within {COLLECT_WAIT:g} s (a node that runs no program: kwok?)"
+                        f"within {self.helper_wait:g} s (DOCKYARD_KUBE_HELPER_SECONDS; a node "
+                        "that runs no program: kwok?)"
                     )
                 time.sleep(0.25)
             archive = self.helpers.fetch(namespace, pod_name, self.settings.kube_output_bytes)
