@@ -22,6 +22,7 @@ echo "==> dockyard predict digits --file examples/digits/sample-request.json  (t
 "$DOCKYARD" predict digits --file examples/digits/sample-request.json
 
 url=$("$DOCKYARD" get service digits -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["url"])')
+home=${DOCKYARD_HOME:-~/.dockyard}
 cat <<NEXT
 
 Done in $(( $(date +%s) - start ))s. What to try next:
@@ -29,7 +30,8 @@ Done in $(( $(date +%s) - start ))s. What to try next:
   $DOCKYARD logs train-digits                    # the training output
   $DOCKYARD describe job train-digits            # attempts, lineage, events
   $DOCKYARD models show digits 1                 # metrics, files, lineage of version 1
-  curl $url/v2/models/digits      # the model server speaks the Open Inference Protocol
+  $DOCKYARD predict digits --json '{"inputs": [...]}'   # the Open Inference Protocol, at $url
   $DOCKYARD apply -f examples/digits/            # again: nothing changes (idempotent)
-  $DOCKYARD server stop                          # stop the server and everything it started
+  $DOCKYARD server stop                          # stop the server (a cluster's workloads stay)
+(this home keeps its settings: later commands need only DOCKYARD_HOME=$home)
 NEXT

@@ -21,6 +21,15 @@ from tests.kubernetes.test_control_plane import PREFIX, job_doc, k8s_server, vol
 DOCKYARD = [sys.executable, "-c", "from dockyard.cli.main import main; main()"]
 
 
+def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it, with only ``env``."""
+    done = subprocess.run(
+        [*DOCKYARD, *args], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert not check or done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
 def test_a_killed_control_plane_restarted_by_a_plain_command_keeps_its_runtime(
     server_factory: Any, kube: httpx.Client, project: str, tmp_path: Path
 ) -> None:
@@ -36,48 +45,20 @@ def test_a_killed_control_plane_restarted_by_a_plain_command_keeps_its_runtime(
         # the next ordinary command, from a shell that knows only DOCKYARD_HOME
         plain = {k: v for k, v in first.env.items() if not k.startswith("DOCKYARD_")}
         plain["DOCKYARD_HOME"] = str(home)
-        shown = subprocess.run(
-            [*DOCKYARD, "server", "status", "-o", "json"],
-            env=plain,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        shown = cli(plain, "server", "status", "-o", "json", check=False)
         assert '"running": false' in shown.stdout, shown.stdout + shown.stderr
-        subprocess.run(
-            [*DOCKYARD, "get", "jobs", "-p", project],
-            env=plain,
-            capture_output=True,
-            timeout=120,
-            check=True,
-        )
-        shown = subprocess.run(
-            [*DOCKYARD, "server", "status", "-o", "json"],
-            env=plain,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
+        cli(plain, "get", "jobs", "-p", project)  # starts the server, as any command does
+        shown = cli(plain, "server", "status", "-o", "json")
         assert json.loads(shown.stdout)["runtime"] == "kubernetes", shown.stdout
         # and a job applied now runs on the cluster, never on this host
         second = job_doc("again", project)
         del second["spec"]["runtime"]
         (tmp_path / "again.yaml").write_text(json.dumps(second))
-        done = subprocess.run(
-            [*DOCKYARD, "apply", "-f", str(tmp_path / "again.yaml"), "--wait"],
-            env=plain,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
+        cli(plain, "apply", "-f", str(tmp_path / "again.yaml"), "--wait")
         jobs = kube.get(f"/apis/batch/v1/namespaces/{PREFIX}{project}/jobs").json()["items"]
         assert {j["metadata"]["labels"][ko.NAME] for j in jobs} == {"hello", "again"}
     finally:
-        subprocess.run([*DOCKYARD, "server", "stop"], env={**first.env}, check=False, timeout=120)
+        cli(first.env, "server", "stop", check=False)
         kube.delete(f"/api/v1/namespaces/{PREFIX}{project}")
 
 

@@ -11,12 +11,13 @@ model server's protocol paths pass (``v2/…``, ``v1/…``), with JSON bodies (t
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from dockyard.api.errors import RESPONSES
 from dockyard.api.state import ServerState, get_state
 from dockyard.errors import InvalidRequest, ServerUnavailable
 from dockyard.runtimes.base import ServiceProxy
@@ -96,6 +97,18 @@ async def proxy(
     )
 
 
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "What the model server answered (its status and content type).",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    },
+    503: {
+        **RESPONSES[503],
+        "description": "The Service has no ready replica, or it did not answer "
+        "(`server-unavailable`): try again once it is Ready.",
+    },
+}
+
 for method in ("GET", "POST"):
     router.add_api_route(
         "/services/{name}/proxy/{path:path}",
@@ -105,4 +118,5 @@ for method in ("GET", "POST"):
         summary="The Service's model server, reached through the control plane",
         tags=["services"],
         response_class=Response,
+        responses=ANSWERS,
     )

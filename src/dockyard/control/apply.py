@@ -339,60 +339,50 @@ class Applier:
 
     def _record_never_started(self, row: ResourceRecord, start: Start, message: str) -> None:
         with self.ctx.store.session() as session:
-            if session.get(WorkloadRow, start.workload_id) is not None:
-                return
-            at = now()
-            session.add(
-                WorkloadRow(
-                    id=start.workload_id,
-                    owner_uid=row.uid,
-                    owner_kind=row.kind,
-                    role=start.role,
-                    generation=start.generation,
-                    number=start.number,
-                    runtime=self.ctx.runtime_name(start.runtime),
-                    phase=Phase.FAILED,
-                    exit_code=None,
-                    reason="Unschedulable",
-                    message=message,
-                    request={"cpu": 0, "memory": 0, "gpu": 0, "gpuIndices": []},
-                    details=dict(start.details),
-                    created_at=at,
-                    finished_at=at,
-                )
-            )
+            if session.get(WorkloadRow, start.workload_id) is None:
+                failed = self._row(row, start, (), Phase.FAILED, "Unschedulable", message)
+                failed.finished_at = failed.created_at
+                session.add(failed)
+
+    def _row(
+        self,
+        row: ResourceRecord,
+        start: Start,
+        gpus: tuple[int, ...],
+        phase: str = Phase.STARTING,
+        reason: str = "",
+        message: str = "",
+    ) -> WorkloadRow:
+        """The workload row of ``start``, reserving what it needs (a revision: all its
+        replicas)."""
+        need = start.need
+        secrets = {"secrets": start.request.secrets} if start.request.secrets else {}
+        return WorkloadRow(
+            id=start.workload_id,
+            owner_uid=row.uid,
+            owner_kind=row.kind,
+            role=start.role,
+            generation=start.generation,
+            number=start.number,
+            runtime=self.ctx.runtime_name(start.runtime),
+            phase=phase,
+            exit_code=None,
+            reason=reason,
+            message=message,
+            request={
+                "cpu": need.cpu * start.count,
+                "memory": need.memory * start.count,
+                "gpu": need.gpu * start.count,
+                "gpuIndices": list(gpus),
+            },
+            details={**start.details, **secrets},
+            created_at=now(),
+        )
 
     def _start(self, row: ResourceRecord, start: Start, gpus: tuple[int, ...]) -> None:
-        runtime = self.ctx.runtime_name(start.runtime)
-        need = start.need
         with self.ctx.store.session() as session:
             if session.get(WorkloadRow, start.workload_id) is None:
-                session.add(
-                    WorkloadRow(
-                        id=start.workload_id,
-                        owner_uid=row.uid,
-                        owner_kind=row.kind,
-                        role=start.role,
-                        generation=start.generation,
-                        number=start.number,
-                        runtime=runtime,
-                        phase=Phase.STARTING,
-                        exit_code=None,
-                        reason="",
-                        message="",
-                        request={  # all its replicas' (a revision's), as reserved
-                            "cpu": need.cpu * start.count,
-                            "memory": need.memory * start.count,
-                            "gpu": need.gpu * start.count,
-                            "gpuIndices": list(gpus),
-                        },
-                        details={
-                            **start.details,
-                            **({"secrets": start.request.secrets} if start.request.secrets else {}),
-                        },
-                        created_at=now(),
-                    )
-                )
+                session.add(self._row(row, start, gpus))
         self.ctx.tasks.submit(
             wl.start_key(start.workload_id),
             row.uid,

@@ -99,10 +99,8 @@ def resolve(ref: ModelRef, summary: ModelSummary | None) -> tuple[int | None, st
     )
 
 
-def plan(spec: ServiceSpec, obs: Observed) -> Plan:
-    if obs.revisions:
-        return plan_revisions(spec, obs)
-    active = [r for r in obs.replicas if r.phase in ACTIVE]
+def _deleting_or_waiting(spec: ServiceSpec, obs: Observed, active: list[Run]) -> Plan | None:
+    """The plan of a Service being deleted, or whose model has no version yet; else None."""
     if obs.deleting:
         status = ServiceStatus(phase=Phase.TERMINATING, reason="Deleting")
         if active:
@@ -114,6 +112,15 @@ def plan(spec: ServiceSpec, obs: Observed) -> Plan:
             observed_generation=obs.generation, replicas=spec.replicas,
         )  # fmt: skip
         return Plan(status)
+    return None
+
+
+def plan(spec: ServiceSpec, obs: Observed) -> Plan:
+    if obs.revisions:
+        return plan_revisions(spec, obs)
+    active = [r for r in obs.replicas if r.phase in ACTIVE]
+    if (settled := _deleting_or_waiting(spec, obs, active)) is not None:
+        return settled
     wanted = (obs.generation, obs.version)
 
     def of(r: Run) -> tuple[int, int]:
@@ -188,17 +195,8 @@ def plan_revisions(spec: ServiceSpec, obs: Observed) -> Plan:
     changed scales the revision in place; a revision that crash-loops starts again after a
     backoff. Nothing of an old revision stays behind."""
     active = [r for r in obs.replicas if r.phase in ACTIVE]
-    if obs.deleting:
-        status = ServiceStatus(phase=Phase.TERMINATING, reason="Deleting")
-        if active:
-            return Plan(status, stops=[r.id for r in active])
-        return Plan(status, delete=Delete())
-    if obs.version is None:
-        status = ServiceStatus(
-            phase=Phase.PENDING, reason="Waiting", message=obs.blocked,
-            observed_generation=obs.generation, replicas=spec.replicas,
-        )  # fmt: skip
-        return Plan(status)
+    if (settled := _deleting_or_waiting(spec, obs, active)) is not None:
+        return settled
     current = [r for r in active if r.details.get("revision") == obs.revision]
     old = [r for r in active if r.details.get("revision") != obs.revision]
     runs = [r for r in obs.replicas if r.details.get("revision") == obs.revision]

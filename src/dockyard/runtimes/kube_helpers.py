@@ -72,6 +72,20 @@ def collect_script(port: int) -> str:
     return COLLECT.replace("PORT", str(port))
 
 
+def get_object(http: httpx.Client, path: str) -> Obj | None:
+    """One object of the API server (None: it does not exist); EngineError otherwise."""
+    try:
+        answer = http.get(path)
+    except httpx.HTTPError as exc:
+        raise EngineError(f"the Kubernetes API server is unreachable: {exc}") from exc
+    if answer.status_code == 404:
+        return None
+    if answer.status_code != 200:
+        raise EngineError(f"GET {path}: {answer.status_code} {answer.text[:300]}")
+    found: Obj = answer.json()
+    return found
+
+
 def helper_name(base: str, what: str) -> str:
     return ko.dns_name(f"{base}-{what}", 63)
 
@@ -149,6 +163,18 @@ def usage_of(message: str) -> tuple[int, int] | None:
         return int(data["files"]), int(data["bytes"])
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _refused(answer: httpx.Response) -> bool:
+    """An authorization refusal of the API server (a Status of reason Forbidden), not a 403
+    that the path to a pod answered."""
+    if answer.status_code != 403:
+        return False
+    try:
+        body = answer.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("reason") == "Forbidden"
 
 
 def _ready(pod: Obj) -> bool:
@@ -230,13 +256,14 @@ class Helpers:
         target = Path(handle.name)
         try:
             with handle, self.http.stream("GET", path, timeout=300) as answer:
-                if answer.status_code in (401, 403):
+                if answer.status_code != 200:
+                    answer.read()
+                if answer.status_code == 401 or _refused(answer):
                     raise EngineError(
-                        f"the cluster does not let Dockyard read its helper: {answer.status_code}",
+                        f"the cluster does not let Dockyard read its helper: {answer.text[:200]}",
                         hint="its account needs get on pods/proxy (docs/kubernetes.md)",
                     )
                 if answer.status_code != 200:
-                    answer.read()
                     raise EngineError(
                         f"the helper {name} answered {answer.status_code}: {answer.text[:200]}"
                     )

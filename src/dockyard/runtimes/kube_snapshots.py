@@ -18,6 +18,7 @@ from lightkube.utils.quantity import parse_quantity
 
 from dockyard.errors import EngineError, NoSnapshotClass, NotFound
 from dockyard.runtimes import kube_objects as ko
+from dockyard.runtimes.kube_helpers import get_object
 
 Obj = dict[str, Any]
 API = "/apis/snapshot.storage.k8s.io/v1"
@@ -28,19 +29,6 @@ def snapshot_name(volume: str, snapshot_id: str) -> str:
     return f"{ko.dns_name(volume, 63)}-{snapshot_id}"
 
 
-def _get(http: httpx.Client, path: str) -> Obj | None:
-    try:
-        answer = http.get(path)
-    except httpx.HTTPError as exc:
-        raise EngineError(f"the Kubernetes API server is unreachable: {exc}") from exc
-    if answer.status_code == 404:
-        return None
-    if answer.status_code != 200:
-        raise EngineError(f"GET {path}: {answer.status_code} {answer.text[:300]}")
-    data: Obj = answer.json()
-    return data
-
-
 def host_path(
     http: httpx.Client, options: ko.ClusterOptions, project: str, volume: str
 ) -> Path | None:
@@ -48,11 +36,11 @@ def host_path(
     PersistentVolume whose directory the control plane can read), else None."""
     namespace = ko.namespace_of(options, project)
     claim = ko.dns_name(volume, 63)
-    pvc = _get(http, f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}") or {}
+    pvc = get_object(http, f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}") or {}
     bound = (pvc.get("spec") or {}).get("volumeName")
     if not bound:
         return None
-    pv = _get(http, f"/api/v1/persistentvolumes/{bound}") or {}
+    pv = get_object(http, f"/api/v1/persistentvolumes/{bound}") or {}
     spec = pv.get("spec") or {}
     where = (spec.get("hostPath") or spec.get("local") or {}).get("path")
     if not where or not Path(where).is_dir():
@@ -63,16 +51,16 @@ def host_path(
 def snapshot_class(http: httpx.Client, namespace: str, claim: str) -> str:
     """The VolumeSnapshotClass that can snapshot ``claim``: one whose driver is the
     provisioner of the claim's StorageClass (the default one first)."""
-    pvc = _get(http, f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}")
+    pvc = get_object(http, f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}")
     storage = ((pvc or {}).get("spec") or {}).get("storageClassName")
     if not storage:
         raise EngineError(
             f"claim {namespace}/{claim} has no StorageClass: nothing can snapshot it",
             hint="map the volume's tier to a CSI class (DOCKYARD_KUBE_STORAGE_CLASSES)",
         )
-    cls = _get(http, f"/apis/storage.k8s.io/v1/storageclasses/{storage}") or {}
+    cls = get_object(http, f"/apis/storage.k8s.io/v1/storageclasses/{storage}") or {}
     driver = cls.get("provisioner", "?")
-    listed = _get(http, f"{API}/volumesnapshotclasses")
+    listed = get_object(http, f"{API}/volumesnapshotclasses")
     if listed is None:
         raise EngineError(
             "the cluster has no snapshot.storage.k8s.io/v1 API (the external-snapshotter's "
@@ -165,6 +153,6 @@ def require(
     """The name of the volume's VolumeSnapshot ``snapshot_id`` (NotFound if missing)."""
     namespace = ko.namespace_of(options, project)
     name = snapshot_name(volume, snapshot_id)
-    if _get(http, f"{API}/namespaces/{namespace}/volumesnapshots/{name}") is None:
+    if get_object(http, f"{API}/namespaces/{namespace}/volumesnapshots/{name}") is None:
         raise NotFound(f"volume '{volume}' has no VolumeSnapshot {name} in {namespace}")
     return name

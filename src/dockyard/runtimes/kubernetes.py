@@ -50,7 +50,7 @@ from dockyard.runtimes.base import (
     WorkloadRequest,
     WorkloadState,
 )
-from dockyard.runtimes.kube_helpers import Helpers, helper_name, helper_pod
+from dockyard.runtimes.kube_helpers import Helpers, get_object, helper_name, helper_pod
 from dockyard.runtimes.kube_logs import LogKeeper
 from dockyard.runtimes.kube_outputs import unpack_outputs
 from dockyard.runtimes.kube_status import deployment_state, job_state
@@ -370,16 +370,7 @@ class KubernetesRuntime:
         return f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{name}"
 
     def _get(self, path: str) -> Obj | None:
-        try:
-            answer = self.http.get(path)
-        except httpx.HTTPError as exc:
-            raise EngineError(f"the Kubernetes API server is unreachable: {exc}") from exc
-        if answer.status_code == 404:
-            return None
-        if answer.status_code != 200:
-            raise EngineError(f"GET {path}: {answer.status_code} {answer.text[:300]}")
-        found: Obj = answer.json()
-        return found
+        return get_object(self.http, path)
 
     def _check_owner(self, wanted: Obj) -> None:
         meta = wanted["metadata"]
@@ -393,7 +384,9 @@ class KubernetesRuntime:
                 f"the claim {meta['namespace']}/{meta['name']} was made for {made}: this "
                 f"volume (uid {uid}) does not take over its data",
                 hint=f"delete it (kubectl -n {meta['namespace']} delete pvc {meta['name']}) "
-                "to start empty, or give the volume another name",
+                "to start empty, give the volume another name, or — if its data is this "
+                f"volume's — annotate it: kubectl -n {meta['namespace']} annotate pvc "
+                f"{meta['name']} --overwrite {ko.VOLUME_UID}={uid}",
             )
 
     # -- a Volume's claim: its usage (measured by a helper pod), deleting it --------------
