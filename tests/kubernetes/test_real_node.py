@@ -233,37 +233,53 @@ def test_a_team_on_the_cluster_keeps_serving_logs_and_settings_and_purge_deletes
 def test_timeouts_and_cancels_say_so_and_their_logs_are_kept(
     real_node: str, dockyard: dict[str, str], kube: httpx.Client, tmp_path: Path
 ) -> None:
+    """A timeout is `Timeout`, a cancel `Cancelled`, and their logs outlive the pods; a log is
+    masked before it is kept and cut at DOCKYARD_MAX_LOG_BYTES, saying so."""
+    env = {**dockyard, "DOCKYARD_MAX_LOG_BYTES": "4096"}
+    secret = "s3cr3t-value-only-the-job-knows"
+    (tmp_path / "value").write_text(secret)
+    run(env, "secrets", "set", "creds", f"key=@{tmp_path / 'value'}")
     sleeper = ["python3", "-c", "import time; print('started', flush=True); time.sleep(120)"]
-    docs = [
-        {
-            "apiVersion": "dockyard.dev/v1",
-            "kind": "Job",
-            "metadata": {"name": name},
-            "spec": {"command": sleeper, "resources": {"cpu": 0.1, "memory": "64Mi"}, **extra},
-        }
-        for name, extra in (("slow", {"timeoutSeconds": 8}), ("stopped", {}))
+    chatty = [
+        "python3",
+        "-c",
+        "import os\nprint('the token is', os.environ['TOKEN'], flush=True)\n"
+        "for i in range(2000): print('line', i)",
     ]
+    small = {"cpu": 0.1, "memory": "64Mi"}
+    specs = {
+        "slow": {"command": sleeper, "timeoutSeconds": 8},
+        "stopped": {"command": sleeper},
+        "chatty": {"command": chatty, "env": {"TOKEN": {"secretRef": "creds/key"}}},
+    }
+    docs = [
+        {"apiVersion": "dockyard.dev/v1", "kind": "Job", "metadata": {"name": name},
+         "spec": {"resources": small, **spec}}
+        for name, spec in specs.items()
+    ]  # fmt: skip
     path = tmp_path / "jobs.yaml"
     path.write_text("\n---\n".join(json.dumps(d) for d in docs))
-    run(dockyard, "apply", "-f", str(path))
-    eventually(lambda: "started" in run(dockyard, "logs", "stopped").stdout, timeout=120)
-    run(dockyard, "cancel", "stopped")
-    timed_out = eventually(
-        lambda: (
-            (j := json.loads(run(dockyard, "get", "job", "slow", "-o", "json").stdout))[
-                "status"
-            ].get("phase")
-            == "Failed"
-            and j
-        ),
-        timeout=180,
-    )
+    run(env, "apply", "-f", str(path))
+    eventually(lambda: "started" in run(env, "logs", "stopped").stdout, timeout=120)
+    run(env, "cancel", "stopped")
+
+    def phase(name: str) -> dict[str, Any] | None:
+        job = json.loads(run(env, "get", "job", name, "-o", "json").stdout)
+        return job if job["status"].get("phase") in ("Failed", "Succeeded") else None
+
+    timed_out = eventually(lambda: phase("slow"), timeout=180)
     assert timed_out["status"]["reason"] == "Timeout", timed_out["status"]
-    cancelled = json.loads(run(dockyard, "get", "job", "stopped", "-o", "json").stdout)
+    cancelled = json.loads(run(env, "get", "job", "stopped", "-o", "json").stdout)
     assert cancelled["status"]["phase"] == "Cancelled", cancelled["status"]
     for name in ("slow", "stopped"):  # the pods are gone or going: the logs stay
-        assert "started" in run(dockyard, "logs", name).stdout
-    run(dockyard, "delete", "-f", str(path))
+        assert "started" in run(env, "logs", name).stdout
+    assert eventually(lambda: phase("chatty"), timeout=180)["status"]["phase"] == "Succeeded"
+    log = eventually(lambda: (out := run(env, "logs", "chatty").stdout) and "cut" in out and out)
+    assert "the token is [secret]" in log and secret not in log
+    assert "the log was cut at 4096 bytes (DOCKYARD_MAX_LOG_BYTES)" in log
+    kept = list((Path(env["DOCKYARD_HOME"]) / "logs").rglob("*.log"))
+    assert kept and all(secret not in p.read_text(errors="replace") for p in kept)  # at rest too
+    run(env, "delete", "-f", str(path))
 
 
 @pytest.mark.timeout(1200)  # two images built (cached after), a dataset, a training, a server
