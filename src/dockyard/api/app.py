@@ -37,11 +37,11 @@ from dockyard.control.tasks import Tasks
 from dockyard.data.artifacts import ArtifactStore
 from dockyard.data.code import CodeStore
 from dockyard.data.volumes import VolumeDirs
-from dockyard.errors import DockyardError, RuntimeUnavailable
+from dockyard.errors import RuntimeUnavailable
 from dockyard.placement.extender import extender_router
 from dockyard.placement.nodes import CachedNodeLabels
-from dockyard.runtimes.base import Runtime
-from dockyard.runtimes.local import LocalRuntime
+from dockyard.runtimes.base import ClusterNodes
+from dockyard.runtimes.registry import make_runtime
 from dockyard.settings import Settings
 from dockyard.store.db import Store
 from dockyard.tokens import ensure_token
@@ -77,33 +77,6 @@ def build_state(settings: Settings) -> ServerState:
     ctx.factory = lambda name: make_runtime(settings, name)
     leadership = Leadership(store, identity, settings.leader_lease_seconds)
     return ServerState(ctx, Controller(ctx, leadership))
-
-
-def make_runtime(settings: Settings, name: str) -> Runtime:
-    """The runtime called ``name``: local processes, containers of Podman or Docker, or
-    a Kubernetes cluster."""
-    if name == "local":
-        return LocalRuntime(settings)
-    if name == "kubernetes":
-        try:
-            from dockyard.runtimes.kubernetes import KubernetesRuntime
-        except ImportError as exc:
-            raise RuntimeUnavailable(
-                f"the kubernetes runtime needs {exc.name}",
-                hint="pip install 'dockyard[kubernetes]'",
-            ) from exc
-        try:
-            return KubernetesRuntime(settings)
-        except DockyardError:
-            raise
-        except Exception as exc:  # a kubeconfig that lightkube or ssl cannot use
-            raise RuntimeUnavailable(
-                f"the kubernetes runtime cannot use its kubeconfig: {type(exc).__name__}: {exc}",
-                hint="check DOCKYARD_KUBECONFIG / KUBECONFIG (kubectl get --raw /readyz)",
-            ) from exc
-    from dockyard.runtimes.oci import OciRuntime
-
-    return OciRuntime(settings, name)
 
 
 def create_app(
@@ -147,14 +120,14 @@ def create_app(
         """The Kubernetes runtime's watched nodes (the extender is for its cluster only)."""
         state: ServerState = app.state.dockyard
         ctx = state.ctx
-        runtime = ctx.runtime if ctx.runtime.name == "kubernetes" else None
-        runtime = runtime or ctx.runtimes.get("kubernetes")  # made for a workload already
-        if runtime is None:  # never made on behalf of an (unauthenticated) extender call
+        made = [ctx.runtime, *ctx.runtimes.values()]  # never one made for an extender call
+        runtime = next((r for r in made if isinstance(r, ClusterNodes)), None)
+        if runtime is None:
             raise RuntimeUnavailable(
                 "this control plane runs nothing on Kubernetes: no nodes to place on",
                 hint="serve the extender from a control plane with DOCKYARD_RUNTIME=kubernetes",
             )
-        return list(runtime.node_objects())  # type: ignore[attr-defined]
+        return list(runtime.node_objects())
 
     nodes = CachedNodeLabels(cluster_nodes, ttl=2.0)
     # no token on these paths: their bodies are bounded by the same setting as the API's

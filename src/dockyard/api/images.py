@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -16,9 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from dockyard.api.errors import RESPONSES
 from dockyard.api.state import ServerState, get_state
 from dockyard.errors import DockyardError
-from dockyard.runtimes.engine import ENGINES
-from dockyard.runtimes.images import base_image, list_images, render
-from dockyard.runtimes.oci import OciRuntime
+from dockyard.runtimes.base import ImageBuilder
+from dockyard.runtimes.images import base_image, render
+from dockyard.runtimes.registry import image_engine
 from dockyard.spec import DESCRIPTOR, EnvironmentSpec
 from dockyard.store import resources as repo
 
@@ -33,21 +32,11 @@ Engine = Annotated[
 ]
 
 
-def _engine_name(state: ServerState, name: str | None) -> str:
-    """The engine a request means: the one it names, else the server's own runtime when that
-    is an engine, else the first of Podman and Docker this machine has."""
-    if name is not None:
-        return name
-    if state.ctx.settings.runtime in ENGINES:
-        return state.ctx.settings.runtime
-    return next((e for e in ENGINES if shutil.which(e)), ENGINES[0])
-
-
-def _engine_runtime(state: ServerState, name: str | None) -> OciRuntime:
-    """The OCI runtime of that engine; RuntimeUnavailable (503, documented on these routes)
-    when this server's machine has no such engine."""
-    runtime = state.ctx.runtime_for(_engine_name(state, name))
-    assert isinstance(runtime, OciRuntime)
+def _engine_runtime(state: ServerState, name: str | None) -> ImageBuilder:
+    """The runtime that builds images with that engine; RuntimeUnavailable (503, documented on
+    these routes) when this server's machine has no such engine."""
+    runtime = state.ctx.runtime_for(image_engine(state.ctx.settings, name))
+    assert isinstance(runtime, ImageBuilder)
     return runtime
 
 
@@ -91,7 +80,7 @@ NO_ENGINE: dict[int | str, dict[str, Any]] = {
 @router.get("/images", response_model=ImageList, responses=NO_ENGINE)
 def images(state: State, runtime: Engine = None) -> dict[str, Any]:
     engine = _engine_runtime(state, runtime)
-    return {"runtime": engine.name, "items": list_images(engine.engine)}
+    return {"runtime": image_engine(state.ctx.settings, runtime), "items": engine.list_images()}
 
 
 @router.get("/environments/{name}/containerfile", response_class=PlainTextResponse, responses=TEXT)

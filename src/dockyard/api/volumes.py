@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -98,8 +98,8 @@ def list_snapshots(name: Name, state: State, project: Project = "default") -> di
         backed = str(row.status.get("lastBackup") or "")
     runtime = state.ctx.runtime
     items = []
-    if runtime.name == "kubernetes":  # CSI VolumeSnapshots of the claim
-        found = cast(ClusterVolumes, runtime).volume_snapshots(project, name)
+    if isinstance(runtime, ClusterVolumes):  # CSI VolumeSnapshots of the claim
+        found = runtime.volume_snapshots(project, name)
         items += [s | {"backedUp": False} for s in found]
     store = state.ctx.snapshots
     for sid in store.ids(volume_key(project, name)):
@@ -113,7 +113,7 @@ def restore(
     name: Name, body: RestoreRequest, state: State, project: Project = "default"
 ) -> dict[str, Any]:
     """Restore a snapshot in place, once no workload mounts the volume."""
-    if state.ctx.runtime.name == "kubernetes":
+    if isinstance(state.ctx.runtime, ClusterVolumes):
         raise Conflict(
             "an in-place restore of a volume on Kubernetes would replace its claim",
             hint=f"restore to a new volume: dockyard volumes restore {name} -s ID --to NEW",

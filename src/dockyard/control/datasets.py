@@ -16,7 +16,7 @@ from dockyard.control import workloads as wl
 from dockyard.control.context import Context
 from dockyard.control.plan import Delete, FreshDir, Plan, Run, Start, TaskRequest, Within
 from dockyard.control.tasks import TaskHandle, Work
-from dockyard.control.volumes import tier_of, volume_root
+from dockyard.control.volume_dirs import tier_of, volume_root
 from dockyard.control.world import ResourceRecord, TaskView, World
 from dockyard.data import backups
 from dockyard.data import datasets as data

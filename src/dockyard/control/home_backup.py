@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from dockyard.control.context import Context
-from dockyard.control.volumes import tier_of
+from dockyard.control.volume_dirs import tier_of
 from dockyard.control.workloads import resolve_secrets
 from dockyard.data.backups import Target
 from dockyard.data.snapshots import SnapshotStore, volume_key

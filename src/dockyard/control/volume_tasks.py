@@ -12,7 +12,7 @@ from typing import Any
 from dockyard.control.context import Context
 from dockyard.control.plan import TaskRequest
 from dockyard.control.tasks import TaskHandle, Work
-from dockyard.control.volumes import tier_of
+from dockyard.control.volume_dirs import tier_of
 from dockyard.control.workloads import resolve_secrets
 from dockyard.control.world import ResourceRecord
 from dockyard.data import retention

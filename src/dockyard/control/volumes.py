@@ -21,6 +21,7 @@ from croniter import croniter
 from dockyard.control.context import Context
 from dockyard.control.plan import Delete, Event, Plan, TaskRequest
 from dockyard.control.tasks import Work
+from dockyard.control.volume_dirs import tier_of
 from dockyard.control.world import ResourceRecord, TaskView, World
 from dockyard.runtimes.base import ClusterVolumes
 from dockyard.spec import DESCRIPTOR, VolumeSpec
@@ -48,19 +49,6 @@ class Observed:
     backup: TaskView | None = None
     users: tuple[tuple[str, str], ...] = ()  # running workloads that mount it: (id, runtime)
     claims: bool = False  # its data is a claim on a cluster (measured by a pod, not here)
-
-
-def tier_of(status: VolumeStatus | dict[str, Any], spec: VolumeSpec | dict[str, Any]) -> str:
-    """The tier a volume's data lives in: the one it was created in."""
-    tier = status.get("tier") if isinstance(status, dict) else status.tier
-    if tier:
-        return str(tier)
-    return str(spec.get("tier", "standard") if isinstance(spec, dict) else spec.tier)
-
-
-def volume_root(ctx: Context, world: World, vol: ResourceRecord) -> Path:
-    """The directory of a Volume (in its tier's root) on this machine."""
-    return ctx.volumes.path(vol.project, vol.name, tier_of(vol.status, world.spec(vol)))
 
 
 def want(task: TaskView | None, token: str, at: datetime | None) -> bool | datetime:

@@ -36,7 +36,7 @@ from dockyard.control.plan import (
     Within,
 )
 from dockyard.control.tasks import TaskHandle
-from dockyard.control.volumes import tier_of, volume_root
+from dockyard.control.volume_dirs import tier_of, volume_root
 from dockyard.control.world import ResourceRecord, WorkloadRecord, World
 from dockyard.data import checkpoints as checkpoint_dirs
 from dockyard.data import datasets as data

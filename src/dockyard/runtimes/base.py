@@ -226,6 +226,44 @@ class Revisions(Protocol):
 
 
 @runtime_checkable
+class ImageBuilder(Protocol):
+    """Optional power: environments as OCI images built on this machine (Podman, Docker), a
+    model server on them, pushed to a registry; what a cluster's runtime builds with."""
+
+    def prepare_environment(
+        self, name: str, spec: EnvironmentSpec, progress: Callable[[str], None]
+    ) -> PreparedEnvironment: ...
+
+    def prepare_serving(
+        self,
+        environment: PreparedEnvironment,
+        model: str,
+        version: int,
+        model_dir: Path,
+        progress: Callable[[str], None],
+    ) -> PreparedEnvironment: ...
+
+    def prepare_server(
+        self, environment: PreparedEnvironment, progress: Callable[[str], None]
+    ) -> PreparedEnvironment: ...
+
+    def environment_key(self, spec: EnvironmentSpec) -> str: ...
+
+    def environment_ready(self, prepared: PreparedEnvironment) -> bool: ...
+
+    def push(self, image: str, registry: str, progress: Callable[[str], None]) -> str: ...
+
+    def list_images(self) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class ClusterNodes(Protocol):
+    """Optional power: a cluster's Node objects (what the scheduler extender scores)."""
+
+    def node_objects(self) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
 class ServiceProxy(Protocol):
     """Optional power: a Service's address answers only inside the runtime's network (a
     cluster); the control plane reaches it through this client and path."""

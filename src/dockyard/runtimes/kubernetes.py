@@ -42,6 +42,7 @@ from dockyard.placement.scores import distances
 from dockyard.runtimes import kube_objects as ko
 from dockyard.runtimes import kube_snapshots
 from dockyard.runtimes.base import (
+    ImageBuilder,
     NodeCapacity,
     NodeShape,
     PreparedEnvironment,
@@ -131,8 +132,12 @@ class KubernetesRuntime:
     name = "kubernetes"
     detached = True  # the cluster keeps its Jobs and Deployments: serving never stops with us
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, images: Callable[[], ImageBuilder] | None = None
+    ) -> None:
+        """``images`` makes what builds environment images (the registry gives Podman's)."""
         self.settings = settings
+        self._image_builder = images
         self.options = ko.cluster_options(settings)
         config = load_config(settings)
         timeout = httpx.Timeout(30.0)
@@ -154,7 +159,7 @@ class KubernetesRuntime:
         self._mains: dict[str, tuple[Kind, str, str]] = {}  # workload label -> its object
         self._pods: dict[str, set[tuple[str, str]]] = {}  # workload label -> its pods
         self._ids: dict[str, str] = {}  # workload label -> Dockyard workload id
-        self._images: Any = None  # the OCI runtime that builds environment images
+        self._images: ImageBuilder | None = None  # what builds environment images
         self.sync_seconds = SYNC_SECONDS
         self.helper_wait = settings.kube_helper_seconds
         self.helpers = Helpers(self.http, lambda ns, name: self.cache.get(PODS, ns, name))
@@ -276,17 +281,20 @@ class KubernetesRuntime:
         )
 
     # -- environments: OCI images, pushed where the cluster pulls from --------------------------
-    def _oci(self) -> Any:
+    def _oci(self) -> ImageBuilder:
         if self._images is None:
-            from dockyard.runtimes.oci import OciRuntime
-
-            self._images = OciRuntime(self.settings, "podman")
+            if self._image_builder is None:
+                raise EngineError(
+                    "this Kubernetes runtime was made without an image builder",
+                    hint="make it through dockyard.runtimes.registry.make_runtime",
+                )
+            self._images = self._image_builder()
         return self._images
 
     def prepare_environment(
         self, name: str, spec: EnvironmentSpec, progress: Callable[[str], None]
     ) -> PreparedEnvironment:
-        prepared: PreparedEnvironment = self._oci().prepare_environment(name, spec, progress)
+        prepared = self._oci().prepare_environment(name, spec, progress)
         self._push(prepared.location, progress)
         return prepared
 
@@ -298,9 +306,7 @@ class KubernetesRuntime:
         model_dir: Path,
         progress: Callable[[str], None],
     ) -> PreparedEnvironment:
-        prepared: PreparedEnvironment = self._oci().prepare_serving(
-            environment, model, version, model_dir, progress
-        )
+        prepared = self._oci().prepare_serving(environment, model, version, model_dir, progress)
         self._push(prepared.location, progress)
         return prepared
 
@@ -308,9 +314,7 @@ class KubernetesRuntime:
         """Get a built image to where the cluster's nodes find it: pushed to the registry,
         or loaded by DOCKYARD_KUBE_IMAGE_LOADER (the way `kind load` does it)."""
         if self.options.registry:
-            target = ko.pushed_name(self.options, image)
-            progress(f"pushing {target}")
-            self._oci().engine.run("push", image, target, timeout=1800)
+            self._oci().push(image, self.options.registry, progress)
         elif self.settings.kube_image_loader:
             progress(f"loading {image} onto the nodes")
             command = [*shlex.split(self.settings.kube_image_loader), image]
@@ -324,12 +328,10 @@ class KubernetesRuntime:
                 )
 
     def environment_key(self, spec: EnvironmentSpec) -> str:
-        key: str = self._oci().environment_key(spec)
-        return key
+        return self._oci().environment_key(spec)
 
     def environment_ready(self, prepared: PreparedEnvironment) -> bool:
-        ready: bool = self._oci().environment_ready(prepared)
-        return ready
+        return self._oci().environment_ready(prepared)
 
     # -- workloads -------------------------------------------------------------------------------
     def _apply(self, obj: Obj, manager: str = ko.FIELD_MANAGER) -> Obj:

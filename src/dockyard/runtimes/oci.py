@@ -34,6 +34,7 @@ from dockyard.runtimes.base import (
 )
 from dockyard.runtimes.containers import OUTPUT, WORKSPACE, container_env, working_dir
 from dockyard.runtimes.engine import Engine
+from dockyard.runtimes.host import host_capacity, placement_env
 from dockyard.runtimes.images import (
     PACKAGE_DIR,
     USER_ID,
@@ -41,13 +42,13 @@ from dockyard.runtimes.images import (
     build,
     env_tag,
     image_hash,
+    list_images,
     package_digest,
     render,
     render_server,
     render_serving,
     server_tag,
 )
-from dockyard.runtimes.local import host_capacity, placement_env
 from dockyard.settings import Settings
 from dockyard.spec import EnvironmentSpec
 from dockyard.version import __version__
@@ -151,6 +152,9 @@ class OciRuntime:
             progress,
         )
         return PreparedEnvironment(tag, tag, environment.python, dict(environment.env))
+
+    def list_images(self) -> list[dict[str, Any]]:
+        return list_images(self.engine)
 
     def push(self, image: str, registry: str, progress: Callable[[str], None]) -> str:
         """Push ``image`` to ``registry`` under its last name part; the pushed name."""

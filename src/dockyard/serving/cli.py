@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     START = time.perf_counter()  # a fork of the warm pool starts now, not at import
     args = parse_args(argv)
     if args.warm is not None:
-        from dockyard.serving.warm import run_via_pool
+        from dockyard.serving.pool import run_via_pool
 
         rest = list(sys.argv[1:] if argv is None else argv)
         i = rest.index("--warm")
