@@ -17,6 +17,7 @@ from dockyard import filelock
 from dockyard.errors import ServerUnavailable
 from dockyard.settings import Settings
 
+ALREADY_RUNNING = 6  # the exit code of a server whose home another server holds (api.server)
 # written by ``server stop --stop-workloads`` for the server's shutdown to read: stop the
 # workloads of clusters too (they outlive the control plane otherwise)
 STOP_ALL = "stop-all-workloads"
@@ -64,6 +65,7 @@ def ensure_running(settings: Settings, timeout: float = 90.0) -> str:
     if settings.database_url:
         env["DOCKYARD_DATABASE_URL"] = settings.database_url
     with open(log_path, "ab") as log:
+        before = log.tell()
         proc = subprocess.Popen(
             [sys.executable, "-m", "dockyard.api"],
             env=env,
@@ -79,15 +81,25 @@ def ensure_running(settings: Settings, timeout: float = 90.0) -> str:
         if current is not None and _healthy(str(current["url"])):
             return str(current["url"])
         code = proc.poll()
-        if code is not None and code != 3:  # 3: another server won the race; wait for it
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+        if code is not None and code != ALREADY_RUNNING:  # another won the race: wait for it
             raise ServerUnavailable(
-                f"the embedded server failed to start: {' | '.join(tail)}", hint=f"see {log_path}"
+                f"the embedded server failed to start: {_why(log_path, before)}",
+                hint=f"see {log_path}",
             )
         time.sleep(0.05)
     raise ServerUnavailable(
         f"the embedded server did not answer within {timeout:.0f}s", hint=f"see {log_path}"
     )
+
+
+def _why(log_path: Path, since: int) -> str:
+    """What a server that did not start said: its one line (``dockyard: …``), else the end
+    of what it wrote."""
+    with open(log_path, "rb") as log:
+        log.seek(since)
+        lines = log.read().decode(errors="replace").strip().splitlines()
+    said = [line.removeprefix("dockyard: ") for line in lines if line.startswith("dockyard: ")]
+    return said[-1] if said else " | ".join(lines[-5:])
 
 
 def stop(settings: Settings, timeout: float = 90.0, workloads: bool = False) -> bool:

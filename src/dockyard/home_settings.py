@@ -84,9 +84,9 @@ def _values(settings: Settings) -> dict[str, Any]:
     return out
 
 
-def keep(settings: Settings, resources: int) -> None:
-    """Write what this start uses into the home; refuse a runtime change under resources
-    (``resources`` < 0: the store could not be counted, so it may have some)."""
+def check(settings: Settings, resources: int) -> None:
+    """Refuse a start that would change the runtime of a home with resources (``resources``
+    < 0: the store could not be counted, so it may have some)."""
     kept = stored(settings.home)
     values = _values(settings)
     before = kept.get("runtime")
@@ -99,5 +99,11 @@ def keep(settings: Settings, resources: int) -> None:
             hint=f"unset DOCKYARD_RUNTIME (the home keeps its settings in {path_of(settings.home)}"
             "), delete the resources first, or use another DOCKYARD_HOME",
         )
-    if values != kept:
+
+
+def keep(settings: Settings, resources: int = 0) -> None:
+    """After a start that worked: write what it uses into the home (``check`` first)."""
+    check(settings, resources)
+    values = _values(settings)
+    if values != stored(settings.home):
         write_private(path_of(settings.home), (json.dumps(values, indent=2) + "\n").encode())

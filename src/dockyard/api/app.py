@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from dockyard import embedded
@@ -37,7 +38,7 @@ from dockyard.control.tasks import Tasks
 from dockyard.data.artifacts import ArtifactStore
 from dockyard.data.code import CodeStore
 from dockyard.data.volumes import VolumeDirs
-from dockyard.errors import RuntimeUnavailable
+from dockyard.errors import RuntimeUnavailable, ServerUnavailable
 from dockyard.placement.extender import extender_router
 from dockyard.placement.nodes import CachedNodeLabels
 from dockyard.runtimes.base import ClusterNodes
@@ -56,7 +57,15 @@ def build_state(settings: Settings) -> ServerState:
     settings.home.chmod(0o700)  # the store, runs, tokens and keys: this user's only
     ensure_token(settings)
     store = Store(settings.db_url)
-    store.migrate()
+    try:
+        store.migrate()
+    except SQLAlchemyError as exc:
+        store.close()
+        raise ServerUnavailable(
+            f"the store {store.engine.url.render_as_string(hide_password=True)} cannot be "
+            f"used: {str(getattr(exc, 'orig', None) or exc).strip().splitlines()[0][:300]}",
+            hint="check DOCKYARD_DATABASE_URL (and that the database server is up)",
+        ) from exc
     with store.session() as session:
         references.index_all(session)
     artifacts = ArtifactStore(settings.artifacts_dir)
@@ -83,27 +92,30 @@ def create_app(
     settings: Settings | None = None,
     on_ready: Callable[[], None] | None = None,
     stop_workloads: bool = True,
+    state: ServerState | None = None,
 ) -> FastAPI:
     """The control plane. ``stop_workloads``: on shutdown the leader stops what runs on this
     machine (the embedded server; a cluster's workloads only when ``server stop
     --stop-workloads`` asked, see embedded.STOP_ALL); a replica of several (``server run``)
-    leaves it to the next leader."""
+    leaves it to the next leader. ``state``: built already (``serve`` builds it first, so that
+    what keeps a server from starting is one line, not a traceback)."""
     settings = settings or Settings()
+    prebuilt = state
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await run_in_threadpool(build_state, settings)
-        app.state.dockyard = state
-        state.controller.start()
+        built = prebuilt if prebuilt is not None else await run_in_threadpool(build_state, settings)
+        app.state.dockyard = built
+        built.controller.start()
         if on_ready is not None:
             on_ready()
-        log.info("control plane ready: home=%s runtime=%s", settings.home, state.ctx.runtime.name)
+        log.info("control plane ready: home=%s runtime=%s", settings.home, built.ctx.runtime.name)
         try:
             yield
         finally:
             everything = embedded.stop_all_requested(settings)
-            await run_in_threadpool(state.controller.stop, stop_workloads, everything)
-            state.ctx.store.close()
+            await run_in_threadpool(built.controller.stop, stop_workloads, everything)
+            built.ctx.store.close()
 
     app = FastAPI(
         title="Dockyard",

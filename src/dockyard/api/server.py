@@ -24,26 +24,38 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from dockyard import home_settings
-from dockyard.api.app import create_app
+from dockyard.api.app import build_state, create_app
 from dockyard.data.files import atomic_write_json
-from dockyard.embedded import STOP_ALL
+from dockyard.embedded import ALREADY_RUNNING, STOP_ALL
 from dockyard.errors import DockyardError
 from dockyard.settings import Settings
 from dockyard.store.db import Store
 
 
 def settle(settings: Settings) -> Settings:
-    """The home's kept settings under the environment's, written back (home_settings)."""
+    """The home's kept settings under the environment's; a change of runtime under
+    resources refused (home_settings). They are written back once the server started."""
     settings = home_settings.with_home(settings)
-    store = Store(settings.db_url)
+    store = Store(settings.db_url)  # (a missing driver is a DockyardError: one line)
     try:
         count = store.resource_count()
     except SQLAlchemyError:  # unreadable now: a runtime change is refused as if it had some
         count = -1
     finally:
         store.close()
-    home_settings.keep(settings, count)
+    home_settings.check(settings, count)
     return settings
+
+
+# exit codes of a server that did not start (uvicorn's own startup failure is 3)
+# ALREADY_RUNNING (6, embedded): another server holds this home, the client waits for it
+CANNOT_START = 5  # one line on stderr says why (a setting, a missing extra, the store)
+
+
+def _refused(exc: DockyardError) -> int:
+    hint = f" (hint: {exc.hint})" if exc.hint else ""
+    print(f"dockyard: {exc.message}{hint}", file=sys.stderr)
+    return CANNOT_START
 
 
 def serve(settings: Settings, replica: bool = False) -> int:
@@ -52,16 +64,14 @@ def serve(settings: Settings, replica: bool = False) -> int:
     try:
         settings = settle(settings)
     except DockyardError as exc:
-        hint = f" (hint: {exc.hint})" if exc.hint else ""
-        print(f"dockyard: {exc.message}{hint}", file=sys.stderr)
-        return 5
+        return _refused(exc)
     if not replica:
         lock = open(settings.home / "server.lock", "a+")  # noqa: SIM115 - held while serving
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             print(f"dockyard: a server is already running for {settings.home}", file=sys.stderr)
-            return 3
+            return ALREADY_RUNNING
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -83,7 +93,12 @@ def serve(settings: Settings, replica: bool = False) -> int:
             info = {"pid": os.getpid(), "url": url, "home": str(settings.home)}
             atomic_write_json(settings.server_file, info)
 
-    app = create_app(settings, on_ready=ready, stop_workloads=not replica)
+    try:  # what keeps it from starting (a missing extra, the store) is one line, not a trace
+        state = build_state(settings)
+    except DockyardError as exc:
+        return _refused(exc)
+    home_settings.keep(settings)  # it starts: what it uses is the home's from now on
+    app = create_app(settings, on_ready=ready, stop_workloads=not replica, state=state)
 
     config = uvicorn.Config(
         app, log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=5

@@ -24,6 +24,8 @@ def missing(runtime: str) -> str | None:
                 return module
         except ValueError:  # in sys.modules without a spec: it is there
             continue
+        except ImportError:  # a broken or blocked install: it cannot be imported
+            return module
     return None
 
 
