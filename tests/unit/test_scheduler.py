@@ -207,3 +207,60 @@ def test_replicas_of_a_revision_fit_node_by_node_and_count_in_the_total() -> Non
     five = Demand("rev", 3, GI, 0, 0, T0, count=5)  # 15 cpu: more than the cluster has
     decisions = schedule(CLUSTER, Usage(), [five])
     assert decisions["rev"].never_fits and "15 cpu" in decisions["rev"].reason
+
+
+def gpu_cluster(**free_gpus: int) -> NodeCapacity:
+    """Two nodes of one T4 each and one of four A100s; ``free_gpus`` sets what is free now."""
+    shapes = (
+        NodeShape("t4-a", 8, 32 * GI, 1, "NVIDIA-T4"),
+        NodeShape("t4-b", 8, 32 * GI, 1, "NVIDIA-T4"),
+        NodeShape("a100", 16, 64 * GI, 4, "NVIDIA-A100"),
+    )
+    free = tuple(
+        NodeShape(s.name, s.cpu, s.memory, free_gpus.get(s.name.replace("-", "_"), s.gpu),
+                  s.gpu_model)
+        for s in shapes
+    )  # fmt: skip
+    return NodeCapacity(32, 128 * GI, 6, nodes=shapes, free=free)
+
+
+def gpus(key: str, count: int, gpu_type: str | None = None, age: int = 0) -> Demand:
+    return Demand(key, 1, GI, count, 0, T0 + timedelta(seconds=age), gpu_type=gpu_type)
+
+
+def test_a_cluster_places_each_demand_on_one_nodes_free_room() -> None:
+    decisions = schedule(gpu_cluster(), Usage(), [gpus("four", 4), gpus("one", 1, age=1)])
+    assert decisions["four"].admitted and decisions["four"].node == "a100"
+    assert decisions["one"].admitted and decisions["one"].node in ("t4-a", "t4-b")
+    assert decisions["four"].gpu_indices == ()  # a cluster's GPUs are counted, not indexed
+
+
+def test_a_gpu_type_is_a_node_label_and_two_one_gpu_nodes_are_not_a_two_gpu_node() -> None:
+    decisions = schedule(gpu_cluster(), Usage(), [gpus("two-t4", 2, "NVIDIA-T4")])
+    assert decisions["two-t4"].never_fits
+    assert "the largest of those offers 8 cpu, 32Gi memory, 1 gpu" in decisions["two-t4"].reason
+    decisions = schedule(gpu_cluster(), Usage(), [gpus("h100", 1, "NVIDIA-H100")])
+    assert decisions["h100"].never_fits and "NVIDIA-A100, NVIDIA-T4" in decisions["h100"].reason
+    decisions = schedule(gpu_cluster(), Usage(), [gpus("a100", 2, "NVIDIA-A100")])
+    assert decisions["a100"].node == "a100"
+
+
+def test_what_waits_names_the_most_free_node_and_smaller_ones_go_past_it() -> None:
+    busy = gpu_cluster(a100=0)  # its four GPUs held by pods the cluster bound there
+    decisions = schedule(busy, Usage(), [gpus("four", 4, age=0), gpus("one", 1, age=1)])
+    assert not decisions["four"].admitted and not decisions["four"].never_fits
+    assert (
+        decisions["four"].reason == "needs 4 gpu on one node; the most free on any node is 1 (t4-a)"
+    )
+    assert decisions["one"].admitted  # no head-of-line blocking
+
+
+def test_admitted_but_unbound_workloads_hold_their_room() -> None:
+    used = Usage()
+    used.add(1, GI, [], wid="job-a", gpu=4)  # admitted, its pod not bound yet
+    decisions = schedule(gpu_cluster(), used, [gpus("four", 4)])
+    assert not decisions["four"].admitted  # the A100s are taken by job-a already
+    bound = gpu_cluster(a100=0)
+    bound = NodeCapacity(**{**bound.__dict__, "bound": frozenset({"job-a"})})
+    decisions = schedule(bound, used, [gpus("one", 1)])  # counted once, in the node's free
+    assert decisions["one"].admitted

@@ -256,6 +256,8 @@ class Applier:
                         float(w.request.get("cpu", 0)),
                         int(w.request.get("memory", 0)),
                         list(w.request.get("gpuIndices", [])),
+                        wid=w.id,
+                        gpu=int(w.request.get("gpu", 0)),
                     )
         demands: dict[str, list[Demand]] = defaultdict(list)
         for p in pending:
@@ -270,6 +272,7 @@ class Applier:
                         s.priority,
                         created,
                         s.count,
+                        s.request.gpu_type,
                     )
                 )
         decisions: dict[str, Decision] = {}

@@ -438,6 +438,6 @@ def _placement(resources: Resources) -> dict[str, Any]:
         "cpu": resources.cpu,
         "cpu_limit": resources.cpu_limit,
         "memory": resources.memory,
-        "gpus": tuple(range(resources.gpu)),
+        "gpu": resources.gpu,
         "gpu_type": resources.gpu_type,
     }

@@ -357,6 +357,7 @@ def run_start(ctx: Context, start: Start, gpus: tuple[int, ...], handle: TaskHan
             env={**request.env, **env},
             code_dir=code_dir,
             gpus=gpus,
+            gpu=start.need.gpu,
             port=port,
             secret_env=secret_env,
             project=start.project,

@@ -38,8 +38,13 @@ class NodeCapacity:
     gpu_models: tuple[str, ...] = ()
     known: bool = True  # False: not known yet (a cluster not listed): admit nothing…
     note: str = ""  # …and say why
-    # a cluster: what each of its nodes can hold (a workload must fit on one of them)
+    # a cluster: what each of its nodes can hold (a workload must fit on one of them)…
     nodes: tuple[NodeShape, ...] = ()
+    # …what is free on each now (allocatable less the requests of the pods bound there), and
+    # the workloads whose pods are bound (so counted in ``free``): the others Dockyard admitted
+    # hold room that the cluster does not show yet
+    free: tuple[NodeShape, ...] = ()
+    bound: frozenset[str] = frozenset()
     grows: bool = False  # nodes may be added (a cluster autoscaler): too big only waits
 
 
@@ -127,6 +132,7 @@ class WorkloadRequest:
     secret_env: dict[str, str] = field(default_factory=dict, repr=False)
     # placement, assigned when the workload is admitted; each runtime translates it
     gpus: tuple[int, ...] = ()  # GPU indices on the node: CUDA_VISIBLE_DEVICES, --device
+    gpu: int = 0  # how many GPUs (a cluster's nodes are counted, not indexed)
     port: int | None = None  # the port it serves on: $DOCKYARD_SERVE_PORT (and published by OCI)
     gpu_type: str | None = None  # resources.gpuType: a node selector on a cluster
     project: str = "default"

@@ -436,6 +436,10 @@ def _mount(
     return out
 
 
+def gpu_count(request: WorkloadRequest) -> int:
+    return request.gpu or len(request.gpus)
+
+
 def resources_of(request: WorkloadRequest) -> Obj:
     requests: Obj = {}
     limits: Obj = {}
@@ -448,8 +452,8 @@ def resources_of(request: WorkloadRequest) -> Obj:
         limits["cpu"] = f"{round(request.cpu_limit * 1000)}m"
     if request.memory:
         requests["memory"] = limits["memory"] = quantity(request.memory)
-    if request.gpus:
-        limits[GPU] = requests[GPU] = str(len(request.gpus))
+    if gpus := gpu_count(request):
+        limits[GPU] = requests[GPU] = str(gpus)
     out: Obj = {}
     if requests:
         out["requests"] = requests
@@ -503,7 +507,7 @@ def _pod_spec(
         spec["priorityClassName"] = f"dockyard-priority-{request.priority}"
     if request.gpu_type:
         spec["nodeSelector"] = {GPU_PRODUCT: request.gpu_type}
-    if request.gpus:
+    if gpu_count(request):
         spec["tolerations"] = [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}]
     return spec
 
@@ -632,3 +636,27 @@ def code_archive(code_dir: Path, limit: int) -> bytes:
             "environment image (DOCKYARD_KUBE_CODE_BYTES is the limit)",
         )
     return data
+
+
+# the plural of each kind Dockyard writes (their API paths)
+PLURALS = {
+    "Namespace": "namespaces",
+    "NetworkPolicy": "networkpolicies",
+    "PriorityClass": "priorityclasses",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
+    "ConfigMap": "configmaps",
+    "Secret": "secrets",
+    "Service": "services",
+    "Job": "jobs",
+    "Deployment": "deployments",
+    "Pod": "pods",
+}
+
+
+def object_path(obj: Obj) -> str:
+    """The API path of ``obj`` (one of the kinds in PLURALS)."""
+    group = obj["apiVersion"]
+    base = f"/api/{group}" if "/" not in group else f"/apis/{group}"
+    namespace = obj["metadata"].get("namespace")
+    scope = f"/namespaces/{namespace}" if namespace else ""
+    return f"{base}{scope}/{PLURALS[obj['kind']]}/{obj['metadata']['name']}"

@@ -37,7 +37,8 @@ class Kind:
     everything: bool = False  # all objects of the kind, not only Dockyard's (nodes)
 
 
-PODS = Kind("Pod", "/api/v1/pods")
+# every pod, not only Dockyard's: what is bound to a node takes its room (per-node admission)
+PODS = Kind("Pod", "/api/v1/pods", everything=True)
 JOBS = Kind("Job", "/apis/batch/v1/jobs")
 DEPLOYMENTS = Kind("Deployment", "/apis/apps/v1/deployments")
 NODES = Kind("Node", "/api/v1/nodes", everything=True)

@@ -5,8 +5,9 @@ prints) and are applied server-side under the field manager ``dockyard``; what r
 observed from a :class:`~dockyard.runtimes.kube_watch.WatchCache` (one list and one watch per
 kind), never by a request per workload. Every object carries ``app.kubernetes.io/managed-by:
 dockyard`` and its project, kind, name and generation, so a restarted control plane adopts what
-exists by its labels. The client is lightkube (httpx underneath, like the rest of Dockyard;
-typed models of each release; server-side apply built in) — docs/kubernetes.md says why.
+exists by its labels. lightkube reads the kubeconfig and makes the httpx client (httpx, like
+the rest of Dockyard); objects are plain JSON applied with a server-side-apply PATCH, read from
+the watch cache, and quantities parsed with lightkube's parser.
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from lightkube import Client, codecs
 from lightkube.config import client_adapter
 from lightkube.config.kubeconfig import KubeConfig, SingleConfig
-from lightkube.core.exceptions import ApiError, ConfigError
+from lightkube.core.exceptions import ConfigError
 from lightkube.utils.quantity import parse_quantity
 
 from dockyard.errors import DockyardError, EngineError, TemporaryError
@@ -141,9 +141,6 @@ class KubernetesRuntime:
         self.options = ko.cluster_options(settings)
         config = load_config(settings)
         timeout = httpx.Timeout(30.0)
-        self.client = Client(
-            config, field_manager=ko.FIELD_MANAGER, timeout=timeout, trust_env=False
-        )
         params = client_adapter.ConnectionParams(timeout=timeout, trust_env=False)
         self.http = client_adapter.Client(config, params)
         self.cache = WatchCache(
@@ -240,16 +237,19 @@ class KubernetesRuntime:
         return list(self.cache.items(NODES))
 
     def node(self) -> NodeCapacity:
-        """What the cluster's Ready nodes can hold (allocatable, summed; from the watch cache,
-        never a request). The cluster's scheduler places each pod; Dockyard only admits
-        against this total. Until the nodes are listed, nothing is admitted."""
+        """What the cluster's Ready, schedulable nodes hold, node by node (from the watch
+        cache, never a request): each one's allocatable, and what is free on it — less the
+        requests of every pod bound there, Dockyard's or not. Until the nodes and pods are
+        listed, nothing is admitted."""
         self._start_cache()
-        if not self.cache.synced(NODES) or NODES.name in self.cache.refused:
-            why = self.cache.refused.get(NODES.name, "not listed yet")
-            return NodeCapacity(0, 0, 0, known=False, note=f"the cluster's nodes: {why}")
-        cpu, memory, gpu = 0.0, 0, 0
+        for kind in (NODES, PODS):
+            if not self.cache.synced(kind) or kind.name in self.cache.refused:
+                why = self.cache.refused.get(kind.name, "not listed yet")
+                return NodeCapacity(0, 0, 0, known=False, note=f"the cluster's {kind.name}s: {why}")
+        requested, bound = self._requested()
         models: set[str] = set()
         shapes: list[NodeShape] = []
+        free: list[NodeShape] = []
         for node in self.cache.items(NODES):
             ready = any(
                 c.get("type") == "Ready" and c.get("status") == "True"
@@ -257,28 +257,59 @@ class KubernetesRuntime:
             )
             if not ready or (node.get("spec") or {}).get("unschedulable"):
                 continue
+            name = node["metadata"]["name"]
             alloc = (node.get("status") or {}).get("allocatable") or {}
             shape = NodeShape(
-                node["metadata"]["name"],
+                name,
                 float(parse_quantity(alloc.get("cpu", "0")) or 0),
                 int(parse_quantity(alloc.get("memory", "0")) or 0),
                 int(parse_quantity(alloc.get(ko.GPU, "0")) or 0),
                 (node["metadata"].get("labels") or {}).get(ko.GPU_PRODUCT),
             )
             shapes.append(shape)
-            cpu, memory, gpu = cpu + shape.cpu, memory + shape.memory, gpu + shape.gpu
+            cpu, memory, gpu = requested.get(name, (0.0, 0, 0))
+            free.append(
+                replace(
+                    shape, cpu=shape.cpu - cpu, memory=shape.memory - memory, gpu=shape.gpu - gpu
+                )
+            )
             if shape.gpu and shape.gpu_model:
                 models.add(shape.gpu_model)
-        note = "" if gpu else "no node of the cluster has nvidia.com/gpu"
+        total = (sum(s.cpu for s in shapes), sum(s.memory for s in shapes))
+        gpus = sum(s.gpu for s in shapes)
+        note = "" if gpus else "no node of the cluster has nvidia.com/gpu"
         return NodeCapacity(
-            cpu,
-            memory,
-            gpu,
+            total[0],
+            total[1],
+            gpus,
             gpu_note=note,
             gpu_models=tuple(sorted(models)),
             nodes=tuple(sorted(shapes, key=lambda s: s.name)),
+            free=tuple(sorted(free, key=lambda s: s.name)),
+            bound=frozenset(bound),
             grows=self.settings.kube_autoscaler,
         )
+
+    def _requested(self) -> tuple[dict[str, tuple[float, int, int]], set[str]]:
+        """(node → cpu, memory, GPUs that its pods request; the Dockyard workloads whose pods
+        are bound to a node)."""
+        out: dict[str, tuple[float, int, int]] = {}
+        bound: set[str] = set()
+        for pod in self.cache.items(PODS):
+            spec, status = pod.get("spec") or {}, pod.get("status") or {}
+            node = spec.get("nodeName")
+            if not node or status.get("phase") in ("Succeeded", "Failed"):
+                continue
+            cpu, memory, gpu = pod_requests(spec)
+            before = out.get(node, (0.0, 0, 0))
+            out[node] = (before[0] + cpu, before[1] + memory, before[2] + gpu)
+            label = (pod["metadata"].get("labels") or {}).get(ko.WORKLOAD)
+            if label:
+                with self._lock:
+                    workload = self._ids.get(label)
+                if workload:
+                    bound.add(workload)
+        return out, bound
 
     # -- environments: OCI images, pushed where the cluster pulls from --------------------------
     def _oci(self) -> ImageBuilder:
@@ -336,18 +367,29 @@ class KubernetesRuntime:
     # -- workloads -------------------------------------------------------------------------------
     def _apply(self, obj: Obj, manager: str = ko.FIELD_MANAGER) -> Obj:
         """Server-side apply (force: Dockyard owns what it declares; another manager's field
-        conflict is taken over, not a failure)."""
+        conflict is taken over, not a failure). A plain PATCH of the object as JSON (which
+        is YAML): no client-side model conversion, which lightkube does not make safe for
+        threads that apply at once."""
+        meta = obj["metadata"]
         try:
-            result = self.client.apply(codecs.from_dict(obj), field_manager=manager, force=True)
-        except ApiError as exc:
-            raise EngineError(
-                f"the cluster refused {obj['kind']} {obj['metadata']['name']}: "
-                f"{exc.status.message}",
-                hint="kubectl describe it; the API server's words are above",
-            ) from exc
+            answer = self.http.patch(
+                ko.object_path(obj),
+                content=json.dumps(obj),
+                params={"fieldManager": manager, "force": "true"},
+                headers={"Content-Type": "application/apply-patch+yaml"},
+            )
         except httpx.HTTPError as exc:
             raise EngineError(f"the Kubernetes API server is unreachable: {exc}") from exc
-        out: Obj = result.to_dict()  # type: ignore[no-untyped-call]
+        if answer.status_code not in (200, 201):
+            try:
+                why = str(answer.json().get("message") or answer.text)
+            except ValueError:
+                why = answer.text
+            raise EngineError(
+                f"the cluster refused {obj['kind']} {meta['name']}: {why[:500]}",
+                hint="kubectl describe it; the API server's words are above",
+            )
+        out: Obj = answer.json()
         return out
 
     def _create(self, obj: Obj) -> None:
@@ -829,7 +871,29 @@ class KubernetesRuntime:
         self._collector.shutdown(wait=False, cancel_futures=True)
         if self.cache.close():
             self.http.close()
-            self.client.close()
+
+
+def pod_requests(spec: Obj) -> tuple[float, int, int]:
+    """What a pod requests, the scheduler's way: its containers' sum, or its largest init
+    container's where that is more."""
+
+    def one(container: Obj) -> tuple[float, int, int]:
+        res = container.get("resources") or {}
+        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        return (
+            float(parse_quantity(req.get("cpu", "0")) or 0),
+            int(parse_quantity(req.get("memory", "0")) or 0),
+            int(parse_quantity(req.get(ko.GPU) or lim.get(ko.GPU) or "0") or 0),
+        )
+
+    main = [one(c) for c in spec.get("containers") or []]
+    init = [one(c) for c in spec.get("initContainers") or []]
+    summed = tuple(sum(parts) for parts in zip(*main, strict=True)) if main else (0.0, 0, 0)
+    return (
+        max([summed[0], *(i[0] for i in init)]),
+        int(max([summed[1], *(i[1] for i in init)])),
+        int(max([summed[2], *(i[2] for i in init)])),
+    )
 
 
 def _object_path(kind: Kind, namespace: str, name: str) -> str:
