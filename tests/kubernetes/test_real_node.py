@@ -334,3 +334,62 @@ def test_a_render_of_the_digits_example_predicts_without_dockyard(
         assert "[8]" in predict_through_the_cluster(kube, namespace)
     finally:
         kube.delete(f"/api/v1/namespaces/{namespace}")
+
+
+def claim_dir(kube: httpx.Client, claim: str, namespace: str = "dyn-default") -> Path:
+    """Where the test cluster's hostPath provisioner put a claim's volume (on this machine)."""
+    pvc = kube.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}").json()
+    pv = kube.get(f"/api/v1/persistentvolumes/{pvc['spec']['volumeName']}").json()
+    return Path(pv["spec"]["hostPath"]["path"])
+
+
+@pytest.mark.timeout(900)
+def test_a_jobs_preconditions_run_in_its_pod_on_the_claim(
+    real_node: str, dockyard: dict[str, str], kube: httpx.Client, tmp_path: Path
+) -> None:
+    """Checkpoint pruning and dataset verification happen in the pod (init containers) on the
+    claim — a half-written checkpoint is removed before the attempt, a damaged dataset file
+    fails it with the file named — and the control plane's disk is never touched for them."""
+    digits = str(ROOT / "examples" / "digits")
+    run(dockyard, "apply", "-f", digits, "--wait", "--timeout", "1100")
+    home = Path(dockyard["DOCKYARD_HOME"])
+    assert not (home / "volumes" / "default" / "digits-checkpoints").exists()
+    # the next generation's checkpoint directory holds one cut short (no .complete)
+    checkpoints = claim_dir(kube, "digits-checkpoints") / "checkpoints" / "train-digits" / "g2"
+    half = checkpoints / "epoch-9999"
+    half.mkdir(parents=True)
+    (half / "weights").write_text("cut short")
+    for path in (checkpoints, half, half / "weights"):
+        os.chown(path, 1000, 1000)  # as the pod (uid 1000) would have left it
+    data = claim_dir(kube, "digits-data") / "digits" / "digits.csv"
+    size = data.stat().st_size
+    with data.open("r+b") as fh:  # the same size, another content (and a new mtime)
+        fh.seek(size // 2)
+        fh.write(b"9")
+    # a new generation of the job: its first attempt goes through the init containers
+    job = next(
+        d
+        for d in __import__("yaml").safe_load_all(
+            (ROOT / "examples/digits/digits.yaml").read_text()
+        )
+        if d["kind"] == "Job"
+    )
+    job["spec"]["env"] = {"GENERATION": "2"}
+    job["spec"]["retry"] = {"limit": 0}
+    (tmp_path / "job.yaml").write_text(json.dumps(job))
+    run(dockyard, "apply", "-f", str(tmp_path / "job.yaml"))
+    failed = eventually(
+        lambda: (
+            (j := json.loads(run(dockyard, "get", "job", "train-digits", "-o", "json").stdout))[
+                "status"
+            ].get("phase")
+            == "Failed"
+            and j["status"].get("observedGeneration") == 2
+            and j
+        ),
+        timeout=300,
+    )
+    assert failed["status"]["reason"] == "DatasetChanged", failed["status"]
+    assert "digits.csv changed content" in failed["status"]["message"], failed["status"]
+    assert not half.exists()  # pruned in the pod before the attempt
+    assert not (home / "volumes" / "default" / "digits-checkpoints").exists()

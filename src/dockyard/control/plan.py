@@ -10,10 +10,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from dockyard.runtimes.base import WorkloadRequest
+from dockyard.runtimes.steps import (
+    FreshDir,
+    MakeDirs,
+    Materialize,
+    PruneCheckpoints,
+    RestoreVersion,
+    Step,
+    UnpackCode,
+    VerifyDatasets,
+    Within,
+)
+
+__all__ = [
+    "Delete",
+    "Event",
+    "FreshDir",
+    "MakeDirs",
+    "Materialize",
+    "Need",
+    "Plan",
+    "PruneCheckpoints",
+    "RestoreVersion",
+    "Run",
+    "Start",
+    "Step",
+    "TaskRequest",
+    "UnpackCode",
+    "VerifyDatasets",
+    "Within",
+]
 from dockyard.spec.status import Status
 
 
@@ -43,80 +72,8 @@ class Need:
     cpu_limit: float | None = None
 
 
-# -- what a workload needs done before the runtime starts it (run in its start task) --------
-# A directory a workload may write into, and a path inside it: the server creates, reads and
-# deletes there without following links out of the root (``data/paths.py``).
-Within = tuple[Path, str]
-
-
-@dataclass(frozen=True)
-class MakeDirs:
-    """Directories inside volumes that the workload mounts (sub paths, checkpoints)."""
-
-    paths: tuple[Within, ...]
-
-
-@dataclass(frozen=True)
-class FreshDir:
-    """An empty directory (a dataset's staging directory)."""
-
-    path: Within
-
-
-@dataclass(frozen=True)
-class UnpackCode:
-    """The code snapshot ``ref`` becomes the workload's working directory."""
-
-    ref: str
-
-
-@dataclass(frozen=True)
-class VerifyDatasets:
-    """Mounted datasets must still match their manifests: (name, directory, manifest)."""
-
-    datasets: tuple[tuple[str, Within, Path], ...]
-
-
-@dataclass(frozen=True)
-class Materialize:
-    """A model version's files copied out of the artifact store (and verified)."""
-
-    project: str
-    model: str
-    version: int
-
-
-@dataclass(frozen=True)
-class PruneCheckpoints:
-    """A job's checkpoint directory before an attempt: what is not a complete checkpoint
-    goes, the newest ``keep`` complete ones stay, and the newest is named to the workload
-    (``$DOCKYARD_CHECKPOINT_LATEST``; ``data/checkpoints.py``)."""
-
-    path: Within
-    keep: int
-
-
-@dataclass(frozen=True)
-class RestoreVersion:
-    """A pinned older version of a dataset (``name@vN``) restored from the snapshot store
-    into ``path`` (every chunk checked), unless an earlier job left it there."""
-
-    key: str
-    snapshot: str
-    path: Within
-
-
-Step = (
-    MakeDirs
-    | FreshDir
-    | UnpackCode
-    | VerifyDatasets
-    | Materialize
-    | PruneCheckpoints
-    | RestoreVersion
-)
-
-
+# what a workload needs done before it starts (typed preconditions): ``runtimes/steps.py``,
+# where the runtimes that carry some out themselves (a pod's init containers) read them too
 @dataclass(frozen=True)
 class Start:
     """A workload to schedule and start.

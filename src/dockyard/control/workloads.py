@@ -46,6 +46,7 @@ from dockyard.paths import Inside
 from dockyard.registry import models as registry
 from dockyard.runtimes.base import (
     Mount,
+    PodSteps,
     PreparedEnvironment,
     RunState,
     VolumeRef,
@@ -332,8 +333,15 @@ def run_start(ctx: Context, start: Start, gpus: tuple[int, ...], handle: TaskHan
     request, details = start.request, dict(start.details)
     env: dict[str, str] = {}
     try:
+        runtime = ctx.runtime_for(start.runtime)
         code_dir = request.code_dir
+        in_pod: list[Step] = []  # what the runtime does where the workload runs
+        manifests: dict[str, bytes] = {}
         for step in start.steps:
+            if isinstance(runtime, PodSteps) and runtime.takes(step):
+                in_pod.append(step)
+                manifests.update(_manifests(step))
+                continue
             try:
                 code_dir = _perform(ctx, step, code_dir, env)
             except DockyardError as exc:
@@ -361,8 +369,10 @@ def run_start(ctx: Context, start: Start, gpus: tuple[int, ...], handle: TaskHan
             port=port,
             secret_env=secret_env,
             project=start.project,
+            steps=tuple(in_pod),
+            manifests=manifests,
         )
-        state = ctx.runtime_for(start.runtime).start(request)
+        state = runtime.start(request)
     except _NotStarted as exc:
         _end(handle, wid, exc.reason, exc.message)
         return
@@ -383,6 +393,21 @@ def run_start(ctx: Context, start: Start, gpus: tuple[int, ...], handle: TaskHan
             _record(live, state)
 
     handle.write(started)
+
+
+def _manifests(step: Step) -> dict[str, bytes]:
+    """What a step done in the pod reads from the control plane: a dataset's manifest."""
+    if not isinstance(step, VerifyDatasets):
+        return {}
+    out = {}
+    for name, _where, manifest in step.datasets:
+        try:
+            out[name] = manifest.read_bytes()
+        except OSError as exc:
+            raise _NotStarted(
+                STEP_REASON[VerifyDatasets], f"dataset '{name}': its manifest {manifest} is missing"
+            ) from exc
+    return out
 
 
 def resolve_secrets(ctx: Context, project: str, refs: dict[str, str]) -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
+from dockyard.runtimes.steps import Step
 from dockyard.spec import EnvironmentSpec
 
 
@@ -139,6 +140,10 @@ class WorkloadRequest:
     priority: int = 0
     # a revision of a service on a runtime that runs its replicas as one object (Revisions)
     replicas: int = 1
+    # preconditions the runtime carries out where the workload runs (PodSteps), with what
+    # they read from the control plane (a dataset's manifest: name → its JSON)
+    steps: tuple[Step, ...] = ()
+    manifests: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -229,6 +234,16 @@ class Revisions(Protocol):
     scales and rolls (a Deployment), instead of one workload per replica."""
 
     def scale(self, workload_id: str, replicas: int) -> None: ...
+
+
+@runtime_checkable
+class PodSteps(Protocol):
+    """Optional power: some preconditions run where the workload runs (a cluster: init
+    containers on the claim), not on the control plane's machine."""
+
+    def takes(self, step: Step) -> bool:
+        """Will ``start`` carry ``step`` out itself (given in ``WorkloadRequest.steps``)?"""
+        ...
 
 
 @runtime_checkable

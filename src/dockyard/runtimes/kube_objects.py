@@ -31,6 +31,7 @@ from dockyard.placement.labels import Need, needs_annotation
 from dockyard.runtimes.base import Mount, PreparedEnvironment, WorkloadRequest
 from dockyard.runtimes.containers import OUTPUT, WORKSPACE, container_env, working_dir
 from dockyard.runtimes.images import DEFAULT_BASE, USER_ID
+from dockyard.runtimes.kube_steps import init_containers
 from dockyard.settings import Settings
 
 Obj = dict[str, Any]
@@ -345,8 +346,11 @@ def workload_objects(
                 }
             )
             mounts.append({"name": "outputs", "mountPath": OUTPUT})
-    for i, mount in enumerate(request.mounts):
-        mounts.append(_mount(options, request.project, mount, i, claims, shared))
+    mounted = [
+        _mount(options, request.project, mount, i, claims, shared)
+        for i, mount in enumerate(request.mounts)
+    ]
+    mounts += mounted
     volumes += [
         {"name": vol, "persistentVolumeClaim": {"claimName": claim}}
         for claim, vol in claims.items()
@@ -401,6 +405,15 @@ def workload_objects(
         pod_annotations |= needs_annotation(
             Need(kind="Volume", project=request.project, name=n) for n in needs
         )
+    if request.steps:  # preconditions done in the pod, on the claim (kube_steps)
+        steps, step_volumes, step_owned = init_containers(
+            request, mounted, image, container_security({}), SMALL, name
+        )
+        init = [*steps, *init]  # before the code is unpacked: a failure stops the pod early
+        volumes += step_volumes
+        for obj in step_owned:
+            obj["metadata"] = _meta(obj["metadata"]["name"], ns, labels, annotations=annotations)
+            owned.append(obj)
     pod: Obj = {
         "metadata": {"labels": labels, "annotations": pod_annotations},
         "spec": _pod_spec(request, options, kind, container, init, volumes, shared),

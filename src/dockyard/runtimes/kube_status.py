@@ -13,6 +13,7 @@ from typing import Any
 
 from dockyard.runtimes.base import RunState, WorkloadState
 from dockyard.runtimes.kube_objects import SERVE_PORT
+from dockyard.runtimes.kube_steps import STEP_REASONS
 
 Obj = dict[str, Any]
 # how long a pod that ended waits for its Job's own verdict (the Job controller is a moment
@@ -77,6 +78,11 @@ def pod_end(pod: Obj) -> tuple[str, str, int | None]:
         if reason in ("PreemptionByScheduler", "PreemptionByKubeScheduler"):  # 1.27+, before
             reason = "Preempted"
         return reason, str(disruption.get("message") or ""), None
+    for init in status.get("initContainerStatuses") or []:  # a precondition done in the pod
+        ended = (init.get("state") or {}).get("terminated") or {}
+        if ended.get("exitCode") and init.get("name") in STEP_REASONS:
+            message = str(ended.get("message") or f"{init['name']} exited {ended['exitCode']}")
+            return STEP_REASONS[init["name"]], message.strip(), None
     terminated = (_main_status(pod).get("state") or {}).get("terminated") or {}
     code = terminated.get("exitCode")
     reason = str(terminated.get("reason") or "")

@@ -40,7 +40,7 @@ from dockyard.placement.labels import needs_of
 from dockyard.placement.nodes import labels_by_name
 from dockyard.placement.scores import distances
 from dockyard.runtimes import kube_objects as ko
-from dockyard.runtimes import kube_snapshots
+from dockyard.runtimes import kube_snapshots, kube_steps
 from dockyard.runtimes.base import (
     ImageBuilder,
     NodeCapacity,
@@ -56,6 +56,7 @@ from dockyard.runtimes.kube_logs import LogKeeper
 from dockyard.runtimes.kube_outputs import unpack_outputs
 from dockyard.runtimes.kube_status import deployment_state, job_state
 from dockyard.runtimes.kube_watch import DEPLOYMENTS, JOBS, NODES, PODS, Kind, WatchCache
+from dockyard.runtimes.steps import Step
 from dockyard.settings import Settings
 from dockyard.spec import EnvironmentSpec
 
@@ -679,6 +680,10 @@ class KubernetesRuntime:
         namespace = ko.namespace_of(self.options, project)
         name = ko.service_name(service)
         return self.http, f"/api/v1/namespaces/{namespace}/services/{name}:{ko.SERVE_PORT}/proxy"
+
+    def takes(self, step: Step) -> bool:
+        """Checkpoint pruning and dataset verification run in the pod, on the claim."""
+        return kube_steps.takes(step)
 
     def scale(self, workload_id: str, replicas: int) -> None:
         """A service revision (a Deployment) to ``replicas`` pods; the Deployment controller
