@@ -376,6 +376,7 @@ def test_a_jobs_preconditions_run_in_its_pod_on_the_claim(
     )
     job["spec"]["env"] = {"GENERATION": "2"}
     job["spec"]["retry"] = {"limit": 0}
+    job["spec"]["code"] = str(ROOT / "examples" / "digits" / "code")
     (tmp_path / "job.yaml").write_text(json.dumps(job))
     run(dockyard, "apply", "-f", str(tmp_path / "job.yaml"))
     failed = eventually(

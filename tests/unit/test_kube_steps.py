@@ -54,6 +54,7 @@ def run_verify(
     """The verify script with its mounts (/dockyard/…) and termination log moved here."""
     (tmp_path / "manifests").mkdir(exist_ok=True)
     (tmp_path / "manifests" / "digits").write_bytes(gzip.compress(json.dumps(manifest).encode()))
+    (tmp_path / "manifests" / "..data").mkdir(exist_ok=True)  # as a ConfigMap volume has
     script = (
         ks.VERIFY.replace("/dockyard/manifests", str(tmp_path / "manifests"))
         .replace("/dockyard/steps/data", str(data.parent))

@@ -60,44 +60,52 @@ print("latest:", kept[-1] if kept else "none")
 
 VERIFY = r"""
 import gzip, hashlib, json, os, stat, sys
-problems = []
-for name in sorted(os.listdir("/dockyard/manifests")):
-    files = json.loads(gzip.decompress(open("/dockyard/manifests/" + name, "rb").read()))
-    root = os.path.join("/dockyard/steps/data", name)
-    present = {}
-    for top, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".dockyard")]
-        for n in names:
-            if n.startswith(".dockyard"):
+def verify():
+    problems = []
+    # (a ConfigMap volume also holds its own ..data links: only the datasets' names)
+    for name in sorted(n for n in os.listdir("/dockyard/manifests") if not n.startswith(".")):
+        files = json.loads(gzip.decompress(open("/dockyard/manifests/" + name, "rb").read()))
+        root = os.path.join("/dockyard/steps/data", name)
+        present = {}
+        for top, dirs, names in os.walk(root):
+            dirs[:] = [d for d in dirs if not d.startswith(".dockyard")]
+            for n in names:
+                if n.startswith(".dockyard"):
+                    continue
+                path = os.path.join(top, n)
+                present[os.path.relpath(path, root)] = os.lstat(path)
+        found = []
+        found += [f"{rel} added" for rel in sorted(set(present) - set(files))]
+        found += [f"{rel} removed" for rel in sorted(set(files) - set(present))]
+        for rel, info in sorted(files.items()):
+            st = present.get(rel)
+            if st is None:
                 continue
-            path = os.path.join(top, n)
-            present[os.path.relpath(path, root)] = os.lstat(path)
-    found = []
-    found += [f"{rel} added" for rel in sorted(set(present) - set(files))]
-    found += [f"{rel} removed" for rel in sorted(set(files) - set(present))]
-    for rel, info in sorted(files.items()):
-        st = present.get(rel)
-        if st is None:
-            continue
-        if not stat.S_ISREG(st.st_mode) or st.st_size != info["size"]:
-            found.append(f"{rel} changed size")
-        elif st.st_mtime_ns != info.get("mtimeNs"):
-            digest = hashlib.sha256()
-            with open(os.path.join(root, rel), "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-            if digest.hexdigest() != info["sha256"]:
-                found.append(f"{rel} changed content")
-    if found:
-        problems.append(f"dataset '{name}' changed on its volume since it was checksummed: "
-                        + ", ".join(found[:5]))
-if problems:
-    message = "; ".join(problems)
-    print(message, file=sys.stderr)
+            if not stat.S_ISREG(st.st_mode) or st.st_size != info["size"]:
+                found.append(f"{rel} changed size")
+            elif st.st_mtime_ns != info.get("mtimeNs"):
+                digest = hashlib.sha256()
+                with open(os.path.join(root, rel), "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(chunk)
+                if digest.hexdigest() != info["sha256"]:
+                    found.append(f"{rel} changed content")
+        if found:
+            problems.append(f"dataset '{name}' changed on its volume since it was checksummed: "
+                            + ", ".join(found[:5]))
+    if problems:
+        message = "; ".join(problems)
+        print(message, file=sys.stderr)
+        with open("/dev/termination-log", "w") as out:
+            out.write(message[:3500])
+        sys.exit(1)
+    print("datasets verified")
+try:
+    verify()
+except Exception as exc:  # unreadable files, a manifest cut short: say what, fail the pod
     with open("/dev/termination-log", "w") as out:
-        out.write(message[:3500])
-    sys.exit(1)
-print("datasets verified")
+        out.write(f"verifying the datasets failed: {type(exc).__name__}: {exc}"[:3500])
+    raise
 """
 
 
