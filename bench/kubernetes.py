@@ -23,11 +23,14 @@ import argparse
 import json
 import os
 import platform
+import random
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +54,11 @@ def admin(kubeconfig: Path) -> httpx.Client:
     return client_adapter.Client(config, params)
 
 
-def job_doc(name: str, project: str, runtime: str, seconds: str = "") -> dict[str, Any]:
+def job_doc(
+    name: str, project: str, runtime: str, seconds: str = "", cpu: float = 0.01, memory: str = ""
+) -> dict[str, Any]:
     env = {"KWOK_DURATION": seconds} if seconds else {}
+    resources: dict[str, Any] = {"cpu": cpu, **({"memory": memory} if memory else {})}
     return {
         "apiVersion": "dockyard.dev/v1",
         "kind": "Job",
@@ -60,7 +66,7 @@ def job_doc(name: str, project: str, runtime: str, seconds: str = "") -> dict[st
         "spec": {
             "command": ["sh", "-c", "sleep 1"],
             "runtime": runtime,
-            "resources": {"cpu": 0.01},
+            "resources": resources,
             "env": env,
         },
     }
@@ -149,39 +155,93 @@ def _listed(kube: httpx.Client, namespace: str, name: str) -> bool:
     return bool(answer.is_success and answer.json().get("items"))
 
 
-def add_nodes(kube: httpx.Client, count: int) -> list[str]:
+def uniform_node(name: str, _index: int) -> dict[str, Any]:
+    size = {"cpu": "8", "memory": "32Gi", "pods": "110"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "labels": {"type": "kwok", "kubernetes.io/hostname": name},
+        },
+        "status": {"allocatable": dict(size), "capacity": dict(size)},
+    }
+
+
+def add_nodes(
+    kube: httpx.Client,
+    count: int,
+    make: Callable[[str, int], dict[str, Any]] = uniform_node,
+    prefix: str = "bench-node",
+) -> list[str]:
+    """``count`` kwok nodes, waited for until they are all Ready."""
     names = []
     for i in range(count):
-        name = f"bench-node-{i}"
-        node = {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": name,
-                "annotations": {"kwok.x-k8s.io/node": "fake"},
-                "labels": {"type": "kwok", "kubernetes.io/hostname": name},
-            },
-            "status": {
-                "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
-                "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
-            },
-        }
-        answer = kube.post("/api/v1/nodes", json=node)
+        name = f"{prefix}-{i}"
+        answer = kube.post("/api/v1/nodes", json=make(name, i))
         if answer.status_code not in (201, 409):
             answer.raise_for_status()
         names.append(name)
+    while len(set(names) - ready_names(kube)) > 0:
+        time.sleep(0.5)
     return names
 
 
-def ready_nodes(kube: httpx.Client) -> int:
+def ready_names(kube: httpx.Client) -> set[str]:
     items = kube.get("/api/v1/nodes").json().get("items", [])
-    return sum(
-        any(
+    return {
+        n["metadata"]["name"]
+        for n in items
+        if any(
             c["type"] == "Ready" and c["status"] == "True"
             for c in n["status"].get("conditions", [])
         )
-        for n in items
-    )
+    }
+
+
+def gone(kube: httpx.Client, namespace: str) -> None:
+    """Delete a namespace and wait until it is gone (its pods no longer hold their nodes)."""
+    kube.delete(f"/api/v1/namespaces/{namespace}")
+    deadline = time.monotonic() + 300
+    while kube.get(f"/api/v1/namespaces/{namespace}").status_code != 404:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"namespace {namespace} is still there after 300 s")
+        time.sleep(0.5)
+
+
+# The mixed cluster: 100 nodes of four sizes, 500 jobs of six shapes and 2 to 6 s each (seeded).
+MIXED_SIZES = [("2", "4Gi"), ("4", "8Gi"), ("8", "16Gi"), ("16", "64Gi")]
+MIXED_NEEDS = [(0.5, "512Mi"), (1, "2Gi"), (2, "4Gi"), (3, "6Gi"), (6, "12Gi"), (12, "48Gi")]
+
+
+def mixed_node(name: str, index: int) -> dict[str, Any]:
+    cpu, memory = MIXED_SIZES[index % len(MIXED_SIZES)]
+    size = {"cpu": cpu, "memory": memory, "pods": "110"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {"type": "kwok", "kubernetes.io/hostname": name},
+        },
+        "status": {"allocatable": dict(size), "capacity": dict(size)},
+    }
+
+
+def mixed_jobs(count: int, seed: int = 17) -> list[tuple[str, float, str, str]]:
+    """(name, cpu, memory, KWOK_DURATION) of ``count`` jobs of mixed needs."""
+    rnd = random.Random(seed)
+    jobs = []
+    for i in range(count):
+        cpu, memory = rnd.choice(MIXED_NEEDS)
+        jobs.append((f"m-{i}", cpu, memory, f"{rnd.randint(2, 6)}s"))
+    return jobs
+
+
+def ready_nodes(kube: httpx.Client) -> int:
+    return len(ready_names(kube))
 
 
 def apiserver_requests(kube: httpx.Client) -> int:
@@ -192,31 +252,145 @@ def apiserver_requests(kube: httpx.Client) -> int:
     return int(total)
 
 
+class BindWatch:
+    """Watches the pods of one namespace from a thread: when each job's pod was first seen
+    bound to a node (``spec.nodeName``), by the job's name (label ``dockyard.dev/name`` or
+    ``job-name``)."""
+
+    def __init__(self, kube: httpx.Client, namespace: str) -> None:
+        self.kube, self.namespace = kube, namespace
+        self.bound: dict[str, float] = {}
+        self.unschedulable: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        version = ""
+        while not self._stop.is_set():
+            params = {"watch": "1", "timeoutSeconds": "5", "allowWatchBookmarks": "false"}
+            if version:
+                params["resourceVersion"] = version
+            try:
+                with self.kube.stream(
+                    "GET", f"/api/v1/namespaces/{self.namespace}/pods", params=params
+                ) as answer:
+                    for line in answer.iter_lines():
+                        if not line:
+                            continue
+                        event = json.loads(line)
+                        pod = event.get("object", {})
+                        version = pod.get("metadata", {}).get("resourceVersion", version)
+                        self._seen(pod)
+            except (httpx.HTTPError, ValueError):
+                time.sleep(0.2)
+
+    def _seen(self, pod: dict[str, Any]) -> None:
+        labels = pod.get("metadata", {}).get("labels", {})
+        name = labels.get("dockyard.dev/name") or labels.get("job-name")
+        if not name:
+            return
+        if pod.get("spec", {}).get("nodeName"):
+            self.bound.setdefault(name, time.perf_counter())
+        for c in pod.get("status", {}).get("conditions", []):
+            if c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable":
+                self.unschedulable.add(name)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def direct_job(name: str, seconds: str, cpu: str = "10m", memory: str = "") -> dict[str, Any]:
+    """The batch/v1 Job of ``job_doc`` as a user would write it by hand (no Dockyard)."""
+    needs = {"cpu": cpu, **({"memory": memory} if memory else {})}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "localhost/dockyard/base:bookworm",
+                            "command": ["sh", "-c", "sleep 1"],
+                            "env": [{"name": "KWOK_DURATION", "value": seconds}],
+                            "resources": {"requests": needs, "limits": needs},
+                        }
+                    ],
+                }
+            },
+        },
+    }
+
+
+def running_pods(kube: httpx.Client, namespace: str) -> int:
+    items = kube.get(f"/api/v1/namespaces/{namespace}/pods").json().get("items", [])
+    return sum(1 for p in items if p.get("status", {}).get("phase") == "Running")
+
+
+def run_direct(kube: httpx.Client, count: int) -> dict[str, float]:
+    """The same jobs created straight through the API server: create → all pods Running."""
+    namespace = f"{PREFIX}direct-{uuid.uuid4().hex[:6]}"
+    kube.post(
+        "/api/v1/namespaces", json={"apiVersion": "v1", "metadata": {"name": namespace}}
+    ).raise_for_status()
+    while not kube.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/default").is_success:
+        time.sleep(0.1)
+    watch = BindWatch(kube, namespace)
+    t0 = time.perf_counter()
+    try:
+        for i in range(count):
+            kube.post(
+                f"/apis/batch/v1/namespaces/{namespace}/jobs", json=direct_job(f"d-{i}", "1h")
+            ).raise_for_status()
+        created = time.perf_counter() - t0
+        while running_pods(kube, namespace) < count:
+            time.sleep(0.5)
+        return {
+            "create_seconds": created,
+            "all_running_seconds": time.perf_counter() - t0,
+            "bound_p50_s": percentile([b - t0 for b in watch.bound.values()], 50),
+        }
+    finally:
+        watch.close()
+        kube.delete(f"/api/v1/namespaces/{namespace}")
+
+
 def run_scale(args: argparse.Namespace, tmp: Path, kube: httpx.Client) -> dict[str, Any]:
     t0 = time.perf_counter()
     nodes = add_nodes(kube, args.nodes)
-    while ready_nodes(kube) < args.nodes:
-        time.sleep(0.5)
     nodes_seconds = time.perf_counter() - t0
     project = f"scale{uuid.uuid4().hex[:6]}"
+    namespace = f"{PREFIX}{project}"
     home = tmp / "scale"
-    proc, url = start_server(
-        home,
-        None,
-        DOCKYARD_KUBECONFIG=str(args.kubeconfig),
-        DOCKYARD_KUBE_NAMESPACE_PREFIX=PREFIX,
-        DOCKYARD_RUNTIME="kubernetes",
-    )
     result: dict[str, Any] = {"nodes": ready_nodes(kube), "jobs": args.scale_jobs}
     result["nodes_ready_seconds"] = nodes_seconds
+    proc = None
     try:
+        result["direct"] = run_direct(kube, args.scale_jobs)
+        proc, url = start_server(
+            home,
+            None,
+            DOCKYARD_KUBECONFIG=str(args.kubeconfig),
+            DOCKYARD_KUBE_NAMESPACE_PREFIX=PREFIX,
+            DOCKYARD_RUNTIME="kubernetes",
+        )
+        watch = BindWatch(kube, namespace)
         with api(url, home, timeout=300) as client:
             cpu0, requests0 = cpu_seconds(proc.pid), apiserver_requests(kube)
             t0 = time.perf_counter()
             docs = [job_doc(f"s-{i}", project, "kubernetes", "1h") for i in range(args.scale_jobs)]
+            applied_at: dict[str, float] = {}
             for start in range(0, len(docs), 100):
                 chunk = docs[start : start + 100]
+                sent = time.perf_counter()
                 client.post("/api/v1/apply", json={"documents": chunk}).raise_for_status()
+                applied_at.update({d["metadata"]["name"]: sent for d in chunk})
             applied = time.perf_counter() - t0
             while True:
                 items = client.get("/api/v1/jobs", params={"project": project}).json()["items"]
@@ -228,14 +402,113 @@ def run_scale(args: argparse.Namespace, tmp: Path, kube: httpx.Client) -> dict[s
             result["all_running_seconds"] = time.perf_counter() - t0
             result["control_plane_cpu_seconds"] = cpu_seconds(proc.pid) - cpu0
             result["apiserver_requests"] = apiserver_requests(kube) - requests0
+            bound = [watch.bound[n] - applied_at[n] for n in applied_at if n in watch.bound]
+            result["apply_to_bound_s"] = {
+                "p50": percentile(bound, 50),
+                "p99": percentile(bound, 99),
+            }
+            result["unschedulable_pods"] = len(watch.unschedulable)
+            controller = client.get("/api/v1/healthz").json()["controller"]
+            result["pass_ms"] = {"p50": controller["passMsP50"], "p99": controller["passMsP99"]}
+            result["passes_run"] = controller["passes"]
+            watch.close()
             result["passes"] = run_passes(args, project)
     finally:
-        proc.terminate()
-        proc.wait(120)
-        kube.delete(f"/api/v1/namespaces/{PREFIX}{project}")
+        if proc is not None:
+            proc.terminate()
+            proc.wait(120)
+        kube.delete(f"/api/v1/namespaces/{namespace}")
         for name in nodes:
             kube.delete(f"/api/v1/nodes/{name}")
     return result
+
+
+def run_mixed(args: argparse.Namespace, tmp: Path, kube: httpx.Client) -> dict[str, Any]:
+    """Jobs of mixed needs on nodes of mixed sizes, more than fit at once: through Dockyard
+    (it admits node by node) and straight to kube-scheduler (pods queue in the cluster):
+    how many pods sat Unschedulable, and the time until all ran."""
+    nodes = add_nodes(kube, args.mixed_nodes, mixed_node, "mixed-node")
+    jobs = mixed_jobs(args.mixed_jobs)
+    result: dict[str, Any] = {"nodes": len(ready_names(kube)), "jobs": len(jobs)}
+    try:
+        result["dockyard"] = mixed_dockyard(args, tmp, kube, jobs)
+        result["direct"] = mixed_direct(kube, jobs)
+    finally:
+        for name in nodes:
+            kube.delete(f"/api/v1/nodes/{name}")
+    return result
+
+
+def mixed_dockyard(
+    args: argparse.Namespace, tmp: Path, kube: httpx.Client, jobs: list[tuple[str, float, str, str]]
+) -> dict[str, Any]:
+    project = f"mixed{uuid.uuid4().hex[:6]}"
+    namespace = f"{PREFIX}{project}"
+    home = tmp / "mixed"
+    proc, url = start_server(
+        home,
+        None,
+        DOCKYARD_KUBECONFIG=str(args.kubeconfig),
+        DOCKYARD_KUBE_NAMESPACE_PREFIX=PREFIX,
+        DOCKYARD_RUNTIME="kubernetes",
+    )
+    watch = BindWatch(kube, namespace)
+    try:
+        with api(url, home, timeout=300) as client:
+            cpu0 = cpu_seconds(proc.pid)
+            docs = [job_doc(n, project, "kubernetes", d, cpu, mem) for n, cpu, mem, d in jobs]
+            t0 = time.perf_counter()
+            for start in range(0, len(docs), 100):
+                chunk = docs[start : start + 100]
+                client.post("/api/v1/apply", json={"documents": chunk}).raise_for_status()
+            while True:
+                items = client.get("/api/v1/jobs", params={"project": project}).json()["items"]
+                done = [j for j in items if j["status"].get("phase") in ("Succeeded", "Failed")]
+                if len(done) >= len(jobs):
+                    break
+                time.sleep(0.5)
+            failed = sum(1 for j in done if j["status"]["phase"] == "Failed")
+            return {
+                "all_done_seconds": time.perf_counter() - t0,
+                "failed": failed,
+                "unschedulable_pods": len(watch.unschedulable),
+                "control_plane_cpu_seconds": cpu_seconds(proc.pid) - cpu0,
+            }
+    finally:
+        watch.close()
+        proc.terminate()
+        proc.wait(120)
+        gone(kube, namespace)
+
+
+def mixed_direct(kube: httpx.Client, jobs: list[tuple[str, float, str, str]]) -> dict[str, Any]:
+    namespace = f"{PREFIX}direct-{uuid.uuid4().hex[:6]}"
+    kube.post(
+        "/api/v1/namespaces", json={"apiVersion": "v1", "metadata": {"name": namespace}}
+    ).raise_for_status()
+    while not kube.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/default").is_success:
+        time.sleep(0.1)
+    watch = BindWatch(kube, namespace)
+    try:
+        t0 = time.perf_counter()
+        for name, cpu, memory, seconds in jobs:
+            kube.post(
+                f"/apis/batch/v1/namespaces/{namespace}/jobs",
+                json=direct_job(name, seconds, f"{int(cpu * 1000)}m", memory),
+            ).raise_for_status()
+        while True:
+            items = kube.get(f"/apis/batch/v1/namespaces/{namespace}/jobs").json()["items"]
+            done = sum(1 for j in items if j.get("status", {}).get("succeeded"))
+            if done >= len(jobs):
+                break
+            time.sleep(0.5)
+        return {
+            "all_done_seconds": time.perf_counter() - t0,
+            "unschedulable_pods": len(watch.unschedulable),
+        }
+    finally:
+        watch.close()
+        gone(kube, namespace)
 
 
 def run_passes(args: argparse.Namespace, project: str) -> dict[str, Any]:
@@ -290,18 +563,41 @@ def report(r: dict[str, Any]) -> str:
     if "scale" in r:
         s = r["scale"]
         p = s["passes"]
+        d = s["direct"]
         lines += [
-            f"| {s['nodes']} kwok nodes, {s['jobs']} jobs | |",
-            "| --- | ---: |",
-            f"| nodes created → Ready | {s['nodes_ready_seconds']:.1f} s |",
-            f"| apply (requests of 100) | {s['apply_seconds']:.1f} s |",
-            f"| apply → all Running | {s['all_running_seconds']:.1f} s |",
-            f"| control-plane CPU | {s['control_plane_cpu_seconds']:.1f} s |",
-            f"| API server requests in that time (all clients) | {s['apiserver_requests']} |",
+            f"| {s['nodes']} kwok nodes, {s['jobs']} jobs | Dockyard | straight to the API |",
+            "| --- | ---: | ---: |",
+            f"| nodes created → Ready | {s['nodes_ready_seconds']:.1f} s | |",
+            f"| apply (requests of 100) / create (one per job) | {s['apply_seconds']:.1f} s "
+            f"| {d['create_seconds']:.1f} s |",
+            f"| apply → all Running | {s['all_running_seconds']:.1f} s "
+            f"| {d['all_running_seconds']:.1f} s |",
+            f"| apply → pod bound, p50 / p99 | {s['apply_to_bound_s']['p50']:.2f} s / "
+            f"{s['apply_to_bound_s']['p99']:.2f} s | p50 {d['bound_p50_s']:.2f} s |",
+            f"| pods that sat Unschedulable | {s['unschedulable_pods']} | |",
+            f"| one loop pass, p50 / p99 ({s['passes_run']} passes) | "
+            f"{s['pass_ms']['p50']} ms / {s['pass_ms']['p99']} ms | |",
+            f"| control-plane CPU | {s['control_plane_cpu_seconds']:.1f} s | |",
+            f"| API server requests in that time (all clients) | {s['apiserver_requests']} | |",
             f"| a pass over {p['workloads']} workloads, watch cache | "
-            f"{p['watch_cache']['requests']} requests, {p['watch_cache']['ms']:.1f} ms |",
+            f"{p['watch_cache']['requests']} requests, {p['watch_cache']['ms']:.1f} ms | |",
             f"| a pass, GET per workload (naive) | {p['get_per_workload']['requests']} requests, "
-            f"{p['get_per_workload']['ms']:.0f} ms |",
+            f"{p['get_per_workload']['ms']:.0f} ms | |",
+            "",
+        ]
+    if "mixed" in r:
+        m = r["mixed"]
+        dy, di = m["dockyard"], m["direct"]
+        lines += [
+            f"| {m['nodes']} nodes of mixed sizes, {m['jobs']} jobs of mixed needs "
+            "| Dockyard | straight to kube-scheduler |",
+            "| --- | ---: | ---: |",
+            f"| apply → all ran | {dy['all_done_seconds']:.1f} s "
+            f"| {di['all_done_seconds']:.1f} s |",
+            f"| pods that sat Unschedulable | {dy['unschedulable_pods']} "
+            f"| {di['unschedulable_pods']} |",
+            f"| jobs failed | {dy['failed']} | |",
+            f"| control-plane CPU | {dy['control_plane_cpu_seconds']:.1f} s | |",
             "",
         ]
     return "\n".join(lines)
@@ -309,10 +605,12 @@ def report(r: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", default="latency,scale")
+    parser.add_argument("--part", default="latency,scale,mixed")
     parser.add_argument("--jobs", type=int, default=30)
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--scale-jobs", type=int, default=1000)
+    parser.add_argument("--mixed-nodes", type=int, default=100)
+    parser.add_argument("--mixed-jobs", type=int, default=500)
     parser.add_argument("--kubeconfig", type=Path, default=ROOT / ".cluster" / "kubeconfig")
     args = parser.parse_args()
     if not args.kubeconfig.exists():
@@ -330,6 +628,8 @@ def main() -> None:
                 result["latency"] = run_latency(args, Path(tmp), kube)
             elif part == "scale":
                 result["scale"] = run_scale(args, Path(tmp), kube)
+            elif part == "mixed":
+                result["mixed"] = run_mixed(args, Path(tmp), kube)
             print(f"{part}: {json.dumps(result.get(part), indent=1)}", flush=True)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)

@@ -89,6 +89,13 @@ class StaleWrite(Conflict):
     status = 409
 
 
+class NotLeading(StaleWrite):
+    """A write of the control loop from a replica that no longer holds the leader lease."""
+
+    code = "not-leading"
+    status = 409
+
+
 class StoredSpecInvalid(Conflict):
     """A spec in the store breaks a rule added since it was applied: apply it again."""
 

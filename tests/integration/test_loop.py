@@ -17,13 +17,15 @@ import pytest
 from dockyard.api.app import build_state
 from dockyard.api.state import ServerState
 from dockyard.control import volumes
+from dockyard.control.context import now
 from dockyard.control.volumes import VolumeReconciler
+from dockyard.control.world import Snapshots
 from dockyard.runtimes.base import WorkloadRequest, WorkloadState
 from dockyard.runtimes.local import LocalRuntime
 from dockyard.settings import Settings
 from dockyard.spec.loader import validate_data
 from dockyard.store import resources as repo
-from dockyard.store.tables import WorkloadRow
+from dockyard.store.tables import ModelVersionRow, WorkloadRow
 from tests import factories as f
 from tests.conftest import wait_until
 
@@ -162,3 +164,59 @@ def status(state: ServerState, kind: str, name: str) -> dict[str, Any]:
     with state.ctx.store.session() as session:
         row = repo.get(session, repo.Key(kind, "default", name))
         return {} if row is None else dict(row.status)
+
+
+def test_a_change_plans_what_changed_and_what_depends_on_it_not_everything(
+    settings: Settings,
+) -> None:
+    state = build_state(settings)
+    snapshots = Snapshots()
+
+    def affected() -> set[str]:
+        with state.ctx.store.session() as session:
+            world = snapshots.load(session, now(), lambda _k: False, lambda _h: False)
+        assert world.changes is not None
+        by_uid = {r.uid: f"{r.kind}/{r.name}" for r in world.rows.values()}
+        return {by_uid.get(u, u) for u in world.changes.affected}
+
+    def touch(kind: str, name: str) -> None:
+        with state.ctx.store.session() as session:
+            row = repo.get(session, repo.Key(kind, "default", name))
+            assert row is not None
+            row.status = {**row.status, "message": f"touched {time.monotonic()}"}
+
+    try:
+        apply(
+            state,
+            f.environment("env"),
+            f.volume("data"),
+            f.dataset("digits", volume="data", prepare={"command": f.python("print(1)")}),
+            f.job("reads", f.python("print(1)"), environment="env", datasets=[{"name": "digits"}]),
+            *[f.job(f"alone-{i}", f.python("print(1)")) for i in range(20)],
+            f.service("web", "digits@production"),
+        )
+        assert len(affected()) == 25  # the first read: everything is new
+        assert affected() == set()  # nothing changed: nothing to plan
+        touch("Job", "alone-3")
+        assert affected() == {"Job/alone-3"}  # not the other 24
+        touch("Volume", "data")  # what it holds, and who reads that, plan again
+        assert affected() == {"Volume/data", "Dataset/digits", "Job/reads"}
+        touch("Job", "reads")  # and what it names, one step: the volume may be released
+        assert affected() == {"Job/reads", "Dataset/digits", "Environment/env"}
+        with state.ctx.store.session() as session:
+            session.add(
+                ModelVersionRow(
+                    project="default",
+                    model="digits",
+                    version=1,
+                    flavor="sklearn",
+                    path="models/digits/1",
+                    files={},
+                    source_key="test:1",
+                )
+            )
+        assert affected() == {"Service/web"}  # a registry change: what serves that model
+        apply(state, f.job("new", f.python("print(2)")))  # a new resource: the environments
+        assert affected() == {"Job/new", "Environment/env"}
+    finally:
+        state.ctx.store.close()

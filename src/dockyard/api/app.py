@@ -85,6 +85,7 @@ def build_state(settings: Settings) -> ServerState:
     )
     ctx.factory = lambda name: make_runtime(settings, name)
     leadership = Leadership(store, identity, settings.leader_lease_seconds)
+    ctx.fenced = True  # the loop's writes land only while this replica holds the lease
     return ServerState(ctx, Controller(ctx, leadership))
 
 

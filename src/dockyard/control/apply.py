@@ -23,10 +23,11 @@ from dockyard.control import workloads as wl
 from dockyard.control.context import Context, now
 from dockyard.control.plan import Delete, Event, Plan, Start, TaskRequest
 from dockyard.control.reconciler import Reconciler
+from dockyard.control.records import ResourceRecord
 from dockyard.control.scheduler import Decision, Demand, Usage, schedule
 from dockyard.control.tasks import TaskHandle
-from dockyard.control.world import ResourceRecord, World
-from dockyard.errors import DockyardError
+from dockyard.control.world import World
+from dockyard.errors import DockyardError, NotLeading, StaleWrite
 from dockyard.paths import Inside
 from dockyard.runtimes.base import ClusterVolumes, Revisions, VolumeRef
 from dockyard.spec.status import ACTIVE, READY, Phase, Status
@@ -94,8 +95,9 @@ class Applier:
         full["since"] = _iso(at) if flipped or not row.status.get("since") else row.status["since"]
         if full == row.status and not extra:
             return False
-        with self.ctx.store.session() as session:
-            repo.set_status(session, row.uid, full)
+        with self.ctx.store.session() as session:  # only while leading, only over what it read
+            self.ctx.fence(session)
+            row.status_version = repo.set_status(session, row.uid, full, row.status_version)
             for event in extra:
                 events.record(session, row, event.reason, event.message, event.type)
             if flipped and full.get("phase") and not extra:
@@ -240,6 +242,7 @@ class Applier:
         if not self.gone:
             return
         with self.ctx.store.session() as session:
+            self.ctx.fence(session)
             repo.purge_many(session, self.gone)
         self.gone = []
         self.changed = True
@@ -297,22 +300,30 @@ class Applier:
                     continue
                 try:
                     self._start(p.row, s, decision.gpu_indices)
+                except StaleWrite:  # no longer leading: nothing more may land
+                    raise
                 except Exception as exc:  # the store failed: the next pass tries again
                     log.exception("could not start %s", s.workload_id)
                     why = why or f"could not start: {exc}"
                     continue
                 admitted.append(s)
-            if admitted:
-                admitted_any = True
-                first = admitted[0]
-                started = [Event("Started", s.event) for s in admitted if s.event]
-                self.write_status(p.row, first.running or p.plan.status, p.plan.events + started)
-            else:
+            try:
+                if admitted:
+                    admitted_any = True
+                    first = admitted[0]
+                    started = [Event("Started", s.event) for s in admitted if s.event]
+                    status = first.running or p.plan.status
+                    self.write_status(p.row, status, p.plan.events + started)
+                    continue
                 status = p.plan.status.but(phase=Phase.PENDING, reason="Unschedulable", message=why)
                 if self._give_up(p, decisions, grows):
                     admitted_any = True  # its plan sees the attempt that never started
                     continue
                 self.write_status(p.row, status, p.plan.events)
+            except NotLeading:
+                raise
+            except StaleWrite:  # its status was written since this pass read it: plan again
+                self.changed = True
         return admitted_any
 
     def _give_up(self, p: Pending, decisions: dict[str, Decision], grows: set[str]) -> bool:
@@ -342,6 +353,7 @@ class Applier:
 
     def _record_never_started(self, row: ResourceRecord, start: Start, message: str) -> None:
         with self.ctx.store.session() as session:
+            self.ctx.fence(session)
             if session.get(WorkloadRow, start.workload_id) is None:
                 failed = self._row(row, start, (), Phase.FAILED, "Unschedulable", message)
                 failed.finished_at = failed.created_at
@@ -384,6 +396,7 @@ class Applier:
 
     def _start(self, row: ResourceRecord, start: Start, gpus: tuple[int, ...]) -> None:
         with self.ctx.store.session() as session:
+            self.ctx.fence(session)
             if session.get(WorkloadRow, start.workload_id) is None:
                 session.add(self._row(row, start, gpus))
         self.ctx.tasks.submit(

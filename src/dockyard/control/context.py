@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from sqlalchemy.orm import Session
+
 from dockyard.control.identity import Identity
 from dockyard.control.lanes import Lanes
 from dockyard.control.tasks import Tasks
@@ -18,6 +20,7 @@ from dockyard.data.volumes import VolumeDirs
 from dockyard.errors import RuntimeUnavailable
 from dockyard.runtimes.base import Runtime
 from dockyard.settings import Settings
+from dockyard.store import leases
 from dockyard.store.db import Store
 from dockyard.vault import Vault
 
@@ -43,6 +46,7 @@ class Context:
     _runtimes_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     factory: Callable[[str], Runtime] | None = None
     is_leader: Callable[[], bool] = lambda: True
+    fenced: bool = False  # the loop's writes check the leader lease (a Leadership elects)
 
     @functools.cached_property
     def snapshots(self) -> SnapshotStore:
@@ -63,6 +67,12 @@ class Context:
                     raise RuntimeUnavailable(f"runtime '{name}' is not available here")
                 self.runtimes[name] = self.factory(name)
             return self.runtimes[name]
+
+    def fence(self, session: Session) -> None:
+        """Inside a write of the control loop: this replica still leads (NotLeading if not,
+        and the write must not land)."""
+        if self.fenced:
+            leases.fence(session, leases.CONTROLLER, self.identity.holder)
 
     def runtime_name(self, name: str | None) -> str:
         return name or self.runtime.name

@@ -15,9 +15,10 @@ from typing import Any
 from dockyard.control import workloads as wl
 from dockyard.control.context import Context
 from dockyard.control.plan import Delete, FreshDir, Plan, Run, Start, TaskRequest, Within
+from dockyard.control.records import ResourceRecord
 from dockyard.control.tasks import TaskHandle, Work
 from dockyard.control.volume_dirs import tier_of, volume_root
-from dockyard.control.world import ResourceRecord, TaskView, World
+from dockyard.control.world import TaskView, World
 from dockyard.data import backups
 from dockyard.data import datasets as data
 from dockyard.data.files import atomic_write_json
@@ -26,7 +27,7 @@ from dockyard.paths import Inside
 from dockyard.runtimes.base import VolumeRef, WorkloadRequest
 from dockyard.spec import DatasetSpec
 from dockyard.spec.common import split_env
-from dockyard.spec.datasets import MAX_VERSIONS
+from dockyard.spec.datasets import MAX_VERSIONS, PrepareSpec
 from dockyard.spec.status import ACTIVE, DatasetStatus, DatasetVersion, Phase
 
 
@@ -143,6 +144,35 @@ def _plan(spec: DatasetSpec, obs: Observed) -> Plan:
     return _prepare(spec, obs, token, active)
 
 
+def prepare_request(
+    prepare: PrepareSpec,
+    name: str,
+    wid: str,
+    inputs: wl.Inputs,
+    output_dir: Path,
+    output_volume: VolumeRef | None,
+) -> WorkloadRequest:
+    """What a dataset's preparation runs: the one builder, for the loop and for render."""
+    need = wl.need_of(prepare.resources)
+    plain, secrets = split_env(prepare.env)
+    return WorkloadRequest(
+        id=wid,
+        command=prepare.command,
+        env={"DOCKYARD_DATASET": name, **plain},
+        secrets=secrets,
+        environment=inputs.environment,
+        mounts=inputs.mounts,
+        output_dir=output_dir,
+        output_volume=output_volume,
+        cpu=need.cpu,
+        cpu_limit=need.cpu_limit,
+        memory=need.memory or None,
+        labels={"dockyard.dev/dataset": name},
+        gpu_type=prepare.resources.gpu_type,
+        gpu=prepare.resources.gpu,
+    )
+
+
 def _prepare(spec: DatasetSpec, obs: Observed, token: str, active: list[str]) -> Plan:
     prepare = spec.prepare
     assert prepare is not None
@@ -167,22 +197,8 @@ def _prepare(spec: DatasetSpec, obs: Observed, token: str, active: list[str]) ->
         return _waiting(obs, Phase.PENDING, "Waiting", inputs.blocked)
     wid = f"{obs.workload_prefix}-g{obs.generation}-r{number}"
     need = wl.need_of(prepare.resources)
-    plain, secrets = split_env(prepare.env)
-    request = WorkloadRequest(
-        id=wid,
-        command=prepare.command,
-        env={"DOCKYARD_DATASET": obs.name, **plain},
-        secrets=secrets,
-        environment=inputs.environment,
-        mounts=inputs.mounts,
-        output_dir=obs.staging[0] / obs.staging[1],
-        output_volume=obs.volume,
-        cpu=need.cpu,
-        cpu_limit=need.cpu_limit,
-        memory=need.memory or None,
-        labels={"dockyard.dev/dataset": obs.name},
-        gpu_type=prepare.resources.gpu_type,
-    )
+    output_dir = obs.staging[0] / obs.staging[1]
+    request = prepare_request(prepare, obs.name, wid, inputs, output_dir, obs.volume)
     status = DatasetStatus(
         phase=Phase.PENDING,
         reason="Scheduling",

@@ -16,8 +16,9 @@ from typing import Any
 
 from dockyard.control.context import Context
 from dockyard.control.plan import Delete, Plan, TaskRequest
+from dockyard.control.records import ResourceRecord
 from dockyard.control.tasks import TaskHandle, Work
-from dockyard.control.world import ResourceRecord, TaskView, World
+from dockyard.control.world import TaskView, World
 from dockyard.errors import DockyardError
 from dockyard.spec import DESCRIPTOR, EnvironmentSpec
 from dockyard.spec.status import EnvironmentStatus, Phase, PreparedInfo

@@ -14,8 +14,9 @@ from typing import Any
 from dockyard.control import workloads as wl
 from dockyard.control.context import Context
 from dockyard.control.plan import Delete, Plan, Run, Start, TaskRequest
+from dockyard.control.records import ResourceRecord
 from dockyard.control.tasks import TaskHandle, Work
-from dockyard.control.world import ResourceRecord, TaskView, World
+from dockyard.control.world import TaskView, World
 from dockyard.registry import models as registry
 from dockyard.runtimes.base import WorkloadRequest
 from dockyard.spec import JobSpec
@@ -186,18 +187,26 @@ def _succeeded(spec: JobSpec, obs: Observed, last: Run, result: Callable[..., Pl
     return result(Phase.RUNNING, "RegisteringModel", message, tasks=[register])
 
 
-def _start(spec: JobSpec, obs: Observed, number: int, message: str) -> Plan:
-    inputs = obs.inputs or wl.Inputs()
-    wid = f"job-{obs.name}-{obs.uid[:8]}-g{obs.generation}-a{number}"
+def attempt_request(
+    spec: JobSpec,
+    name: str,
+    project: str,
+    wid: str,
+    number: int,
+    inputs: wl.Inputs,
+    output_dir: Path,
+) -> WorkloadRequest:
+    """What attempt ``number`` of a job runs: the one builder, for the loop and for
+    ``dockyard render``."""
     need = wl.need_of(spec.resources)
     plain, secrets = split_env(spec.env)
-    request = WorkloadRequest(
+    return WorkloadRequest(
         id=wid,
         command=spec.command,
         env={
-            "DOCKYARD_JOB_NAME": obs.name,
+            "DOCKYARD_JOB_NAME": name,
             "DOCKYARD_ATTEMPT": str(number),
-            "DOCKYARD_PROJECT": obs.project,
+            "DOCKYARD_PROJECT": project,
             **inputs.env,
             **plain,
         },
@@ -205,16 +214,26 @@ def _start(spec: JobSpec, obs: Observed, number: int, message: str) -> Plan:
         environment=inputs.environment,
         working_dir=spec.working_dir,
         mounts=inputs.mounts,
-        output_dir=obs.output_root / wid,
+        output_dir=output_dir,
         cpu=need.cpu,
         cpu_limit=need.cpu_limit,
         memory=need.memory or None,
         timeout=spec.timeout_seconds,
-        labels={"dockyard.dev/job": obs.name},
+        labels={"dockyard.dev/job": name},
         gpu_type=spec.resources.gpu_type,
+        gpu=spec.resources.gpu,
         priority=spec.priority,
         security=spec.security.model_dump(mode="json", by_alias=True),
+        project=project,
     )
+
+
+def _start(spec: JobSpec, obs: Observed, number: int, message: str) -> Plan:
+    inputs = obs.inputs or wl.Inputs()
+    wid = f"job-{obs.name}-{obs.uid[:8]}-g{obs.generation}-a{number}"
+    need = wl.need_of(spec.resources)
+    output_dir = obs.output_root / wid
+    request = attempt_request(spec, obs.name, obs.project, wid, number, inputs, output_dir)
     status = _status(spec, obs, Phase.PENDING, "Scheduling", message)
     running = status.but(
         phase=Phase.STARTING,

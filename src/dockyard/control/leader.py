@@ -28,7 +28,7 @@ from dockyard.store import leases
 from dockyard.store.db import Store
 
 log = logging.getLogger("dockyard.control")
-NAME = "controller"
+NAME = leases.CONTROLLER
 RENEWALS = 5  # per TTL
 STEP_DOWN = 2 / 3  # of the TTL since the last renewal: the leader stops leading
 TAKE_OVER = 1 - 1 / RENEWALS  # of the TTL without a change: another replica takes over

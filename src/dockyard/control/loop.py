@@ -4,7 +4,10 @@ Only the leader runs it (``control/leader.py``). A pass reads the store once (a 
 hands the workloads that may still run to the observer (off the loop), and for every
 resource, in the order of the kind descriptors: observe, plan (pure), apply. The starts of
 all plans are scheduled together at the end. Passes run when something changed (``wake``)
-and at least every ``resync_seconds``. A reconciler that raises marks its resource
+and at least every ``resync_seconds``. A resource whose plan did nothing is not planned
+again until something it depends on changes (``control/changes.py``), or its ``recheck_at``
+comes, or — a backstop — a change comes ``FULL_EVERY`` seconds after every resource was last
+planned. A reconciler that raises marks its resource
 ``Failed``/``ReconcileError`` with the error's text and is retried with exponential backoff.
 """
 
@@ -29,10 +32,11 @@ from dockyard.control.models import ModelReconciler
 from dockyard.control.observer import Observer
 from dockyard.control.plan import Delete, Plan
 from dockyard.control.reconciler import Reconciler
+from dockyard.control.records import ResourceRecord, WorkloadRecord
 from dockyard.control.services import ServiceReconciler
 from dockyard.control.volumes import VolumeReconciler
-from dockyard.control.world import ResourceRecord, Snapshots, WorkloadRecord, World
-from dockyard.errors import DockyardError, StoredSpecInvalid
+from dockyard.control.world import Snapshots, World
+from dockyard.errors import DockyardError, NotLeading, StaleWrite, StoredSpecInvalid
 from dockyard.runtimes.base import RunState
 from dockyard.spec import DESCRIPTOR, DESCRIPTORS, Phase
 from dockyard.spec.status import ACTIVE, BUSY, Status
@@ -91,6 +95,7 @@ class Controller:
         self._idle = False  # the last full pass settled everything, nothing was in flight
         self._due: datetime | None = None  # the earliest recheck of a settled resource
         self._full_at = 0.0  # when the last full pass read the store (monotonic)
+        self._all_at = 0.0  # when a change last made every resource plan again (monotonic)
         self.durations: deque[float] = deque(maxlen=1000)  # seconds per pass
 
     def leading(self) -> bool:
@@ -114,6 +119,8 @@ class Controller:
                 try:
                     self.run_once()
                     self.last_error = ""
+                except NotLeading:  # the lease went elsewhere during a pass: nothing landed
+                    log.info("no longer leading: the pass stopped before its next write")
                 except Exception as exc:  # keep the loop alive; the next pass retries
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     log.exception("reconcile pass failed")
@@ -155,8 +162,13 @@ class Controller:
         self._observe(world)
         pending: list[Pending] = []
         next_check: datetime | None = None
-        if world.changed:  # whatever changed may concern any resource: plan them all again
-            self._settled.clear()
+        if world.changed:  # plan again what changed and what depends on it (control/changes)
+            if world.changes is None or time.monotonic() - self._all_at > FULL_EVERY:
+                self._settled.clear()
+                self._all_at = time.monotonic()
+            else:
+                for uid in world.changes.affected:
+                    self._settled.pop(uid, None)
             live = {r.uid for r in world.rows.values()}
             self._failures = {u: f for u, f in self._failures.items() if u in live}
         for descriptor in DESCRIPTORS:
@@ -177,6 +189,12 @@ class Controller:
                 try:
                     plan = self._plan(reconciler, world, row)
                     waiting = self.applier.apply(world, row, plan)
+                except NotLeading:  # the lease went to another replica mid-pass: stop here
+                    log.info("no longer leading: this pass writes nothing more")
+                    return
+                except StaleWrite:  # written since this pass read it: plan it again
+                    self._dirty = True
+                    continue
                 except Exception as exc:  # one broken resource must not stop the others
                     self._report(row, exc, at)
                     continue
@@ -189,8 +207,13 @@ class Controller:
                     next_check = min(filter(None, [next_check, plan.recheck_at]))
                 if plan.status.phase in BUSY or plan.tasks or plan.stops:
                     self._soon = 0.2
-        self.applier.forget_gone()
-        if pending and self.applier.start_all(world, pending):
+        try:
+            self.applier.forget_gone()
+            admitted = bool(pending) and self.applier.start_all(world, pending)
+        except NotLeading:
+            log.info("no longer leading: this pass writes nothing more")
+            return
+        if admitted:
             self._soon = 0.05  # a start changes what runs: look again soon
         if self.applier.changed:
             self._soon = 0.02  # what changed may unblock others: look again at once

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from dockyard.control.context import Context
 from dockyard.control.plan import Delete, Plan, TaskRequest
+from dockyard.control.records import ResourceRecord
 from dockyard.control.tasks import Work
-from dockyard.control.world import ModelSummary, ResourceRecord, World
+from dockyard.control.world import ModelSummary, World
 from dockyard.spec import ModelSpec
 from dockyard.spec.status import ModelStatus, Phase
 

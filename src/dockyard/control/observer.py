@@ -17,7 +17,7 @@ import httpx
 
 from dockyard.control import workloads as wl
 from dockyard.control.context import Context
-from dockyard.control.world import WorkloadRecord
+from dockyard.control.records import WorkloadRecord
 from dockyard.spec.status import ACTIVE, Phase
 from dockyard.store.tables import WorkloadRow
 
@@ -71,6 +71,7 @@ class Observer:
         if not ready or not self.ctx.is_leader():
             return
         with self.ctx.store.session() as session:
+            self.ctx.fence(session)
             live = session.get(WorkloadRow, row.id)
             if live is None or live.phase not in ACTIVE:
                 return

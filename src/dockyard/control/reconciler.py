@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from dockyard.control.plan import Plan, TaskRequest
+from dockyard.control.records import ResourceRecord
 from dockyard.control.tasks import Work
-from dockyard.control.world import ResourceRecord, World
+from dockyard.control.world import World
 
 
 class Reconciler(Protocol):

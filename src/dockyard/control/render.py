@@ -33,13 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from dockyard import checkpoints as protocol
-from dockyard.control.services import model_server_args, serving_env
+from dockyard.control import datasets, jobs, services
+from dockyard.control import workloads as wl
+from dockyard.control.services import serving_env
 from dockyard.control.workloads import env_var
 from dockyard.errors import DockyardError
 from dockyard.runtimes import kube_objects as ko
-from dockyard.runtimes.base import Mount, PreparedEnvironment, VolumeRef, WorkloadRequest
+from dockyard.runtimes.base import Mount, PreparedEnvironment, VolumeRef
 from dockyard.runtimes.images import env_tag, image_hash, server_tag
-from dockyard.spec import EnvironmentSpec, Resources
+from dockyard.runtimes.steps import PruneCheckpoints, Step
+from dockyard.spec import EnvironmentSpec
 from dockyard.spec.common import WorkloadSpec, split_env
 from dockyard.spec.datasets import DatasetSpec
 from dockyard.spec.jobs import JobSpec
@@ -266,36 +269,24 @@ class Renderer:
 
     def _job(self, project: str, name: str, spec: JobSpec) -> ko.WorkloadObjects:
         mounts, waits = self._mounts(project, spec)
-        env: dict[str, str] = {
-            "DOCKYARD_JOB_NAME": name,
-            "DOCKYARD_ATTEMPT": "1",
-            "DOCKYARD_PROJECT": project,
-        }
-        if spec.checkpoint is not None:
-            ref = self._volume(project, spec.checkpoint.volume, f"{CHECKPOINTS}/{name}/g1")
-            mounts.append(Mount(Path("/"), spec.checkpoint.path, False, protocol.DIR_ENV, ref))
-            env[protocol.KEEP_ENV] = str(spec.checkpoint.keep)
-            if spec.checkpoint.every is not None:
-                env[protocol.EVERY_ENV] = str(spec.checkpoint.every)
-        plain, secrets = split_env(spec.env)
-        outputs = VolumeRef(OUTPUTS, name, size=self.output_bytes)
+        steps: tuple[Step, ...] = ()
+        env: dict[str, str] = {}
+        if spec.checkpoint is not None:  # as resolve_inputs mounts it, pruned in the pod
+            rel = f"{CHECKPOINTS}/{name}/g1"
+            ref = self._volume(project, spec.checkpoint.volume, rel)
+            where = Path("/volumes") / spec.checkpoint.volume / rel
+            mounts.append(Mount(where, spec.checkpoint.path, False, protocol.DIR_ENV, ref))
+            steps = (PruneCheckpoints((where.parent, where.name), spec.checkpoint.keep),)
+            env = wl.checkpoint_env(spec.checkpoint)
+        inputs = wl.Inputs(self._environment(project, spec.environment), tuple(mounts), env=env)
+        request = jobs.attempt_request(spec, name, project, name, 1, inputs, Path("/outputs"))
         marks = VolumeRef(OUTPUTS, MARKERS, size=self.output_bytes)
-        request = WorkloadRequest(
-            id=name,
-            command=_marked(list(spec.command), f"job-{name}"),
-            env={**env, **plain},
-            secrets=secrets,
-            environment=self._environment(project, spec.environment),
-            working_dir=spec.working_dir,
-            mounts=(*mounts, Mount(Path("/"), MARKS, False, None, marks)),
-            output_dir=Path("/"),
-            output_volume=outputs,
-            **_placement(spec.resources),
-            timeout=spec.timeout_seconds,
-            labels={"dockyard.dev/job": name},
-            security=spec.security.model_dump(mode="json", by_alias=True),
-            project=project,
-            priority=spec.priority,
+        request = replace(
+            request,
+            command=_marked(list(request.command), f"job-{name}"),
+            mounts=(*request.mounts, Mount(Path("/"), MARKS, False, None, marks)),
+            output_volume=VolumeRef(OUTPUTS, name, size=self.output_bytes),
+            steps=steps,
         )
         objects = ko.workload_objects(
             request, self.options, self._code(project, "Job", name, spec.code)
@@ -306,21 +297,16 @@ class Renderer:
     def _preparation(self, project: str, name: str, spec: DatasetSpec) -> ko.WorkloadObjects:
         prepare = spec.prepare
         assert prepare is not None
-        plain, secrets = split_env(prepare.env)
         marks = self._volume(project, spec.volume, MARKERS)
-        request = WorkloadRequest(
-            id=f"prepare-{name}",
-            command=_marked(list(prepare.command), f"dataset-{name}"),
-            env={"DOCKYARD_DATASET": name, **plain},
-            secrets=secrets,
-            environment=self._environment(project, prepare.environment),
-            mounts=(Mount(Path("/"), MARKS, False, None, marks),),
-            output_dir=Path("/"),
-            output_volume=self._volume(project, spec.volume, spec.target(name)),
-            **_placement(prepare.resources),
-            labels={"dockyard.dev/dataset": name},
-            project=project,
+        inputs = wl.Inputs(
+            self._environment(project, prepare.environment),
+            (Mount(Path("/"), MARKS, False, None, marks),),
         )
+        target = self._volume(project, spec.volume, spec.target(name))
+        request = datasets.prepare_request(
+            prepare, name, f"prepare-{name}", inputs, Path("/outputs"), target
+        )
+        request = replace(request, command=_marked(list(request.command), f"dataset-{name}"))
         code = self._code(project, "Dataset", name, prepare.code)
         return ko.workload_objects(request, self.options, code)
 
@@ -337,20 +323,13 @@ class Renderer:
         env_spec = self._env_spec(project, env_name)
         digest = image_hash(env_spec, env_spec.base or self.base_image)
         image = self._image(name, server_tag(digest), env_name)
-        plain, secrets = serving_env(spec)
+        environment = PreparedEnvironment(digest, image, "python", dict(env_spec.env))
         main = f"/model/{trained.outputs.model.path}"
-        command = ["python", "-m", "dockyard.serving", "--host", "0.0.0.0"]
-        command += model_server_args(spec, ref.name, 1, main)
+        request = services.server_request(spec, name, name, ref.name, 1, main, environment, True)
         model = VolumeRef(OUTPUTS, job, size=self.output_bytes)
-        request = WorkloadRequest(
-            id=name,
-            command=command,
-            env=plain,
-            secrets=secrets,
-            environment=PreparedEnvironment(digest, image, "python", dict(env_spec.env)),
+        request = replace(
+            request,
             mounts=(Mount(Path("/"), "/model", True, None, model),),
-            **_placement(spec.resources),
-            labels={"dockyard.dev/service": name},
             project=project,
             replicas=spec.replicas,
         )
@@ -430,14 +409,3 @@ def _order(pair: tuple[int, Obj]) -> tuple[int, int]:
     kinds = list(FIRST)
     kind = pair[1]["kind"]
     return pair[0], kinds.index(kind) if kind in kinds else len(kinds)
-
-
-def _placement(resources: Resources) -> dict[str, Any]:
-    """What a request says of its resources, as the reconcilers put it."""
-    return {
-        "cpu": resources.cpu,
-        "cpu_limit": resources.cpu_limit,
-        "memory": resources.memory,
-        "gpu": resources.gpu,
-        "gpu_type": resources.gpu_type,
-    }

@@ -18,8 +18,9 @@ from typing import Any
 from dockyard.control import workloads as wl
 from dockyard.control.context import Context
 from dockyard.control.plan import Delete, Materialize, Plan, Run, Start, Step, TaskRequest
+from dockyard.control.records import ResourceRecord
 from dockyard.control.tasks import TaskHandle, Work
-from dockyard.control.world import ModelSummary, ResourceRecord, TaskView, World
+from dockyard.control.world import ModelSummary, TaskView, World
 from dockyard.errors import DockyardError
 from dockyard.registry import models as registry
 from dockyard.runtimes.base import (
@@ -372,6 +373,42 @@ def model_server_args(spec: ServiceSpec, model: str, version: int, main: str) ->
     return args
 
 
+def server_request(
+    spec: ServiceSpec,
+    name: str,
+    wid: str,
+    model: str,
+    version: int,
+    main: str,
+    environment: PreparedEnvironment | None,
+    in_image: bool,
+) -> WorkloadRequest:
+    """What a model server of a Service runs (``main``: where the model's files are): in an
+    image with Dockyard in it (containers, pods; what ``dockyard render`` gives too), or
+    with the environment's Python and Dockyard's code appended (local processes). The one
+    builder, for the loop and for render."""
+    env, secrets = serving_env(spec)
+    if in_image:
+        command = ["python", "-m", "dockyard.serving", "--host", "0.0.0.0"]
+    else:
+        command = ["python", str(BOOT), "--host", "127.0.0.1"]
+    need = wl.need_of(spec.resources)
+    return WorkloadRequest(
+        id=wid,
+        command=[*command, *model_server_args(spec, model, version, main)],
+        env=env,
+        secrets=secrets,
+        environment=environment,
+        cpu=need.cpu,
+        cpu_limit=need.cpu_limit,
+        memory=need.memory or None,
+        extra_pythonpath=() if in_image else serving_paths(),
+        labels={"dockyard.dev/service": name},
+        gpu_type=spec.resources.gpu_type,
+        gpu=spec.resources.gpu,
+    )
+
+
 def _replica(
     spec: ServiceSpec,
     obs: Observed,
@@ -383,31 +420,18 @@ def _replica(
 ) -> Start:
     wid = f"svc-{obs.name}-{obs.uid[:8]}-g{obs.generation}-v{model.version}-r{number}-{restarts}"
     steps: tuple[Step, ...] = ()
-    env, secrets = serving_env(spec)
     if obs.containers:  # the serving image holds the model at /model and Dockyard itself
         main = "/model" if model.path == "." else f"/model/{model.path}"
-        command = ["python", "-m", "dockyard.serving", "--host", "0.0.0.0"]
     else:
         main = str(model.directory if model.path == "." else model.directory / model.path)
-        command = ["python", str(BOOT), "--host", "127.0.0.1"]
         steps = (Materialize(model.project, model.name, model.version),)
-        if obs.compile_cache is not None:  # compiled models outlive a replica
-            env.setdefault("DOCKYARD_COMPILE_CACHE", str(obs.compile_cache))
-    command += model_server_args(spec, model.name, model.version, main)
-    need = wl.need_of(spec.resources)
-    request = WorkloadRequest(
-        id=wid,
-        command=command,
-        env=env,
-        secrets=secrets,
-        environment=environment,
-        cpu=need.cpu,
-        cpu_limit=need.cpu_limit,
-        memory=need.memory or None,
-        extra_pythonpath=() if obs.containers else serving_paths(),
-        labels={"dockyard.dev/service": obs.name},
-        gpu_type=spec.resources.gpu_type,
+    request = server_request(
+        spec, obs.name, wid, model.name, model.version, main, environment, obs.containers
     )
+    if not obs.containers and obs.compile_cache is not None:  # compiled models outlive it
+        env = {"DOCKYARD_COMPILE_CACHE": str(obs.compile_cache), **request.env}
+        request = replace(request, env=env)
+    need = wl.need_of(spec.resources)
     return Start(
         wid,
         "replica",

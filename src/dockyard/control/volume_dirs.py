@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.control.context import Context
-from dockyard.control.world import ResourceRecord, World
+from dockyard.control.records import ResourceRecord
+from dockyard.control.world import World
 from dockyard.spec import VolumeSpec
 from dockyard.spec.status import VolumeStatus
 

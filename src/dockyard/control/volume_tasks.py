@@ -11,10 +11,10 @@ from typing import Any
 
 from dockyard.control.context import Context
 from dockyard.control.plan import TaskRequest
+from dockyard.control.records import ResourceRecord
 from dockyard.control.tasks import TaskHandle, Work
 from dockyard.control.volume_dirs import tier_of
 from dockyard.control.workloads import resolve_secrets
-from dockyard.control.world import ResourceRecord
 from dockyard.data import retention
 from dockyard.data.backups import Target
 from dockyard.data.snapshots import Snapshot, SnapshotStore, new_id, volume_key

@@ -20,9 +20,10 @@ from croniter import croniter
 
 from dockyard.control.context import Context
 from dockyard.control.plan import Delete, Event, Plan, TaskRequest
+from dockyard.control.records import ResourceRecord
 from dockyard.control.tasks import Work
 from dockyard.control.volume_dirs import tier_of
-from dockyard.control.world import ResourceRecord, TaskView, World
+from dockyard.control.world import TaskView, World
 from dockyard.runtimes.base import ClusterVolumes
 from dockyard.spec import DESCRIPTOR, VolumeSpec
 from dockyard.spec.status import ACTIVE, Phase, VolumeStatus

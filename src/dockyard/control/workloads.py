@@ -35,9 +35,10 @@ from dockyard.control.plan import (
     VerifyDatasets,
     Within,
 )
+from dockyard.control.records import ResourceRecord, WorkloadRecord
 from dockyard.control.tasks import TaskHandle
 from dockyard.control.volume_dirs import tier_of, volume_root
-from dockyard.control.world import ResourceRecord, WorkloadRecord, World
+from dockyard.control.world import World
 from dockyard.data import checkpoints as checkpoint_dirs
 from dockyard.data import datasets as data
 from dockyard.data.snapshots import dataset_key
@@ -176,6 +177,14 @@ def manifest_path(ctx: Context, ds: ResourceRecord) -> Path:
     return ctx.settings.home / "manifests" / f"{ds.uid}-g{ds.generation}.json"
 
 
+def checkpoint_env(checkpoint: CheckpointPolicy) -> dict[str, str]:
+    """What a job's checkpoint policy tells its workload."""
+    env = {protocol.KEEP_ENV: str(checkpoint.keep)}
+    if checkpoint.every is not None:
+        env[protocol.EVERY_ENV] = str(checkpoint.every)
+    return env
+
+
 def resolve_inputs(
     ctx: Context,
     world: World,
@@ -216,9 +225,7 @@ def resolve_inputs(
             ref = volume_ref(world, vol, rel)
             mounts.append(Mount(root / rel, checkpoint.path, False, protocol.DIR_ENV, ref))
             prune = PruneCheckpoints((root, rel), checkpoint.keep)
-            env[protocol.KEEP_ENV] = str(checkpoint.keep)
-            if checkpoint.every is not None:
-                env[protocol.EVERY_ENV] = str(checkpoint.every)
+            env.update(checkpoint_env(checkpoint))
     verify: list[tuple[str, Within, Path]] = []
     datasets: list[tuple[str, str | None]] = []
     for dm in spec.datasets if isinstance(spec, WorkloadSpec) else []:
@@ -556,6 +563,7 @@ def _record(live: WorkloadRow, state: WorkloadState) -> None:
 
 def record(ctx: Context, wid: str, change: Change) -> None:
     with ctx.store.session() as session:
+        ctx.fence(session)  # a replica that no longer leads writes nothing
         live = session.get(WorkloadRow, wid)
         if live is not None and live.phase in ACTIVE:
             _apply(live, change)
@@ -564,6 +572,7 @@ def record(ctx: Context, wid: str, change: Change) -> None:
 def mark(ctx: Context, wid: str, phase: str, reason: str, message: str) -> None:
     """Record how a workload ended, overriding what was recorded (a shutdown's verdict)."""
     with ctx.store.session() as session:
+        ctx.fence(session)
         live = session.get(WorkloadRow, wid)
         if live is not None:
             live.phase, live.reason, live.message = phase, reason, message

@@ -19,6 +19,8 @@ import orjson
 from sqlalchemy import Text, cast, func, select, tuple_
 from sqlalchemy.orm import Session
 
+from dockyard.control.changes import Changes, affected
+from dockyard.control.records import ResourceRecord, WorkloadRecord
 from dockyard.control.tasks import retry_after
 from dockyard.errors import DockyardError
 from dockyard.spec import DESCRIPTOR, SpecModel
@@ -31,45 +33,6 @@ from dockyard.store.tables import (
     TaskRow,
     WorkloadRow,
 )
-
-
-@dataclass(slots=True)
-class ResourceRecord:
-    """A resource as the loop read it (plain data; the applier updates ``status``)."""
-
-    uid: str
-    kind: str
-    project: str
-    name: str
-    generation: int
-    created_at: datetime
-    updated_at: datetime
-    deleted_at: datetime | None
-    spec: dict[str, Any]
-    labels: dict[str, Any]
-    annotations: dict[str, Any]
-    status: dict[str, Any]
-    control: dict[str, Any]
-
-
-@dataclass(slots=True)
-class WorkloadRecord:
-    id: str
-    owner_uid: str
-    owner_kind: str
-    role: str
-    generation: int
-    number: int
-    runtime: str
-    phase: str
-    exit_code: int | None
-    reason: str
-    message: str
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    request: dict[str, Any]
-    details: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -114,6 +77,7 @@ class SpecCache:
 
     def __init__(self) -> None:
         self._specs: dict[tuple[str, int], SpecModel] = {}
+        self._names: dict[tuple[str, int], list[tuple[str, str]]] = {}
 
     def get(self, row: ResourceRecord) -> SpecModel:
         key = (row.uid, row.generation)
@@ -131,10 +95,21 @@ class SpecCache:
         except DockyardError:
             return None
 
+    def names(self, row: ResourceRecord) -> list[tuple[str, str]]:
+        """(kind, name) of every resource its spec refers to or produces (none if the spec
+        does not validate)."""
+        key = (row.uid, row.generation)
+        if key not in self._names:
+            spec = self.find(row)
+            refs = [] if spec is None else [*spec.references(), *spec.produces()]
+            self._names[key] = [(ref.kind, ref.name) for ref in refs]
+        return self._names[key]
+
     def keep_only(self, rows: list[ResourceRecord]) -> None:
         live = {(r.uid, r.generation) for r in rows}
-        for key in [k for k in self._specs if k not in live]:
-            del self._specs[key]
+        for cache in (self._specs, self._names):
+            for key in [k for k in cache if k not in live]:
+                del cache[key]
 
 
 @dataclass
@@ -148,6 +123,7 @@ class World:
     by_kind: dict[str, list[ResourceRecord]] = field(default_factory=dict)
     memo: dict[Any, Any] = field(default_factory=dict)  # derived views, computed once a pass
     changed: bool = True  # anything differs from the previous pass's read
+    changes: Changes | None = None  # what did (None: not known, plan everything)
 
     def get(self, kind: str, project: str, name: str) -> ResourceRecord | None:
         row = self.rows.get((kind, project, name))
@@ -281,7 +257,7 @@ class Snapshots:
         self.specs = SpecCache()
         self._resources: dict[str, tuple[Any, ResourceRecord]] = {}
         self._workloads: dict[str, tuple[Any, WorkloadRecord]] = {}
-        self._tasks: Any = None
+        self._tasks: dict[str, tuple[Any, str]] = {}
         self._models: dict[tuple[str, str], ModelSummary] = {}
 
     def _read(
@@ -292,8 +268,10 @@ class Snapshots:
         cache: dict[str, Any],
         cls: Any,
         key: str,
-    ) -> tuple[list[Any], dict[str, Any], bool]:
-        changed = False
+    ) -> tuple[list[Any], dict[str, Any], list[Any]]:
+        """The rows, the new cache, and the records that changed, came or went (for those
+        that went: the record of the previous pass)."""
+        touched: list[Any] = []
         fresh: dict[str, Any] = {}
         records = []
         for row in session.connection().execute(select(*columns).order_by(*order)):
@@ -303,10 +281,12 @@ class Snapshots:
             if before is not None and before[0] == raw:
                 record = before[1]
             else:
-                record, changed = _record(cls, row), True
+                record = _record(cls, row)
+                touched.append(record)
             fresh[ident] = (raw, record)
             records.append(record)
-        return records, fresh, changed or fresh.keys() != cache.keys()
+        touched += [record for ident, (_raw, record) in cache.items() if ident not in fresh]
+        return records, fresh, touched
 
     def load(
         self,
@@ -315,7 +295,8 @@ class Snapshots:
         in_flight: Callable[[str], bool],
         dead: Callable[[str | None], bool],
     ) -> World:
-        rows, self._resources, changed = self._read(
+        before = {uid: record for uid, (_raw, record) in self._resources.items()}
+        rows, self._resources, touched = self._read(
             session,
             _RESOURCE_COLUMNS,
             [ResourceRow.created_at, ResourceRow.name],
@@ -323,7 +304,7 @@ class Snapshots:
             ResourceRecord,
             "uid",
         )
-        workloads, self._workloads, workloads_changed = self._read(
+        workloads, self._workloads, touched_workloads = self._read(
             session,
             _WORKLOAD_COLUMNS,
             [WorkloadRow.generation, WorkloadRow.number, WorkloadRow.created_at],
@@ -335,16 +316,26 @@ class Snapshots:
         for w in workloads:
             owned[w.owner_uid].append(w)
         task_rows = list(session.execute(select(*_TASK_COLUMNS, TaskRow.lease_expires)))
-        tasks_raw = [tuple(t)[:-1] for t in task_rows]
+        tasks_raw = {t.key: (tuple(t)[:-1], t.owner_uid) for t in task_rows}
         tasks = {t.key: _task_view(t, at, in_flight, dead) for t in task_rows}
         models = _models(session)
-        changed = changed or workloads_changed or tasks_raw != self._tasks or models != self._models
+        changes = Changes(
+            {r.uid for r in touched} | {w.owner_uid for w in touched_workloads},
+            reshaped=[r for r in touched if _reshaped(before.get(r.uid), r)],
+            gone=[r for r in touched if r.uid not in self._resources],
+        )
+        changes.reshaped += changes.gone
+        for k in tasks_raw.keys() | self._tasks.keys():
+            if tasks_raw.get(k) != self._tasks.get(k):
+                changes.uids.add((tasks_raw.get(k) or self._tasks[k])[1])
+        changes.models = {
+            k for k in models.keys() | self._models.keys() if models.get(k) != self._models.get(k)
+        }
         self._tasks, self._models = tasks_raw, models
         by_kind: dict[str, list[ResourceRecord]] = defaultdict(list)
         for r in rows:
             by_kind[r.kind].append(r)
-        self.specs.keep_only(rows)
-        return World(
+        world = World(
             {(r.kind, r.project, r.name): r for r in rows},
             dict(owned),
             tasks,
@@ -352,5 +343,19 @@ class Snapshots:
             at,
             self.specs,
             dict(by_kind),
-            changed=changed,
+            changed=bool(changes),
+            changes=changes,
         )
+        # while the specs of what went are still known
+        changes.affected = affected(world.rows, changes, self.specs.names)
+        self.specs.keep_only(rows)
+        return world
+
+
+def _reshaped(before: ResourceRecord | None, after: ResourceRecord) -> bool:
+    """Came, went, or its spec changed: more than its own status."""
+    return (
+        before is None
+        or before.generation != after.generation
+        or before.deleted_at != after.deleted_at
+    )

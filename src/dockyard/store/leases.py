@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dockyard.errors import NotLeading
 from dockyard.store.tables import LeaseRow, utcnow
 
 
@@ -16,6 +17,7 @@ def read(session: Session, name: str) -> LeaseRow | None:
 
 
 CHANGES = "changes"  # bumped by every replica's API writes: the leader notices them cheaply
+CONTROLLER = "controller"  # held by the replica that runs the control loop
 
 
 def bump(session: Session, name: str = CHANGES) -> None:
@@ -28,6 +30,21 @@ def bump(session: Session, name: str = CHANGES) -> None:
     if not getattr(result, "rowcount", 0):
         with contextlib.suppress(IntegrityError), session.begin_nested():
             session.add(LeaseRow(name=name, holder=None, version=1, ttl_seconds=0.0))
+
+
+def fence(session: Session, name: str, holder: str) -> None:
+    """Inside a write's own transaction: ``holder`` still holds lease ``name``, and keeps it
+    until the transaction ends (the row is locked for share on PostgreSQL; SQLite writes one
+    transaction at a time). NotLeading otherwise: the write must not land."""
+    query = select(LeaseRow.holder).where(LeaseRow.name == name)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    current = session.execute(query).scalar_one_or_none()
+    if current != holder:
+        raise NotLeading(
+            f"this replica no longer leads (the lease {name!r} is {current or 'free'})",
+            details={"holder": current},
+        )
 
 
 def version(session: Session, name: str = CHANGES) -> int:

@@ -129,8 +129,22 @@ def apply(session: Session, resource: AnyResource) -> tuple[ResourceRow, ApplyAc
     return row, "configured"
 
 
-def set_status(session: Session, uid: str, status: dict[str, Any]) -> None:
-    session.execute(update(ResourceRow).where(ResourceRow.uid == uid).values(status=status))
+def set_status(
+    session: Session, uid: str, status: dict[str, Any], read_version: int | None = None
+) -> int:
+    """Write a resource's status; with ``read_version``, only over the status that version
+    was (else StaleWrite: someone wrote since — plan again). The new version."""
+    query = update(ResourceRow).where(ResourceRow.uid == uid)
+    if read_version is not None:
+        query = query.where(ResourceRow.status_version == read_version)
+    result = session.execute(
+        query.values(
+            status=status, status_version=ResourceRow.status_version + 1
+        ).execution_options(synchronize_session=False)
+    )
+    if read_version is not None and not getattr(result, "rowcount", 0):
+        raise StaleWrite(f"the status of {uid} changed since it was read", details={"uid": uid})
+    return (read_version or 0) + 1
 
 
 def mark_deleted(session: Session, row: ResourceRow, options: dict[str, Any]) -> None:

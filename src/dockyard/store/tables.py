@@ -55,6 +55,8 @@ class ResourceRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     control: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # bumped by every status write: the loop writes only over the status it read
+    status_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class EventRow(Base):
